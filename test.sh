@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run the whole suite. Usage: bash test.sh [pytest args]
+# Debian packages (chromium for the browser tests) are installed only when missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if ((${#need[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+python -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements-dev.txt
+python -m pytest "$@"

@@ -1,0 +1,153 @@
+"""Test helpers: a real server in this process or in a subprocess, and a JSON chat client.
+
+Everything here talks to real sockets on 127.0.0.1; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from wschat.server import ChatServer, parse_args
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 10.0
+
+
+def server_args(*extra: str, db: str = ":memory:") -> list[str]:
+    return ["--host", "127.0.0.1", "--port", "0", "--db", db, *extra]
+
+
+async def start_server(*extra: str, db: str = ":memory:") -> ChatServer:
+    """A real server in this event loop on an ephemeral port."""
+    server = ChatServer(parse_args(server_args(*extra, db=db)))
+    await server.start()
+    return server
+
+
+class Client:
+    """A websockets client speaking the chat's JSON; keeps every frame it received."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self.backlog: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, port: int, path: str = "/", **kwargs: Any) -> Client:
+        ws = await connect(f"ws://127.0.0.1:{port}{path}", open_timeout=TIMEOUT, **kwargs)
+        return cls(ws)
+
+    async def send(self, obj: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        if self.backlog:
+            return self.backlog.pop(0)
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        frame = json.loads(raw)
+        self.seen.append(frame)
+        return frame
+
+    async def expect(self, type_: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """The next frame of `type_` whose fields match; frames skipped on the way stay queued."""
+        skipped: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError(f"no {type_} {fields} within {timeout}s; got {skipped[-5:]}")
+                frame = await self.recv(left)
+                if frame.get("type") == type_ and all(frame.get(k) == v for k, v in fields.items()):
+                    return frame
+                skipped.append(frame)
+        finally:
+            self.backlog[:0] = skipped
+
+    async def login(self, name: str, **extra: Any) -> dict[str, Any]:
+        await self.send({"type": "set_username", "username": name, **extra})
+        accepted = await self.expect("username_accepted")
+        for room in accepted["rooms"]:
+            await self.expect("history", room=room)
+        return accepted
+
+    async def chat(self, text: str, **extra: Any) -> None:
+        await self.send({"type": "chat", "message": text, **extra})
+
+    def drain(self) -> list[dict[str, Any]]:
+        out, self.backlog = self.backlog, []
+        return out
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def logged_in(port: int, name: str, **extra: Any) -> Client:
+    c = await Client.open(port)
+    await c.login(name, **extra)
+    return c
+
+
+class ServerProcess:
+    """`python chat-server.py` in a subprocess; reads the port from its start-up banner."""
+
+    def __init__(
+        self, *args: str, db: str = ":memory:", port: int = 0, env: dict[str, str] | None = None
+    ) -> None:
+        argv = ["--host", "127.0.0.1", "--port", str(port), "--db", db, *args]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "chat-server.py"), *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self.banner: list[str] = []
+        self.port = 0
+
+    def wait_ready(self, timeout: float = TIMEOUT) -> ServerProcess:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while not self.port:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+                raise RuntimeError(f"server did not start: {self.banner} {err}")
+            if sel.select(0.2):
+                line = self.proc.stdout.readline()
+                self.banner.append(line.rstrip("\n"))
+                if m := re.match(r"Starting WebSocket chat server on wss?://[^ ]*:(\d+)", line):
+                    self.port = int(m.group(1))
+        while not self.banner[-1].startswith("Share the network address"):
+            self.banner.append(self.proc.stdout.readline().rstrip("\n"))
+        return self
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self, timeout: float = TIMEOUT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()

@@ -1,0 +1,706 @@
+"""The chat state machine: users, rooms, membership, history windows, sequence numbers. NO I/O.
+
+This module imports neither asyncio nor websockets nor sqlite3. It knows connection ids, never
+sockets. Every entry point takes the current time and returns a list of actions for the I/O
+layer to carry out, in order:
+
+- `Send(targets, data)`: deliver one frame (`data`, built once) to each connection in `targets`;
+- `Close(conn, code, reason)`: close one connection (after delivering what was sent to it);
+- `Persist(messages)`: store these messages, then call `committed()` (or `commit_failed()`);
+  room messages are broadcast and acknowledged only once they are stored;
+- `Fetch(conn, room, before_seq, limit)`: read older messages from the store, then call
+  `page_loaded()`.
+
+Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text frame,
+`binary()` for each binary frame, `disconnect()` exactly once when it closes, and `tick()` about
+once a second.
+"""
+
+from __future__ import annotations
+
+import secrets
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from wschat import protocol as p
+from wschat.names import InvalidName, check_room, check_username, name_key
+
+GENERAL = "general"
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    targets: tuple[int, ...]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    conn: int
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    conn: int
+    room: str
+    before_seq: int
+    limit: int
+
+
+Action = Send | Close | Persist | Fetch
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """A room message. `payload` is its `chat` frame, encoded once and reused in history."""
+
+    id: int
+    room: str
+    seq: int
+    username: str
+    user_key: str
+    client_id: str
+    text: str
+    ts: float
+    client_msg_id: str | None = None
+    epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
+    payload: bytes = b""
+
+
+def chat_payload(m: Message) -> bytes:
+    frame = {
+        "type": "chat",
+        "id": str(m.id),
+        "room": m.room,
+        "seq": m.seq,
+        "username": m.username,
+        "message": m.text,
+        "timestamp": p.timestamp(m.ts),
+        "client_id": m.client_id,
+    }
+    if m.client_msg_id is not None:
+        frame["client_msg_id"] = m.client_msg_id
+    return p.encode(frame)
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What the store knows about a room at start-up."""
+
+    epoch: str
+    last_seq: int = 0
+    first_seq: int = 1
+    recent: list[Message] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything the hub needs from the store to start."""
+
+    rooms: dict[str, RoomState] = field(default_factory=dict)
+    next_id: int = 1
+    # (user_key, client_msg_id, room, id, seq), oldest first
+    sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    history_size: int = 50
+    resume_cap: int = 1000
+    large_room: int = 100
+    max_rooms: int = 1000
+    max_rooms_per_user: int = 50
+    max_messages_per_room: int = 10_000
+    max_message_chars: int = 4000
+    name_timeout: float = 10.0
+    chat_rate: float = 5.0
+    chat_burst: float = 20.0
+    control_rate: float = 2.0
+    control_burst: float = 10.0
+    flood_strikes: int = 10
+    remembered_ids_per_user: int = 1000
+    presence_names: int = 10
+    page_size: int = p.MAX_PAGE
+
+
+class TokenBucket:
+    """Rate limit: `rate` tokens a second, at most `burst` saved up."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+
+    def take(self, now: float) -> float:
+        """Spend one token. Returns 0 if allowed, else the seconds until one is available."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    cid: int
+    client_id: str
+    chat_bucket: TokenBucket
+    control_bucket: TokenBucket
+    name: str = ""
+    key: str = ""
+    token: str = ""
+    rooms: dict[str, None] = field(default_factory=dict)
+    strikes: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Room:
+    name: str
+    epoch: str
+    last_seq: int = 0  # highest seq assigned (possibly not yet committed)
+    first_seq: int = 1  # lowest seq the store still holds
+    members: dict[int, None] = field(default_factory=dict)  # join order
+    window: list[Message] = field(default_factory=list)  # committed, seq order
+    joins: list[str] = field(default_factory=list)  # batched presence (large rooms)
+    leaves: list[str] = field(default_factory=list)
+    joined_count: int = 0
+    left_count: int = 0
+
+
+def _seq(m: Message) -> int:
+    return m.seq
+
+
+# ---------------------------------------------------------------- the hub
+
+
+class Hub:
+    def __init__(
+        self,
+        config: Config = Config(),
+        snapshot: Snapshot | None = None,
+        *,
+        new_token: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+    ) -> None:
+        self.config = config
+        self.limits = p.Limits(max_message_chars=config.max_message_chars)
+        self.new_token = new_token
+        snapshot = snapshot or Snapshot()
+        self.sessions: dict[int, Session] = {}
+        self.by_key: dict[str, int] = {}
+        self.unnamed: dict[int, float] = {}  # cid -> connect time, oldest first
+        self.rooms: dict[str, Room] = {}
+        self.next_id = snapshot.next_id
+        self.next_private = 1
+        self.private_seq: dict[tuple[str, str], int] = {}
+        self.run_id = new_token()[:6]
+        self.sent: dict[str, OrderedDict[str, tuple[str, str, int]]] = {}
+        self.inflight: set[tuple[str, str]] = set()
+        for name, state in snapshot.rooms.items():
+            room = Room(name, state.epoch, state.last_seq, state.first_seq)
+            for m in state.recent[-config.resume_cap :]:
+                m.payload = m.payload or chat_payload(m)
+                room.window.append(m)
+            self.rooms[name] = room
+        for user_key, cmid, room_name, mid, seq in snapshot.sent_ids:
+            self._remember(user_key, cmid, room_name, str(mid), seq)
+        self._room(GENERAL)
+
+    # ------------------------------------------------------------ entry points
+
+    def connect(self, cid: int, now: float) -> list[Action]:
+        cfg = self.config
+        self.sessions[cid] = Session(
+            cid,
+            client_id=f"c{cid:x}{self.new_token()[:6]}",
+            chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
+            control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
+        )
+        self.unnamed[cid] = now
+        return []
+
+    def disconnect(self, cid: int, now: float) -> list[Action]:
+        s = self.sessions.pop(cid, None)
+        self.unnamed.pop(cid, None)
+        if s is None or not s.name:
+            return []
+        if self.by_key.get(s.key) == cid:
+            del self.by_key[s.key]
+        out: list[Action] = []
+        for room_name in list(s.rooms):
+            self._exit(s, self.rooms[room_name], now, out)
+        return out
+
+    def receive(self, cid: int, text: str, now: float) -> list[Action]:
+        s = self.sessions.get(cid)
+        if s is None:  # closed by the hub (takeover, flood); frames may still trickle in
+            return []
+        try:
+            req = p.decode(text, self.limits)
+        except p.ProtocolError as exc:
+            wait = s.control_bucket.take(now)
+            if wait:
+                return self._limited(s, None, wait, exc.client_msg_id)
+            return [self._error(s, exc.code, str(exc), exc.client_msg_id)]
+        is_message = isinstance(req, (p.Chat, p.Private))
+        bucket = s.chat_bucket if is_message else s.control_bucket
+        wait = bucket.take(now)
+        if wait:
+            return self._limited(s, req, wait, getattr(req, "client_msg_id", None))
+        if bucket.tokens >= bucket.burst / 2:  # slowed down: forgive earlier strikes
+            s.strikes = 0
+        if isinstance(req, p.SetUsername):
+            return self._set_username(s, req, now)
+        if not s.name:
+            return [self._error(s, "not_logged_in", "Choose a name first: send set_username.")]
+        try:
+            return self._dispatch(s, req, now)
+        except p.ProtocolError as exc:
+            cmid = exc.client_msg_id or getattr(req, "client_msg_id", None)
+            return [self._error(s, exc.code, str(exc), cmid)]
+
+    def binary(self, cid: int, now: float) -> list[Action]:
+        s = self.sessions.get(cid)
+        if s is None:
+            return []
+        if wait := s.control_bucket.take(now):
+            return self._limited(s, None, wait, None)
+        msg = "Binary frames are not supported; send JSON text frames (see PROTOCOL.md)."
+        return [self._error(s, "binary_unsupported", msg)]
+
+    def committed(self, batch: list[Message], now: float) -> list[Action]:
+        """The store has committed `batch`: broadcast each message and acknowledge it."""
+        out: list[Action] = []
+        cap = self.config.resume_cap
+        for m in batch:
+            room = self.rooms[m.room]
+            window = room.window
+            window.append(m)
+            if len(window) > 2 * cap:
+                del window[:-cap]
+            room.first_seq = max(room.first_seq, m.seq - self.config.max_messages_per_room + 1)
+            out.append(Send(tuple(room.members), m.payload))
+            if m.client_msg_id is not None:
+                self.inflight.discard((m.user_key, m.client_msg_id))
+                self._remember(m.user_key, m.client_msg_id, m.room, str(m.id), m.seq)
+                holder = self.by_key.get(m.user_key)
+                if holder is not None:
+                    ack = {
+                        "type": "ack",
+                        "client_msg_id": m.client_msg_id,
+                        "id": str(m.id),
+                        "seq": m.seq,
+                        "room": m.room,
+                    }
+                    out.append(Send((holder,), p.encode(ack)))
+        return out
+
+    def commit_failed(self, batch: list[Message], reason: str, now: float) -> list[Action]:
+        """The store could not save `batch`: tell each sender to send it again later."""
+        out: list[Action] = []
+        for m in batch:
+            holder = self.by_key.get(m.user_key)
+            if m.client_msg_id is not None:
+                self.inflight.discard((m.user_key, m.client_msg_id))
+            if holder is not None:
+                text = (
+                    "The server could not save your message (its storage failed); "
+                    "it was not delivered. Send it again in a few seconds."
+                )
+                extra = {"retry_after": 5.0, "room": m.room}
+                if m.client_msg_id is not None:
+                    extra["client_msg_id"] = m.client_msg_id
+                out.append(Send((holder,), p.error("store_failed", text, **extra)))
+        return out
+
+    def page_loaded(self, cid: int, room_name: str, before_seq: int, messages: list[Message]) -> list[Action]:
+        room = self.rooms.get(room_name)
+        if cid not in self.sessions or room is None:
+            return []
+        for m in messages:
+            m.payload = m.payload or chat_payload(m)
+        return [Send((cid,), self._page_frame(room, before_seq, messages))]
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        timeout = self.config.name_timeout
+        expired = []
+        for cid, since in self.unnamed.items():
+            if now - since < timeout:
+                break
+            expired.append(cid)
+        for cid in expired:
+            del self.unnamed[cid]
+            reason = f"no name chosen within {timeout:g} s"
+            out.append(Close(cid, 1008, reason))
+        for room in self.rooms.values():
+            if room.joined_count or room.left_count:
+                self._flush_presence(room, now, out)
+        return out
+
+    def shutdown_notice(self, now: float) -> list[Action]:
+        text = "The server is shutting down; your client will reconnect when it is back."
+        frame = p.encode({"type": "system", "message": text, "timestamp": p.timestamp(now)})
+        return [Send(tuple(self.by_key.values()), frame)]
+
+    def stats(self) -> dict[str, int]:
+        return {"connections": len(self.sessions), "users": len(self.by_key), "rooms": len(self.rooms)}
+
+    # ------------------------------------------------------------ requests
+
+    def _dispatch(self, s: Session, req: p.Request, now: float) -> list[Action]:
+        if isinstance(req, p.Chat):
+            return self._chat(s, req, now)
+        if isinstance(req, p.Private):
+            return self._private(s, req, now)
+        if isinstance(req, p.GetUsers):
+            return self._get_users(s, req)
+        if isinstance(req, p.ListRooms):
+            return [Send((s.cid,), self._rooms_frame(s))]
+        if isinstance(req, p.Join):
+            out: list[Action] = []
+            self._enter(s, check_room(req.room), req.since, now, out)
+            return out
+        if isinstance(req, p.Leave):
+            room = self._member_room(s, req.room)
+            out = [Send((s.cid,), p.encode({"type": "left", "room": room.name}))]
+            self._exit(s, room, now, out)
+            return out
+        if isinstance(req, p.FetchHistory):
+            return self._fetch_history(s, req)
+        return [self._error(s, "already_logged_in", "This connection already has a name.")]
+
+    def _set_username(self, s: Session, req: p.SetUsername, now: float) -> list[Action]:
+        if s.name:
+            return [self._error(s, "already_logged_in", f"You are already logged in as {s.name}.")]
+        try:
+            name, key = check_username(req.username)
+        except InvalidName as exc:
+            return [self._name_error(s, exc.code, str(exc))]
+        out: list[Action] = []
+        holder = self.by_key.get(key)
+        if holder is not None:
+            old = self.sessions[holder]
+            if not req.session_token or not secrets.compare_digest(req.session_token, old.token):
+                text = f"The name '{old.name}' is taken (names ignore case and width); choose another."
+                return [self._name_error(s, "name_taken", text)]
+            out.append(Close(holder, 4000, "logged in again from another connection"))
+            out.extend(self.disconnect(holder, now))
+        self.unnamed.pop(s.cid, None)
+        s.name, s.key, s.token = name, key, self.new_token()
+        self.by_key[key] = s.cid
+        wanted: dict[str, p.Position | None] = {}
+        for raw in (*req.rooms, *req.resume):
+            try:
+                wanted.setdefault(check_room(raw), req.resume.get(raw))
+            except InvalidName as exc:
+                out.append(self._error(s, exc.code, f"Room '{raw[:40]}': {exc}"))
+        if not wanted:
+            wanted[GENERAL] = None
+        cfg = self.config
+        accepted = {
+            "type": "username_accepted",
+            "username": name,
+            "client_id": s.client_id,
+            "message": f"Welcome, {name}!",
+            "session_token": s.token,
+            "rooms": list(wanted),
+            "limits": {
+                "max_message_chars": cfg.max_message_chars,
+                "history_size": cfg.history_size,
+                "page_size": cfg.page_size,
+                "chat_rate": cfg.chat_rate,
+                "chat_burst": cfg.chat_burst,
+            },
+        }
+        out.insert(0, Send((s.cid,), p.encode(accepted)))
+        for room_name, since in wanted.items():
+            try:
+                self._enter(s, room_name, since, now, out)
+            except p.ProtocolError as exc:
+                out.append(self._error(s, exc.code, str(exc)))
+        return out
+
+    def _chat(self, s: Session, req: p.Chat, now: float) -> list[Action]:
+        room = self._member_room(s, req.room, req.client_msg_id)
+        cmid = req.client_msg_id
+        if cmid is not None:
+            if (dup := self._duplicate(s, cmid)) is not None:
+                return [dup]
+            if (s.key, cmid) in self.inflight:
+                return []  # the first copy is being stored; its ack will come
+            self.inflight.add((s.key, cmid))
+        room.last_seq += 1
+        m = Message(
+            self.next_id,
+            room.name,
+            room.last_seq,
+            s.name,
+            s.key,
+            s.client_id,
+            req.message,
+            now,
+            cmid,
+            room.epoch,
+        )
+        self.next_id += 1
+        m.payload = chat_payload(m)
+        return [Persist([m])]
+
+    def _private(self, s: Session, req: p.Private, now: float) -> list[Action]:
+        cmid = req.client_msg_id
+        if cmid is not None and (dup := self._duplicate(s, cmid)) is not None:
+            return [dup]
+        target_cid = self.by_key.get(name_key(req.to))
+        if target_cid is None:
+            return [self._error(s, "no_such_user", f"{req.to} is not online.", cmid)]
+        t = self.sessions[target_cid]
+        conv = (min(s.key, t.key), max(s.key, t.key))
+        seq = self.private_seq[conv] = self.private_seq.get(conv, 0) + 1
+        pid = f"p{self.run_id}-{self.next_private}"
+        self.next_private += 1
+        frame = {
+            "type": "private",
+            "id": pid,
+            "seq": seq,
+            "username": s.name,
+            "from": s.name,
+            "to": t.name,
+            "message": req.message,
+            "timestamp": p.timestamp(now),
+            "client_id": s.client_id,
+        }
+        if cmid is not None:
+            frame["client_msg_id"] = cmid
+        targets = (s.cid,) if t.cid == s.cid else (s.cid, t.cid)
+        out: list[Action] = [Send(targets, p.encode(frame))]
+        if cmid is not None:
+            self._remember(s.key, cmid, "@" + t.name, pid, seq)
+            ack = {"type": "ack", "client_msg_id": cmid, "id": pid, "seq": seq, "to": t.name}
+            out.append(Send((s.cid,), p.encode(ack)))
+        return out
+
+    def _get_users(self, s: Session, req: p.GetUsers) -> list[Action]:
+        room = self.rooms.get(check_room(req.room))
+        if room is None:
+            return [self._error(s, "no_such_room", f"There is no room '{req.room[:40]}'.")]
+        users = self._names(room)
+        frame = {"type": "online_users", "room": room.name, "users": users, "count": len(users)}
+        return [Send((s.cid,), p.encode(frame))]
+
+    def _fetch_history(self, s: Session, req: p.FetchHistory) -> list[Action]:
+        room = self._member_room(s, req.room)
+        window = room.window
+        end = bisect_left(window, req.before_seq, key=_seq)
+        start = max(0, end - req.limit)
+        complete = end - start == req.limit or not window or window[0].seq <= room.first_seq
+        if complete:
+            return [Send((s.cid,), self._page_frame(room, req.before_seq, window[start:end]))]
+        return [Fetch(s.cid, room.name, req.before_seq, req.limit)]
+
+    # ------------------------------------------------------------ rooms and presence
+
+    def _room(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = Room(name, self.new_token()[:12])
+        return room
+
+    def _member_room(self, s: Session, raw: str, cmid: str | None = None) -> Room:
+        name = check_room(raw)
+        if name not in s.rooms:
+            raise p.ProtocolError("not_in_room", f"You are not in #{name}; join it first.")
+        return self.rooms[name]
+
+    def _enter(self, s: Session, name: str, since: p.Position | None, now: float, out: list[Action]) -> None:
+        room = self.rooms.get(name)
+        if room is None:
+            if len(self.rooms) >= self.config.max_rooms:
+                raise p.ProtocolError(
+                    "too_many_rooms", "The server has too many rooms; join an existing one."
+                )
+            room = self._room(name)
+        rejoin = s.cid in room.members
+        if not rejoin:
+            if len(s.rooms) >= self.config.max_rooms_per_user:
+                raise p.ProtocolError("too_many_rooms", "You are in too many rooms; leave one first.")
+            room.members[s.cid] = None
+            s.rooms[name] = None
+        small = len(room.members) <= self.config.large_room
+        joined = {"type": "joined", "room": name, "epoch": room.epoch, "online_users": len(room.members)}
+        if small:
+            joined["users_list"] = self._names(room)
+        out.append(Send((s.cid,), p.encode(joined)))
+        out.append(Send((s.cid,), self._history_frame(room, since)))
+        if rejoin:
+            return
+        notice = self._presence(room, "user_join", s.name, now)
+        if small:
+            out.append(Send(tuple(room.members), notice))
+        else:
+            out.append(Send((s.cid,), notice))
+            room.joined_count += 1
+            if len(room.joins) < self.config.presence_names:
+                room.joins.append(s.name)
+
+    def _exit(self, s: Session, room: Room, now: float, out: list[Action]) -> None:
+        del room.members[s.cid]
+        del s.rooms[room.name]
+        if len(room.members) <= self.config.large_room:
+            out.append(Send(tuple(room.members), self._presence(room, "user_leave", s.name, now)))
+        else:
+            room.left_count += 1
+            if len(room.leaves) < self.config.presence_names:
+                room.leaves.append(s.name)
+        if not room.members and room.last_seq == 0 and room.name != GENERAL:
+            del self.rooms[room.name]
+
+    def _presence(self, room: Room, kind: str, name: str, now: float) -> bytes:
+        where = "the chat" if room.name == GENERAL else f"#{room.name}"
+        verb = "joined" if kind == "user_join" else "left"
+        frame = {
+            "type": kind,
+            "room": room.name,
+            "username": name,
+            "message": f"{name} {verb} {where}",
+            "timestamp": p.timestamp(now),
+            "online_users": len(room.members),
+        }
+        if len(room.members) <= self.config.large_room:
+            frame["users_list"] = self._names(room)
+        return p.encode(frame)
+
+    def _flush_presence(self, room: Room, now: float, out: list[Action]) -> None:
+        where = "the chat" if room.name == GENERAL else f"#{room.name}"
+        members = tuple(room.members)
+        for kind, names, count, verb in (
+            ("user_join", room.joins, room.joined_count, "joined"),
+            ("user_leave", room.leaves, room.left_count, "left"),
+        ):
+            if not count:
+                continue
+            others = count - len(names)
+            who = ", ".join(names) + (f" and {others} others" if others else "")
+            frame = {
+                "type": kind,
+                "room": room.name,
+                "username": names[0] if names else "",
+                "usernames": names,
+                f"count_{verb}": count,
+                "message": f"{who} {verb} {where}",
+                "timestamp": p.timestamp(now),
+                "online_users": len(members),
+            }
+            out.append(Send(members, p.encode(frame)))
+        room.joins, room.leaves, room.joined_count, room.left_count = [], [], 0, 0
+
+    def _names(self, room: Room) -> list[str]:
+        sessions = self.sessions
+        return [sessions[c].name for c in room.members]
+
+    def _rooms_frame(self, s: Session) -> bytes:
+        listed = [r for r in self.rooms.values() if r.members or r.last_seq]
+        listed.sort(key=lambda r: (-len(r.members), r.name))
+        rooms = [
+            {"name": r.name, "members": len(r.members), "joined": r.name in s.rooms} for r in listed[:200]
+        ]
+        return p.encode({"type": "rooms", "rooms": rooms})
+
+    # ------------------------------------------------------------ history
+
+    def _history_frame(self, room: Room, since: p.Position | None) -> bytes:
+        window = room.window
+        head: dict = {"type": "history", "room": room.name, "epoch": room.epoch}
+        if since is not None and since.epoch == room.epoch and since.seq <= room.last_seq:
+            start = bisect_right(window, since.seq, key=_seq)
+            msgs = window[start:]
+            # the window holds the newest committed messages, so anything missing lies before it
+            skipped = max(0, msgs[0].seq - max(since.seq + 1, room.first_seq)) if msgs else 0
+            if len(msgs) > self.config.resume_cap:
+                skipped += len(msgs) - self.config.resume_cap
+                msgs = msgs[-self.config.resume_cap :]
+            head["mode"] = "resume"
+            if skipped:
+                head["skipped"] = skipped
+        else:
+            msgs = window[-self.config.history_size :] if self.config.history_size else []
+            head["mode"] = "recent"
+            if since is not None:
+                head["epoch_changed"] = True
+        return _splice(head, msgs)
+
+    def _page_frame(self, room: Room, before_seq: int, msgs: list[Message]) -> bytes:
+        more = bool(msgs) and msgs[0].seq > room.first_seq
+        head = {
+            "type": "history",
+            "room": room.name,
+            "epoch": room.epoch,
+            "mode": "page",
+            "before_seq": before_seq,
+            "more": more,
+        }
+        return _splice(head, msgs)
+
+    # ------------------------------------------------------------ sent ids, errors, limits
+
+    def _remember(self, user_key: str, cmid: str, where: str, mid: str, seq: int) -> None:
+        seen = self.sent.setdefault(user_key, OrderedDict())
+        seen[cmid] = (where, mid, seq)
+        if len(seen) > self.config.remembered_ids_per_user:
+            seen.popitem(last=False)
+
+    def _duplicate(self, s: Session, cmid: str) -> Send | None:
+        seen = self.sent.get(s.key)
+        hit = seen.get(cmid) if seen else None
+        if hit is None:
+            return None
+        where, mid, seq = hit
+        ack: dict = {"type": "ack", "client_msg_id": cmid, "id": mid, "seq": seq, "duplicate": True}
+        if where.startswith("@"):
+            ack["to"] = where[1:]
+        else:
+            ack["room"] = where
+        return Send((s.cid,), p.encode(ack))
+
+    def _error(self, s: Session, code: str, message: str, cmid: str | None = None) -> Send:
+        extra = {} if cmid is None else {"client_msg_id": cmid}
+        return Send((s.cid,), p.error(code, message, **extra))
+
+    def _name_error(self, s: Session, code: str, message: str) -> Send:
+        return Send((s.cid,), p.encode({"type": "username_error", "code": code, "message": message}))
+
+    def _limited(self, s: Session, req: p.Request | None, wait: float, cmid: str | None) -> list[Action]:
+        s.strikes += 1
+        if s.strikes >= self.config.flood_strikes:
+            return [Close(s.cid, 1008, "flooding: too many messages too fast")]
+        retry = round(wait + 0.05, 1)
+        text = f"You are sending too fast; wait {retry:g} s. Keep flooding and you will be disconnected."
+        if isinstance(req, p.SetUsername):
+            frame = {"type": "username_error", "code": "rate_limited", "message": text, "retry_after": retry}
+            return [Send((s.cid,), p.encode(frame))]
+        extra: dict = {"retry_after": retry}
+        if cmid is not None:
+            extra["client_msg_id"] = cmid
+        return [Send((s.cid,), p.error("rate_limited", text, **extra))]
+
+
+def _splice(head: dict, msgs: Iterable[Message]) -> bytes:
+    """A history frame: `head`'s fields plus `messages`, joining the stored payloads as they are."""
+    encoded = p.encode(head)
+    return b"".join((encoded[:-1], b',"messages":[', b",".join(m.payload for m in msgs), b"]}"))

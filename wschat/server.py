@@ -1,0 +1,669 @@
+"""The server's I/O: sockets, the WebSocket handshake, HTTP routes, timers, signals, main().
+
+Everything that decides *what* to send lives in `wschat.hub`; this module only moves bytes and
+events. It feeds each text frame to `Hub.receive()` and carries out the actions it gets back:
+
+- `Send`: the frame is built once (server frames are unmasked, so the bytes are the same for
+  every recipient) and queued per connection; once per event-loop iteration each connection
+  gets everything queued for it in a single `write()`. One write per delivery would cap a core
+  near 100,000 deliveries a second; merging lifts that by the batch size.
+- `Persist`: messages queued in one iteration go to the store as one batch; the hub hears back
+  through `committed()` on the loop thread.
+- `Close` and `Fetch` as they say.
+
+Frames bypass websockets' receive queue: `ChatConnection.process_event` hands complete text
+frames straight to the hub from `data_received`, so no task wakes up per message. Sending also
+bypasses websockets (data frames go to the transport directly; websockets still handles the
+handshake, pings, pongs and closing), which is why a connection's pending output is capped here:
+a client that stops reading is cut off at `--max-pending-bytes` instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import functools
+import http
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from wschat import __version__
+from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
+from wschat.store import Store, StoreError, open_store
+
+log = logging.getLogger("wschat.server")
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {"/": "chat-web-client.html", "/demo": "websocket-demo.html"}
+DEFAULT_DB = "chat-data/chat.db"
+PING_FRAME = b"\x89\x00"
+# Replaces a connection's handshake request once it is no longer needed: its headers cost
+# about 3 KB a connection, which matters at 10,000 idle connections.
+_HANDSHAKE_DONE = Request("/", Headers())
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; str(self) is one plain sentence for the person running the server."""
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented WebSocket text frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+class ChatConnection(ServerConnection):
+    """A websockets connection whose complete text frames go straight to the chat."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chat: ChatServer | None = None  # set once registered with the hub
+        self.cid = 0
+        self.kind = ""  # "chat" or "echo", chosen at the handshake
+        self.ip = ""
+        self.counted = False
+        self.alive = True  # data arrived since the last keepalive sweep
+        self.closing = False
+        self.chat_server: ChatServer | None = None  # set at the handshake, for connection counts
+
+    def data_received(self, data: bytes) -> None:
+        self.alive = True
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        chat = self.chat
+        if chat is not None and type(event) is Frame and event.fin:
+            if event.opcode is Opcode.TEXT:
+                chat.on_frame(self, event.data)
+                return
+            if event.opcode is Opcode.BINARY:
+                chat.on_binary(self)
+                return
+        super().process_event(event)  # handshake, control frames, fragments
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.counted and self.chat_server is not None:
+            self.chat_server.release(self)
+
+
+# ------------------------------------------------------------------ options
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"{name}={value!r} is not a port number.") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="chat-server.py",
+        description="A real-time chat server: WebSocket chat, web client and health check on one port.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = ap.add_argument_group("network")
+    net.add_argument(
+        "--host",
+        default=os.environ.get("CHAT_HOST", "0.0.0.0"),
+        help="address to listen on (env CHAT_HOST); 0.0.0.0 means every IPv4 interface",
+    )
+    net.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("CHAT_PORT", 8765),
+        help="TCP port for WebSocket and HTTP (env CHAT_PORT); 0 picks a free one",
+    )
+    hist = ap.add_argument_group("history")
+    hist.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help="SQLite database file, created on first start; ':memory:' keeps history in memory only",
+    )
+    hist.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="full: an acknowledged message survives a power cut; "
+        "normal: faster, survives a crash of the server but maybe not a power cut",
+    )
+    hist.add_argument(
+        "--history-size", type=int, default=50, help="messages a newcomer sees when joining a room"
+    )
+    hist.add_argument(
+        "--max-messages-per-room",
+        type=int,
+        default=10_000,
+        help="older messages are deleted beyond this many per room",
+    )
+    lim = ap.add_argument_group("limits")
+    lim.add_argument("--max-message-chars", type=int, default=4000, help="longest chat message")
+    lim.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=64 * 1024,
+        help="largest WebSocket frame; bigger closes the connection with 1009",
+    )
+    lim.add_argument("--rate", type=float, default=5.0, help="chat messages per second per connection")
+    lim.add_argument("--burst", type=float, default=20.0, help="chat messages a connection may send at once")
+    lim.add_argument(
+        "--control-rate",
+        type=float,
+        default=2.0,
+        help="name attempts, joins, leaves and other requests per second per connection",
+    )
+    lim.add_argument("--control-burst", type=float, default=10.0, help="burst allowance for those requests")
+    lim.add_argument(
+        "--flood-strikes",
+        type=int,
+        default=10,
+        help="refused frames in a row before a flooding connection is closed with 1008",
+    )
+    lim.add_argument(
+        "--name-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may stay without choosing a name",
+    )
+    lim.add_argument(
+        "--handshake-timeout", type=float, default=10.0, help="seconds to finish the opening handshake"
+    )
+    lim.add_argument(
+        "--max-pending-bytes",
+        type=int,
+        default=1 << 20,
+        help="a client that stops reading is dropped when this much output waits for it",
+    )
+    lim.add_argument("--max-connections", type=int, default=20_000, help="WebSocket connections in total")
+    lim.add_argument(
+        "--max-connections-per-ip", type=int, default=50, help="WebSocket connections from one IP address"
+    )
+    lim.add_argument(
+        "--limit-loopback",
+        action="store_true",
+        help="apply the per-IP limit to loopback addresses too (exempt by default)",
+    )
+    lim.add_argument("--max-rooms", type=int, default=1000, help="rooms on this server")
+    lim.add_argument(
+        "--large-room",
+        type=int,
+        default=100,
+        help="rooms above this many members get batched presence notices without member lists",
+    )
+    lim.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        help="seconds between keepalive pings; a connection silent for two intervals is dropped",
+    )
+    ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    return ap
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def hub_config(opts: argparse.Namespace) -> Config:
+    return Config(
+        history_size=opts.history_size,
+        large_room=opts.large_room,
+        max_rooms=opts.max_rooms,
+        max_messages_per_room=opts.max_messages_per_room,
+        max_message_chars=opts.max_message_chars,
+        name_timeout=opts.name_timeout,
+        chat_rate=opts.rate,
+        chat_burst=opts.burst,
+        control_rate=opts.control_rate,
+        control_burst=opts.control_burst,
+        flood_strikes=opts.flood_strikes,
+    )
+
+
+# ------------------------------------------------------------------ the server
+
+
+class ChatServer:
+    """One chat server: `await start()`, then `await stop()` (or `run_until_signalled()`)."""
+
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.opts = opts
+        self.hub: Hub
+        self.store: Store
+        self.ws_server: Server | None = None
+        self.port = 0
+        self.started = time.monotonic()
+        self.conns: dict[int, ChatConnection] = {}
+        self.pending: dict[int, list[bytes]] = {}
+        self.to_store: list[Message] = []
+        self.flush_scheduled = False
+        self.next_cid = 1
+        self.per_ip: dict[str, int] = {}
+        self.total = 0
+        self.tasks: set[asyncio.Task] = set()
+        self.pages: dict[str, bytes | None] = {}
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        opts = self.opts
+        self.loop = asyncio.get_running_loop()
+        if opts.db == DEFAULT_DB:
+            os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
+        self.store = open_store(
+            opts.db,
+            self.loop.call_soon_threadsafe,
+            synchronous=opts.synchronous,
+            history_cap=opts.max_messages_per_room,
+        )
+        try:
+            snapshot = await asyncio.to_thread(self.store.load)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        self.hub = Hub(hub_config(opts), snapshot)
+        for path, name in PAGES.items():
+            try:
+                self.pages[path] = (ROOT / name).read_bytes()
+            except OSError:
+                self.pages[path] = None
+        try:
+            self.ws_server = await serve(
+                self._handler,
+                opts.host,
+                opts.port,
+                process_request=self._process_request,
+                create_connection=ChatConnection,
+                compression=None,
+                max_size=opts.max_frame_bytes,
+                open_timeout=opts.handshake_timeout,
+                ping_interval=None,  # one sweep for all connections instead of a task each
+                server_header=f"wschat/{__version__}",
+                backlog=4096,
+            )
+        except OSError as exc:
+            self.store.close()
+            raise StartupError(_bind_error(exc, opts.host, opts.port)) from None
+        self.port = self.ws_server.sockets[0].getsockname()[1]
+        self._spawn(self._ticker())
+
+    async def stop(self) -> None:
+        """Tell everyone, store what is pending, close every connection with 1001."""
+        if self.ws_server is None:
+            return
+        self.run(self.hub.shutdown_notice(time.time()))
+        self._flush()
+        await asyncio.to_thread(self.store.close)  # commits what is queued
+        await asyncio.sleep(0)  # deliver the acknowledgements that commit produced
+        self._flush()
+        for task in self.tasks:
+            task.cancel()
+        self.ws_server.close()
+        await self.ws_server.wait_closed()
+        self.ws_server = None
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+                self.loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.stop()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- the handshake and HTTP
+
+    def _process_request(self, ws: ChatConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return self._http(request, path)
+        if path not in ("/", "/echo"):
+            return _text_response(404, f"No WebSocket endpoint at {path}; the chat is at /.")
+        ws.kind = "chat" if path == "/" else "echo"
+        peer = ws.transport.get_extra_info("peername") or ("", 0)
+        ws.ip = str(peer[0])
+        if self.total >= self.opts.max_connections:
+            return _text_response(503, "The server is full; try again later.")
+        if self._ip_limited(ws.ip) and self.per_ip.get(ws.ip, 0) >= self.opts.max_connections_per_ip:
+            return _text_response(429, f"Too many connections from {ws.ip}; close some and try again.")
+        self.total += 1
+        self.per_ip[ws.ip] = self.per_ip.get(ws.ip, 0) + 1
+        ws.counted = True
+        ws.chat_server = self
+        return None
+
+    def _ip_limited(self, ip: str) -> bool:
+        if self.opts.limit_loopback:
+            return True
+        try:
+            return not ipaddress.ip_address(ip).is_loopback
+        except ValueError:
+            return True
+
+    def release(self, ws: ChatConnection) -> None:
+        ws.counted = False
+        self.total -= 1
+        left = self.per_ip.get(ws.ip, 1) - 1
+        if left:
+            self.per_ip[ws.ip] = left
+        else:
+            self.per_ip.pop(ws.ip, None)
+
+    def _http(self, request: Request, path: str) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            resp = _text_response(405, "Only GET and HEAD are supported here.")
+            resp.headers["Allow"] = "GET, HEAD"
+            return resp
+        if path == "/healthz":
+            stats = {
+                "status": "ok",
+                "version": __version__,
+                "uptime_s": round(time.monotonic() - self.started, 1),
+                **self.hub.stats(),
+            }
+            resp = _response(200, "application/json", json.dumps(stats).encode())
+        elif path in self.pages:
+            page = self.pages[path]
+            if page is None:
+                return _text_response(404, f"{PAGES[path]} is missing from the server's folder.")
+            resp = _response(200, "text/html; charset=utf-8", page)
+            resp.headers["Cache-Control"] = "no-cache"
+            resp.headers["X-Frame-Options"] = "DENY"
+            resp.headers["Referrer-Policy"] = "no-referrer"
+        else:
+            return _text_response(404, f"Nothing at {path}. The web client is at /.")
+        if request.method == "HEAD":
+            resp.body = b""
+        return resp
+
+    # -- connections
+
+    async def _handler(self, ws: ChatConnection) -> None:
+        ws.request = _HANDSHAKE_DONE
+        ws.response = None
+        if ws.kind == "echo":
+            await self._echo(ws)
+            return
+        cid = ws.cid = self.next_cid
+        self.next_cid += 1
+        self.conns[cid] = ws
+        self.run(self.hub.connect(cid, time.time()))
+        ws.chat = self
+        try:
+            # Complete frames never reach this queue (see ChatConnection.process_event); only
+            # fragmented messages and frames that arrived before registration do.
+            async for message in ws:
+                if isinstance(message, str):
+                    self.on_text(ws, message)
+                else:
+                    self.on_binary(ws)
+        except ConnectionClosed:
+            pass
+        finally:
+            ws.chat = None
+            del self.conns[cid]
+            self.pending.pop(cid, None)
+            self.run(self.hub.disconnect(cid, time.time()))
+
+    async def _echo(self, ws: ChatConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                await ws.send(message)
+
+    def on_frame(self, ws: ChatConnection, data: bytes) -> None:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self._close(ws.cid, 1007, "text frame is not valid UTF-8")
+            return
+        self.on_text(ws, text)
+
+    def on_text(self, ws: ChatConnection, text: str) -> None:
+        if not ws.closing:
+            self.run(self.hub.receive(ws.cid, text, time.time()))
+
+    def on_binary(self, ws: ChatConnection) -> None:
+        if not ws.closing:
+            self.run(self.hub.binary(ws.cid, time.time()))
+
+    # -- carrying out the hub's actions
+
+    def run(self, actions: Iterable[Any]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                self._send(action.targets, action.data)
+            elif kind is Persist:
+                self.to_store.extend(action.messages)
+                self._schedule()
+            elif kind is Close:
+                self._close(action.conn, action.code, action.reason)
+            elif kind is Fetch:
+                done = functools.partial(self._page_loaded, action.conn, action.room, action.before_seq)
+                self.store.page(action.room, action.before_seq, action.limit, done)
+
+    def _send(self, targets: tuple[int, ...], data: bytes) -> None:
+        frame = ws_frame(data)
+        pending = self.pending
+        for cid in targets:
+            queued = pending.get(cid)
+            if queued is None:
+                pending[cid] = [frame]
+            else:
+                queued.append(frame)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Once per loop iteration: one store batch, and one write per connection."""
+        self.flush_scheduled = False
+        if self.to_store:
+            batch, self.to_store = self.to_store, []
+            self.store.append(batch, functools.partial(self._committed, batch))
+        pending, self.pending = self.pending, {}
+        conns = self.conns
+        for cid, frames in pending.items():
+            ws = conns.get(cid)
+            if ws is not None:
+                self._write(ws, frames)
+
+    def _write(self, ws: ChatConnection, frames: list[bytes]) -> None:
+        if ws.closing or ws.protocol.state is not State.OPEN:
+            return
+        transport = ws.transport
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if transport.get_write_buffer_size() > self.opts.max_pending_bytes:
+            log.warning(
+                "dropping %s (client %d): it stopped reading, %d bytes wait for it",
+                ws.ip,
+                ws.cid,
+                transport.get_write_buffer_size(),
+            )
+            ws.closing = True
+            transport.abort()
+
+    def _close(self, cid: int, code: int, reason: str) -> None:
+        ws = self.conns.get(cid)
+        if ws is None or ws.closing:
+            return
+        frames = self.pending.pop(cid, None)
+        if frames:
+            self._write(ws, frames)
+        ws.closing = True
+        log.info("closing client %d (%s): %d %s", cid, ws.ip, code, reason)
+        self._spawn(ws.close(code, reason))
+
+    def _committed(self, batch: list[Message], error: BaseException | None) -> None:
+        now = time.time()
+        if error is None:
+            self.run(self.hub.committed(batch, now))
+        else:
+            self.run(self.hub.commit_failed(batch, str(error), now))
+
+    def _page_loaded(self, cid: int, room: str, before_seq: int, result: Any) -> None:
+        if isinstance(result, BaseException):
+            result = []
+        self.run(self.hub.page_loaded(cid, room, before_seq, result))
+
+    # -- timers
+
+    async def _ticker(self) -> None:
+        interval = self.opts.ping_interval
+        next_sweep = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(1.0)
+            self.run(self.hub.tick(time.time()))
+            if interval and time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + interval
+                self._keepalive()
+
+    def _keepalive(self) -> None:
+        """Ping everyone; drop whoever sent nothing (not even a pong) since the last sweep."""
+        for ws in list(self.conns.values()):
+            if not ws.alive:
+                log.info("dropping client %d (%s): no answer to keepalive ping", ws.cid, ws.ip)
+                ws.closing = True
+                ws.transport.abort()
+                continue
+            ws.alive = False
+            self._write(ws, [PING_FRAME])
+
+
+def _response(status: int, content_type: str, body: bytes) -> Response:
+    st = http.HTTPStatus(status)
+    headers = Headers(
+        [
+            ("Date", formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", content_type),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+    )
+    return Response(st.value, st.phrase, headers, body)
+
+
+def _text_response(status: int, text: str) -> Response:
+    return _response(status, "text/plain; charset=utf-8", (text + "\n").encode())
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"Port {port} is already in use (is another chat server running?); "
+            "stop it or choose another port with --port."
+        )
+    if exc.errno == errno.EACCES:
+        return f"Not allowed to listen on port {port}; choose a port above 1023 with --port."
+    if exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME) or isinstance(exc, socket.gaierror):
+        return f"Cannot listen on {host}: this machine has no such address; try --host 0.0.0.0."
+    return f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+
+
+# ------------------------------------------------------------------ start-up banner
+
+
+def network_addresses() -> list[str]:
+    """This host's non-loopback IPv4 addresses, one per interface."""
+    found: list[str] = []
+    try:
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family == socket.AF_INET and not a.address.startswith("127."):
+                    found.append(a.address)
+    except Exception:  # no psutil or no permission: fall back to the default route's address
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+            found.append(s.getsockname()[0])
+    return list(dict.fromkeys(found))
+
+
+def banner(host: str, port: int) -> str:
+    rule = "=" * 50
+    lines = [f"Starting WebSocket chat server on ws://{host}:{port}", rule, "Server is accessible at:"]
+    if host in ("0.0.0.0", "", "::"):
+        network = network_addresses()
+        lines.append(f"  ws://localhost:{port} (local only)")
+        lines += [f"  ws://{ip}:{port} (network)" for ip in network]
+        lines.append(f"  Web client: http://{network[0] if network else 'localhost'}:{port}/")
+    else:
+        lines.append(f"  ws://{host}:{port}")
+        lines.append(f"  Web client: http://{host}:{port}/")
+    lines += [rule, "Share the network address with other users to connect!"]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ main
+
+
+async def _serve(opts: argparse.Namespace) -> None:
+    server = ChatServer(opts)
+    await server.start()
+    print(banner(opts.host, server.port), flush=True)
+    log.info(
+        "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
+        "memory only" if opts.db == ":memory:" else opts.db,
+        opts.max_message_chars,
+        opts.rate,
+        opts.burst,
+        opts.max_frame_bytes // 1024,
+    )
+    await server.run_until_signalled()
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if opts.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not opts.debug:
+        # websockets logs every refused handshake with a traceback at ERROR; those are the
+        # clients' problem, not the server's.
+        logging.getLogger("websockets").setLevel(logging.CRITICAL)
+    try:
+        asyncio.run(_serve(opts))
+    except StartupError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # platforms without signal handlers in the loop
+        pass

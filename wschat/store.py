@@ -1,0 +1,304 @@
+"""History persistence behind one small interface: memory and SQLite (the default).
+
+A store owns its threads; it never touches the event loop. Results come back through the
+`notify(callback, *args)` function given at construction (the server passes
+`loop.call_soon_threadsafe`), so callbacks always run on the caller's thread, never inside a
+store call.
+
+- `load()` returns the `Snapshot` the hub starts from (rooms, their epochs and recent messages,
+  the next id, recently used client message ids).
+- `append(batch, done)` stores messages; `done(None)` once they are committed, or
+  `done(exc)` if nothing of the batch was stored.
+- `page(room, before_seq, limit, done)` reads older messages; `done(messages)` oldest first,
+  or `done(exc)`.
+- `close()` finishes pending writes and releases the database.
+
+SQLite runs in WAL mode with one writer thread that commits whatever has queued up since its
+last commit in one transaction (group commit), so the cost of a commit is shared by everyone who
+sent a message meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from wschat.hub import Message, RoomState, Snapshot
+
+log = logging.getLogger("wschat.store")
+
+Notify = Callable[..., Any]
+Done = Callable[[Any], None]
+SENT_IDS_LOADED = 200_000
+
+
+class StoreError(Exception):
+    """The store cannot be used; str(self) is one sentence naming the file and the problem."""
+
+
+class Store:
+    def load(self) -> Snapshot:
+        raise NotImplementedError
+
+    def append(self, batch: list[Message], done: Done) -> None:
+        raise NotImplementedError
+
+    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish pending writes. Idempotent."""
+
+
+class MemoryStore(Store):
+    """History in this process only: gone when the server stops."""
+
+    def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
+        self.notify = notify
+        self.cap = history_cap
+        self.rooms: dict[str, list[Message]] = {}
+
+    def load(self) -> Snapshot:
+        return Snapshot()
+
+    def append(self, batch: list[Message], done: Done) -> None:
+        for m in batch:
+            msgs = self.rooms.setdefault(m.room, [])
+            msgs.append(m)
+            if len(msgs) > 2 * self.cap:
+                del msgs[: -self.cap]
+        self.notify(done, None)
+
+    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
+        older = [m for m in self.rooms.get(room, ()) if m.seq < before_seq]
+        self.notify(done, older[-limit:])
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    name TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    ts REAL NOT NULL,
+    client_msg_id TEXT,
+    UNIQUE (room, seq)
+);
+CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
+"""
+_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_STOP = object()
+
+
+def _row(m: Message) -> tuple:
+    return (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+
+
+def _message(row: tuple) -> Message:
+    return Message(*row)
+
+
+class SQLiteStore(Store):
+    """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
+
+    def __init__(
+        self,
+        path: str,
+        notify: Notify,
+        *,
+        synchronous: str = "full",
+        history_cap: int = 10_000,
+        window: int = 1000,
+    ) -> None:
+        self.path = path
+        self.notify = notify
+        self.synchronous = synchronous.upper()
+        self.cap = history_cap
+        self.window = window
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.first_seq: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+        self.writer: threading.Thread | None = None
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-read")
+        self._local = threading.local()
+        self.closed = False
+
+    # -- opening
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return db
+
+    def load(self) -> Snapshot:
+        """Open (creating if needed) the database and read the start-up snapshot."""
+        try:
+            return self._load()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot use the database {self.path}: {_explain(exc, self.path)}") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot use the database {self.path}: {exc.strerror}.") from None
+
+    def _load(self) -> Snapshot:
+        if self.path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(folder):
+                raise StoreError(f"Cannot use the database {self.path}: the folder {folder} does not exist.")
+            if os.path.isdir(self.path):
+                raise StoreError(f"Cannot use the database {self.path}: it is a folder, not a file.")
+        db = self._connect()
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal" and self.path != ":memory:":
+            raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
+        db.executescript(_SCHEMA)
+        snap = Snapshot()
+        for name, epoch in db.execute("SELECT name, epoch FROM rooms").fetchall():
+            first, last = db.execute(
+                "SELECT min(seq), max(seq) FROM messages WHERE room = ?", (name,)
+            ).fetchone()
+            recent = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
+                (name, self.window),
+            ).fetchall()
+            snap.rooms[name] = RoomState(
+                epoch, last or 0, first or 1, [_message(r) for r in reversed(recent)]
+            )
+            self.first_seq[name] = first or 1
+            self.last_seq[name] = last or 0
+        snap.next_id = (db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) + 1
+        rows = db.execute(
+            "SELECT user_key, client_msg_id, room, id, seq FROM messages "
+            "WHERE client_msg_id IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (SENT_IDS_LOADED,),
+        ).fetchall()
+        snap.sent_ids = list(reversed(rows))
+        self.db = db
+        self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
+        self.writer.start()
+        return snap
+
+    # -- writing
+
+    def append(self, batch: list[Message], done: Done) -> None:
+        self.queue.put((batch, done))
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                break
+            items = [item]
+            stop = False
+            with contextlib.suppress(queue.Empty):
+                while len(items) < 10_000:
+                    nxt = self.queue.get_nowait()
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    items.append(nxt)
+            self._commit(items)
+            if stop:
+                break
+        self.db.close()
+
+    def _commit(self, items: list[tuple[list[Message], Done]]) -> None:
+        messages = [m for batch, _ in items for m in batch]
+        error: BaseException | None = None
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                new_rooms = {m.room: m.epoch for m in messages if m.room not in self.last_seq}
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items()
+                )
+                self.db.executemany(_INSERT, [_row(m) for m in messages])
+                self._trim(messages)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # the thread must survive anything: senders are told and retry
+            log.error("could not store %d messages: %s", len(messages), exc)
+            error = exc
+        else:
+            for m in messages:
+                self.last_seq[m.room] = m.seq
+                self.first_seq.setdefault(m.room, m.seq)
+        for _, done in items:
+            self.notify(done, error)
+
+    def _trim(self, messages: list[Message]) -> None:
+        """Retention: keep the newest `cap` messages per room, deleting in chunks."""
+        slack = max(100, self.cap // 100)
+        for room in {m.room for m in messages}:
+            last = max(m.seq for m in messages if m.room == room)
+            first = self.first_seq.get(room, 1)
+            if last - first + 1 > self.cap + slack:
+                keep_from = last - self.cap + 1
+                self.db.execute("DELETE FROM messages WHERE room = ? AND seq < ?", (room, keep_from))
+                self.first_seq[room] = keep_from
+
+    # -- reading
+
+    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
+        self.reader.submit(self._page, room, before_seq, limit, done)
+
+    def _page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
+        try:
+            db = getattr(self._local, "db", None)
+            if db is None:
+                db = self._local.db = self._connect()
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (room, before_seq, limit),
+            ).fetchall()
+            result: Any = [_message(r) for r in reversed(rows)]
+        except sqlite3.Error as exc:
+            log.error("could not read history of %s: %s", room, exc)
+            result = exc
+        self.notify(done, result)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.writer is not None:
+            self.queue.put(_STOP)
+            self.writer.join()
+        self.reader.shutdown(wait=True)
+
+
+def _explain(exc: sqlite3.Error, path: str) -> str:
+    text = str(exc)
+    if "unable to open" in text:
+        return "it cannot be opened or created (check the path and the folder's permissions)."
+    if "readonly" in text:
+        return "it is read-only (check the file's permissions)."
+    if "not a database" in text or "malformed" in text:
+        return "it is not a chat database or it is corrupt (move it away to start afresh)."
+    return f"{text}."
+
+
+def open_store(
+    path: str, notify: Notify, *, synchronous: str = "full", history_cap: int = 10_000, window: int = 1000
+) -> Store:
+    """The store for a `--db` value: ':memory:' keeps history in this process only."""
+    if path == ":memory:":
+        return MemoryStore(notify, history_cap=history_cap)
+    return SQLiteStore(path, notify, synchronous=synchronous, history_cap=history_cap, window=window)
