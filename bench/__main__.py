@@ -1,0 +1,79 @@
+"""`python -m bench`: run every scenario, write docs/BENCHMARKS.md (and the raw figures as JSON).
+
+`python -m bench --quick` is a smoke run with small sizes; it writes bench/results/quick.md
+instead, leaving docs/BENCHMARKS.md alone. `--only NAME` runs one kind of scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench import loadgen, report
+from bench.scenarios import FULL, QUICK, Bench, loadavg
+
+ROOT = Path(__file__).resolve().parent.parent
+ONLY = ("fanout", "latency", "join", "idle", "durable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes and short windows: a smoke run")
+    ap.add_argument("--only", choices=ONLY, action="append", help="run only these scenarios (repeatable)")
+    ap.add_argument("--out", type=Path, help="where to write the report (default: docs/BENCHMARKS.md)")
+    args = ap.parse_args(argv)
+    if sys.platform != "linux":
+        print("The benchmark needs Linux (epoll, /proc).", file=sys.stderr)
+        return 2
+    try:
+        loadgen.build()
+    except loadgen.BuildError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    plan = QUICK if args.quick else FULL
+    out = args.out or (
+        ROOT / "bench" / "results" / "quick.md" if args.quick else ROOT / "docs" / "BENCHMARKS.md"
+    )
+    bench = Bench(plan, log=lambda s: print(s, flush=True))
+    started = time.time()
+    print(f"load average at the start: {loadavg()}", flush=True)
+    try:
+        if args.only:
+            steps = {
+                "fanout": lambda: (
+                    [bench.fanout(k, *plan.fanout_in_flight[0]) for k in ("wschat", "seed")]
+                    + [bench.fanout("wschat", s, w) for s, w in plan.fanout_in_flight[1:]]
+                ),
+                "latency": lambda: [bench.latency(k) for k in ("wschat", "seed")],
+                "join": lambda: (
+                    [bench.join("wschat", n) for n in plan.join_sizes]
+                    + [bench.join("seed", n) for n in plan.seed_join_sizes]
+                ),
+                "idle": lambda: [bench.idle(k) for k in ("wschat", "seed")],
+                "durable": lambda: [bench.durable(s) for s in ("full", "normal")],
+            }
+            for name in ONLY:
+                if name in args.only:
+                    steps[name]()
+        else:
+            bench.all()
+    finally:
+        bench.close()
+    elapsed = time.time() - started
+    info = report.machine(bench.server_cpu, bench.gen_cpu)
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    if args.only:
+        command += "".join(f" --only {o}" for o in args.only)
+    text = report.render(bench.runs, plan, args.quick, info, started, elapsed, loadavg(), command)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    report.save_json(bench.runs, ROOT / "bench" / "results" / f"{stamp}.json", info)
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", flush=True)
+    return 0 if all(r.ok for r in bench.runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
