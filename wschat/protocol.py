@@ -97,9 +97,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder and one encoder for every frame: json.loads()/dumps() with options build a new
+# one on each call, which costs more than decoding or encoding a small frame.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise ProtocolError("bad_json", "The JSON nests too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, or an int beyond Python's digit limit
@@ -228,7 +234,7 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
 
 def encode(obj: dict[str, Any]) -> bytes:
     """One outbound frame's payload: compact UTF-8 JSON."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def timestamp(now: float) -> str:
