@@ -240,14 +240,17 @@ class SQLiteStore(Store):
             for m in messages:
                 self.last_seq[m.room] = m.seq
                 self.first_seq.setdefault(m.room, m.seq)
-        for _, done in items:
-            self.notify(done, error)
+        # one wake-up of the event loop for the whole group, not one per batch in it
+        self.notify(_call_all, [done for _, done in items], error)
 
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""
         slack = max(100, self.cap // 100)
-        for room in {m.room for m in messages}:
-            last = max(m.seq for m in messages if m.room == room)
+        newest: dict[str, int] = {}
+        for m in messages:
+            if m.seq > newest.get(m.room, 0):
+                newest[m.room] = m.seq
+        for room, last in newest.items():
             first = self.first_seq.get(room, 1)
             if last - first + 1 > self.cap + slack:
                 keep_from = last - self.cap + 1
@@ -282,6 +285,11 @@ class SQLiteStore(Store):
             self.queue.put(_STOP)
             self.writer.join()
         self.reader.shutdown(wait=True)
+
+
+def _call_all(callbacks: list[Done], result: Any) -> None:
+    for done in callbacks:
+        done(result)
 
 
 def _explain(exc: sqlite3.Error, path: str) -> str:
