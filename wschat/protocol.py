@@ -9,6 +9,7 @@ people receive it. PROTOCOL.md is the specification; keep the two in step.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -237,9 +238,26 @@ def encode(obj: dict[str, Any]) -> bytes:
     return _ENCODER.encode(obj).encode()
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def timestamp(now: float) -> str:
-    """ISO 8601 UTC with milliseconds, as every frame carries it."""
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+    """ISO 8601 UTC with milliseconds, as every frame carries it.
+
+    The same text as `datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")`
+    (microseconds rounded half to even, then cut to milliseconds), but the date and time of
+    day are formatted once a second instead of for every message.
+    """
+    frac, whole = math.modf(now)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    elif micro < 0:
+        whole, micro = whole - 1, micro + 1_000_000
+    if whole != _second[0]:
+        _second[0] = whole
+        _second[1] = datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")[:-6]
+    return f"{_second[1]}.{micro // 1000:03d}+00:00"
 
 
 def error(code: str, message: str, **extra: Any) -> bytes:
