@@ -189,3 +189,23 @@ async def test_a_frame_cut_short_when_the_server_starts_closing_is_finished_by_w
     finally:
         raw.writer.close()
         await server.stop()
+
+
+async def test_an_idle_connection_does_not_keep_its_handshake_request() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        for _ in range(10_000):  # registration happens a few loop iterations after the handshake
+            if server.conns:
+                break
+            await asyncio.sleep(0)
+        (conn,) = server.conns.values()
+        # websockets' handshake parser kept the request (all its headers) as a local variable
+        assert "request" not in conn.protocol.parser.gi_frame.f_locals
+        assert not conn.request.headers
+        conn = await raw.login(server, "Ann")  # and the replacement parser still parses
+        raw.writer.write(text({"type": "chat", "message": "still here"}))
+        assert (await raw.expect("chat"))["message"] == "still here"
+    finally:
+        raw.writer.close()
+        await server.stop()

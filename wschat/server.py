@@ -49,7 +49,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode, apply_mask
 from websockets.http11 import Request, Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 from wschat import __version__
 from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
@@ -95,11 +95,12 @@ class ChatConnection(ServerConnection):
         self.chat_server: ChatServer | None = None  # set at the handshake, for connection counts
         self.fast = False  # websockets' parser is between frames: see data_received
         self.partial = b""  # the start of a frame data_received has not got all of yet
+        self.parser_replaced = False  # see between_frames
 
     def data_received(self, data: bytes) -> None:
         self.alive = True
         chat = self.chat
-        if self.fast or (chat is not None and self._between_frames()):
+        if self.fast or (chat is not None and self.between_frames()):
             if chat is not None and self.protocol.state is State.OPEN:
                 data = self._text_frames(chat, data)
                 if not data:
@@ -148,15 +149,25 @@ class ChatConnection(ServerConnection):
         self.partial = data[pos:]
         return b""
 
-    def _between_frames(self) -> bool:
+    def between_frames(self) -> bool:
         """Whether websockets' parser holds no data and waits for the first byte of a frame."""
         protocol = self.protocol
-        if protocol.reader.buffer or protocol.expect_continuation_frame:
+        reader = protocol.reader
+        if reader.buffer or reader.eof or protocol.expect_continuation_frame:
             return False
         gen: Any = protocol.parser
         while (inner := getattr(gen, "gi_yieldfrom", None)) is not None:
             gen = inner
-        return getattr(getattr(gen, "gi_code", None), "co_name", "") == "at_eof"
+        if getattr(getattr(gen, "gi_code", None), "co_name", "") != "at_eof":
+            return False
+        if not self.parser_replaced:
+            # The handshake parser keeps the request, every header of it, in a local variable
+            # for as long as the connection lives (1.8 KB); between frames, the plain frame
+            # parser it would go on with can take over without it.
+            self.parser_replaced = True
+            protocol.parser = Protocol.parse(protocol)
+            next(protocol.parser)
+        return True
 
     def process_event(self, event: Any) -> None:
         chat = self.chat
@@ -485,6 +496,7 @@ class ChatServer:
         self.conns[cid] = ws
         self.run(self.hub.connect(cid, time.time()))
         ws.chat = self
+        ws.between_frames()  # lets go of the handshake request now if it can (idle clients)
         try:
             # Complete frames never reach this queue (see ChatConnection.process_event); only
             # fragmented messages and frames that arrived before registration do.
