@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows: a smoke run")
     ap.add_argument("--only", choices=ONLY, action="append", help="run only these scenarios (repeatable)")
     ap.add_argument("--out", type=Path, help="where to write the report (default: docs/BENCHMARKS.md)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        help="before each run, wait up to this many seconds for the machine to be quiet "
+        "(default: 30, or 0 with --quick)",
+    )
     args = ap.parse_args(argv)
     if sys.platform != "linux":
         print("The benchmark needs Linux (epoll, /proc).", file=sys.stderr)
@@ -36,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (
         ROOT / "bench" / "results" / "quick.md" if args.quick else ROOT / "docs" / "BENCHMARKS.md"
     )
-    bench = Bench(plan, log=lambda s: print(s, flush=True))
+    settle = args.settle if args.settle is not None else (0.0 if args.quick else 30.0)
+    bench = Bench(plan, log=lambda s: print(s, flush=True), settle=settle)
     started = time.time()
     print(f"load average at the start: {loadavg()}", flush=True)
     try:

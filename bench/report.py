@@ -226,14 +226,18 @@ def details(runs: list[Run]) -> list[str]:
         f = dict(r.figures)
         cpu_s = f.pop("server_cpu", None)
         cpu_g = f.pop("gen_cpu", None)
-        scpu = f"{cpu_s:.0%} of a core" if cpu_s is not None else _num(f.pop("server_cpu_s", None), 2) + " s"
-        gcpu = f"{cpu_g:.0%} of a core" if cpu_g is not None else _num(f.pop("gen_cpu_s", None), 2) + " s"
+        scpu = f"{cpu_s:.0%} of a core" if cpu_s is not None else _seconds(f.pop("server_cpu_s", None))
+        gcpu = f"{cpu_g:.0%} of a core" if cpu_g is not None else _seconds(f.pop("gen_cpu_s", None))
         shown = "; ".join(f"{k} {_fmt(v)}" for k, v in f.items())
         busy = "?" if r.busy_before is None else f"{r.busy_before:.0%}"
         ok = "yes" if r.ok else "**NO**"
         cells = (r.scenario, r.server, ok, shown, scpu, gcpu, r.loadavg_before, busy)
         out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def _seconds(v: float | None) -> str:
+    return "–" if v is None or v < 0 else f"{v:,.2f} s"
 
 
 def _fmt(v: Any) -> str:
@@ -281,8 +285,9 @@ def render(
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- Load average at the end: {load_end}", ""]
     lines += [
-        "The machine is shared: each run lists the 1-minute load average and how busy both cores were "
-        "(from /proc/stat, over one second) just before it started.",
+        "The machine is shared: before each run the benchmark waits (up to 30 s) until both cores are "
+        "less than 15 % busy, and each run lists the 1-minute load average and how busy the cores "
+        "were (from /proc/stat, over one second) just before it started.",
         "",
         "## What each scenario does",
         "",
