@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                     + [bench.join("seed", n) for n in plan.seed_join_sizes]
                 ),
                 "idle": lambda: [bench.idle(k) for k in ("wschat", "seed")],
-                "durable": lambda: [bench.durable(s) for s in ("full", "normal")],
+                "durable": lambda: [
+                    bench.durable(s) for s in ("full", "normal") for _ in range(plan.durable_repeats)
+                ],
             }
             for name in ONLY:
                 if name in args.only:

@@ -78,6 +78,14 @@ def _find(runs: Iterable[Run], scenario: str, server: str) -> Run | None:
     return next((r for r in runs if r.scenario == scenario and r.server == server), None)
 
 
+def _median(runs: Iterable[Run], scenario: str, server: str, key: str) -> tuple[Run | None, int]:
+    """The median run of a repeated scenario (by `key`), and how many runs there were."""
+    found = sorted(
+        (r for r in runs if r.scenario == scenario and r.server == server), key=lambda r: r.figures[key]
+    )
+    return (found[(len(found) - 1) // 2] if found else None), len(found)
+
+
 def _met(ok: bool | None, quick: bool) -> str:
     if quick:
         return "(quick)"
@@ -185,14 +193,14 @@ def summary(runs: list[Run], plan: Plan, quick: bool) -> list[str]:
             )
         )
     for sync in ("full", "normal"):
-        r = _find(runs, f"durable-{sync}", "wschat")
+        r, n = _median(runs, f"durable-{sync}", "wschat", "acks_per_s")
         if not r:
             continue
         a = r.figures["acks_per_s"]
         rows.append(
             (
                 f"Durable store (SQLite, `--synchronous {sync}`): acknowledged messages/s, "
-                f"{r.figures['in_flight']:,} in flight",
+                f"{r.figures['in_flight']:,} in flight" + (f" (median of {n} runs)" if n > 1 else ""),
                 "≥ 50,000" if sync == "full" else "",
                 _num(a),
                 "no store, no acks",
