@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                     [bench.fanout(k, *plan.fanout_in_flight[0]) for k in ("wschat", "seed")]
                     + [bench.fanout("wschat", s, w) for s, w in plan.fanout_in_flight[1:]]
                 ),
-                "latency": lambda: [bench.latency(k) for k in ("wschat", "seed")],
+                "latency": lambda: [
+                    bench.latency(k) for _ in range(plan.latency_repeats) for k in ("wschat", "seed")
+                ],
                 "join": lambda: (
                     [bench.join("wschat", n) for n in plan.join_sizes]
                     + [bench.join("seed", n) for n in plan.seed_join_sizes]
