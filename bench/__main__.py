@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     settle = args.settle if args.settle is not None else (0.0 if args.quick else 30.0)
     bench = Bench(plan, log=lambda s: print(s, flush=True), settle=settle)
     started = time.time()
-    print(f"load average at the start: {loadavg()}", flush=True)
+    load_start = loadavg()
+    print(f"load average at the start: {load_start}", flush=True)
     try:
         if args.only:
             steps = {
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         command += "".join(f" --only {o}" for o in args.only)
-    text = report.render(bench.runs, plan, args.quick, info, started, elapsed, loadavg(), command)
+    text = report.render(bench.runs, plan, args.quick, info, started, elapsed, load_start, loadavg(), command)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))

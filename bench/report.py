@@ -264,6 +264,7 @@ def render(
     info: dict[str, str],
     started: float,
     elapsed: float,
+    load_start: str,
     load_end: str,
     command: str,
 ) -> str:
@@ -294,11 +295,12 @@ def render(
         "",
     ]
     lines += [f"- {k}: {v}" for k, v in info.items()]
-    lines += [f"- Load average at the end: {load_end}", ""]
+    lines += [f"- Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}", ""]
     lines += [
         "The machine is shared: before each run the benchmark waits (up to 30 s) until both cores are "
         "less than 15 % busy, and each run lists the 1-minute load average and how busy the cores "
-        "were (from /proc/stat, over one second) just before it started.",
+        "were (from /proc/stat, over one second) just before it started. The benchmark's own server "
+        "and generator keep the load average near 1 while it runs.",
         "",
         "## What each scenario does",
         "",
