@@ -18,6 +18,7 @@ once a second.
 
 from __future__ import annotations
 
+import math
 import secrets
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -131,29 +132,38 @@ class Config:
     chat_rate: float = 5.0
     chat_burst: float = 20.0
     control_rate: float = 2.0
-    control_burst: float = 10.0
-    flood_strikes: int = 10
+    control_burst: float = 30.0
+    flood_strikes: int = 50
     remembered_ids_per_user: int = 1000
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
 
 
 class TokenBucket:
-    """Rate limit: `rate` tokens a second, at most `burst` saved up."""
+    """Rate limit: `rate` tokens a second, at most `burst` saved up.
 
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+    A refused frame is told when to come back, and each refused frame gets its own slot, one token
+    apart, after those promised before it (`promised_until`): a client that resends every refused
+    frame after its own `retry_after` is accepted every time, instead of being refused again by
+    its own earlier resends.
+    """
+
+    __slots__ = ("burst", "promised_until", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+        self.promised_until = 0.0
 
     def take(self, now: float) -> float:
-        """Spend one token. Returns 0 if allowed, else the seconds until one is available."""
+        """Spend one token. Returns 0 if allowed, else the seconds until this frame's slot."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
-        return (1 - self.tokens) / self.rate
+        slot = max(now + (1 - self.tokens) / self.rate, self.promised_until + 1 / self.rate)
+        self.promised_until = slot
+        return slot - now
 
 
 @dataclass(slots=True, eq=False)
@@ -263,8 +273,8 @@ class Hub:
         wait = bucket.take(now)
         if wait:
             return self._limited(s, req, wait, getattr(req, "client_msg_id", None))
-        if bucket.tokens >= bucket.burst / 2:  # slowed down: forgive earlier strikes
-            s.strikes = 0
+        if now >= s.chat_bucket.promised_until and now >= s.control_bucket.promised_until:
+            s.strikes = 0  # it waited as told: what it sent too fast before was not a flood
         if isinstance(req, p.SetUsername):
             return self._set_username(s, req, now)
         if not s.name:
@@ -689,7 +699,7 @@ class Hub:
         s.strikes += 1
         if s.strikes >= self.config.flood_strikes:
             return [Close(s.cid, 1008, "flooding: too many messages too fast")]
-        retry = round(wait + 0.05, 1)
+        retry = math.ceil((wait + 0.01) * 10) / 10  # rounded up: coming back on time must succeed
         text = f"You are sending too fast; wait {retry:g} s. Keep flooding and you will be disconnected."
         if isinstance(req, p.SetUsername):
             frame = {"type": "username_error", "code": "rate_limited", "message": text, "retry_after": retry}

@@ -179,12 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="name attempts, joins, leaves and other requests per second per connection",
     )
-    lim.add_argument("--control-burst", type=float, default=10.0, help="burst allowance for those requests")
+    lim.add_argument("--control-burst", type=float, default=30.0, help="burst allowance for those requests")
     lim.add_argument(
         "--flood-strikes",
         type=int,
-        default=10,
-        help="refused frames in a row before a flooding connection is closed with 1008",
+        default=50,
+        help="frames refused for going too fast before the connection is closed with 1008; "
+        "forgiven once the client waits as told",
     )
     lim.add_argument(
         "--name-timeout",
