@@ -15,7 +15,7 @@ Frames bypass websockets' receive queue: `ChatConnection.process_event` hands co
 frames straight to the hub from `data_received`, so no task wakes up per message. Sending also
 bypasses websockets (data frames go to the transport directly; websockets still handles the
 handshake, pings, pongs and closing), which is why a connection's pending output is capped here:
-a client that stops reading is cut off at `--max-pending-bytes` instead of growing without bound.
+a client that stops reading is cut off (see `ChatServer._write`) instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -89,11 +89,19 @@ class ChatConnection(ServerConnection):
         self.counted = False
         self.alive = True  # data arrived since the last keepalive sweep
         self.closing = False
+        self.behind_since = 0.0  # loop time since which output has waited beyond the cap
         self.chat_server: ChatServer | None = None  # set at the handshake, for connection counts
 
     def data_received(self, data: bytes) -> None:
         self.alive = True
         super().data_received(data)
+        # websockets answers pings by itself: a client that sends pings and never reads must
+        # not make those answers pile up without bound either.
+        chat = self.chat_server
+        if chat is None or self.closing:
+            return
+        if self.transport.get_write_buffer_size() > 16 * chat.opts.max_pending_bytes:
+            chat._drop_slow(self)
 
     def process_event(self, event: Any) -> None:
         chat = self.chat
@@ -200,7 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pending-bytes",
         type=int,
         default=1 << 20,
-        help="a client that stops reading is dropped when this much output waits for it",
+        help="output waiting for a client beyond this means it is not keeping up (16 times this "
+        "drops it at once)",
+    )
+    lim.add_argument(
+        "--slow-client-grace",
+        type=float,
+        default=2.0,
+        help="seconds a client may stay beyond --max-pending-bytes before it is dropped",
     )
     lim.add_argument("--max-connections", type=int, default=20_000, help="WebSocket connections in total")
     lim.add_argument(
@@ -506,19 +521,34 @@ class ChatServer:
                 self._write(ws, frames)
 
     def _write(self, ws: ChatConnection, frames: list[bytes]) -> None:
+        """Write to one connection, dropping it if it has stopped reading.
+
+        A client is behind when more than --max-pending-bytes still wait for it as new output
+        arrives. It is dropped when it stays behind for --slow-client-grace seconds, or at once
+        when 16 times that much waits. The check looks at the backlog *before* this write, so a
+        single large frame (a long history after a reconnect) never counts against a client
+        that was keeping up, even when it does not fit in the socket buffer at once.
+        """
         if ws.closing or ws.protocol.state is not State.OPEN:
             return
         transport = ws.transport
+        before = transport.get_write_buffer_size()
         transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        if transport.get_write_buffer_size() > self.opts.max_pending_bytes:
-            log.warning(
-                "dropping %s (client %d): it stopped reading, %d bytes wait for it",
-                ws.ip,
-                ws.cid,
-                transport.get_write_buffer_size(),
-            )
-            ws.closing = True
-            transport.abort()
+        cap = self.opts.max_pending_bytes
+        if before <= cap:
+            ws.behind_since = 0.0
+            return
+        now = self.loop.time()
+        if not ws.behind_since:
+            ws.behind_since = now
+        if now - ws.behind_since > self.opts.slow_client_grace or before > 16 * cap:
+            self._drop_slow(ws)
+
+    def _drop_slow(self, ws: ChatConnection) -> None:
+        size = ws.transport.get_write_buffer_size()
+        log.warning("dropping %s (client %d): it stopped reading, %d bytes wait for it", ws.ip, ws.cid, size)
+        ws.closing = True
+        ws.transport.abort()
 
     def _close(self, cid: int, code: int, reason: str) -> None:
         ws = self.conns.get(cid)
