@@ -89,12 +89,20 @@ class ChatConnection(ServerConnection):
         self.counted = False
         self.alive = True  # data arrived since the last keepalive sweep
         self.closing = False
+        self.deadline_armed = False
         self.behind_since = 0.0  # loop time since which output has waited beyond the cap
         self.chat_server: ChatServer | None = None  # set at the handshake, for connection counts
 
     def data_received(self, data: bytes) -> None:
         self.alive = True
         super().data_received(data)
+        if self.close_deadline is not None and not self.deadline_armed:
+            # websockets sets this deadline when a frame from the client fails the connection
+            # (1009, 1002, 1007...) but enforces it only inside its own send(); with nothing
+            # sending, a client that never closes its socket would hold the connection (and
+            # server shutdown) forever.
+            self.deadline_armed = True
+            self.loop.call_at(self.close_deadline, self._enforce_close_deadline)
         # websockets answers pings by itself: a client that sends pings and never reads must
         # not make those answers pile up without bound either.
         chat = self.chat_server
@@ -102,6 +110,10 @@ class ChatConnection(ServerConnection):
             return
         if self.transport.get_write_buffer_size() > 16 * chat.opts.max_pending_bytes:
             chat._drop_slow(self)
+
+    def _enforce_close_deadline(self) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.transport.abort()
 
     def process_event(self, event: Any) -> None:
         chat = self.chat
@@ -202,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a connection may stay without choosing a name",
     )
     lim.add_argument(
-        "--handshake-timeout", type=float, default=10.0, help="seconds to finish the opening handshake"
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to finish the opening handshake (TLS included), and the closing one",
     )
     lim.add_argument(
         "--max-pending-bytes",
@@ -319,6 +334,7 @@ class ChatServer:
                 compression=None,
                 max_size=opts.max_frame_bytes,
                 open_timeout=opts.handshake_timeout,
+                close_timeout=opts.handshake_timeout,
                 ping_interval=None,  # one sweep for all connections instead of a task each
                 server_header=f"wschat/{__version__}",
                 backlog=4096,
@@ -341,7 +357,14 @@ class ChatServer:
         for task in self.tasks:
             task.cancel()
         self.ws_server.close()
-        await self.ws_server.wait_closed()
+        try:
+            await asyncio.wait_for(self.ws_server.wait_closed(), self.opts.handshake_timeout + 1)
+        except TimeoutError:
+            # websockets closes only OPEN connections; one already CLOSING (we sent a close
+            # whose task was just cancelled, the client never answered) would hold this forever.
+            for ws in list(self.ws_server.all_connections):
+                ws.transport.abort()
+            await self.ws_server.wait_closed()
         self.ws_server = None
 
     async def run_until_signalled(self) -> None:
