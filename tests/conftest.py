@@ -23,3 +23,17 @@ async def server() -> AsyncIterator[ChatServer]:
         yield srv
     finally:
         await srv.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what tests measured (recorded with the `record_property` fixture), with or without -s."""
+    lines = []
+    for key in ("passed", "failed"):
+        for rep in terminalreporter.stats.get(key, []):
+            if rep.when == "call":
+                name = rep.nodeid.split("::")[-1]
+                lines += [f"{name}: {k} = {v}" for k, v in rep.user_properties]
+    if lines:
+        terminalreporter.section("measurements")
+        for line in lines:
+            terminalreporter.write_line(line)
