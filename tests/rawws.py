@@ -62,8 +62,14 @@ class RawClient:
 
     @classmethod
     async def connect(
-        cls, port: int, path: str = "/", origin: str | None = None, rcvbuf: int | None = None
+        cls,
+        port: int,
+        path: str = "/",
+        origin: str | None = None,
+        rcvbuf: int | None = None,
+        host: str = "127.0.0.1",
     ) -> RawClient:
+        """Connect to 127.0.0.1:port; `host` is only what the Host header claims."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:  # before connect, so the window is small from the start
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -71,7 +77,7 @@ class RawClient:
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=2**24)
         c = cls(reader, writer)
-        writer.write(handshake(port, path, origin))
+        writer.write(handshake(port, path, origin, host))
         c.head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
         c.status = int(c.head.split(b" ", 2)[1])
         return c

@@ -254,8 +254,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="seconds between keepalive pings; a connection silent for two intervals is dropped",
     )
+    who = ap.add_argument_group("who may connect")
+    who.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin_arg,
+        metavar="ORIGIN",
+        help="also accept WebSocket connections from pages at ORIGIN, e.g. https://chat.example.org "
+        "(repeatable); pages this server serves itself and pages opened from disk are always accepted",
+    )
+    who.add_argument(
+        "--strict-origin",
+        action="store_true",
+        help="refuse pages whose origin is 'null' (opened from disk, or sandboxed by another site)",
+    )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap
+
+
+def _origin_arg(value: str) -> str:
+    origin = value.strip().rstrip("/").lower()
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an origin; write it as scheme://host[:port], e.g. https://chat.example.org"
+        )
+    return origin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -300,6 +325,7 @@ class ChatServer:
         self.total = 0
         self.tasks: set[asyncio.Task] = set()
         self.pages: dict[str, bytes | None] = {}
+        self.origins: frozenset[str] = frozenset()  # accepted Origin headers besides none and null
 
     # -- lifecycle
 
@@ -343,6 +369,7 @@ class ChatServer:
             self.store.close()
             raise StartupError(_bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
+        self.origins = own_origins(opts.host, self.port, tls=False) | frozenset(opts.allow_origin)
         self._spawn(self._ticker())
 
     async def stop(self) -> None:
@@ -391,6 +418,9 @@ class ChatServer:
             return self._http(request, path)
         if path not in ("/", "/echo"):
             return _text_response(404, f"No WebSocket endpoint at {path}; the chat is at /.")
+        refused = self._check_origin(request.headers.get_all("Origin"))
+        if refused:
+            return refused
         ws.kind = "chat" if path == "/" else "echo"
         peer = ws.transport.get_extra_info("peername") or ("", 0)
         ws.ip = str(peer[0])
@@ -403,6 +433,36 @@ class ChatServer:
         ws.counted = True
         ws.chat_server = self
         return None
+
+    def _check_origin(self, values: list[str]) -> Response | None:
+        """Refuse the handshake of a page from another website (cross-site WebSocket hijacking).
+
+        Browsers always send Origin; terminal clients send none. 'null' is a page opened from
+        disk (accepted unless --strict-origin). Anything else must be one of the origins this
+        server serves as (see own_origins) or an --allow-origin: the Host header is not trusted
+        for this, since after DNS rebinding a hostile page's Host matches its own Origin.
+        """
+        if not values:
+            return None
+        if len(values) == 1:
+            origin = values[0].strip().rstrip("/").lower()
+            if origin == "null":
+                if not self.opts.strict_origin:
+                    return None
+                return _text_response(
+                    403,
+                    "This server refuses pages opened from disk or sandboxed (Origin: null) because it "
+                    "runs with --strict-origin; open the web client from the server's own address.",
+                )
+            if origin in self.origins:
+                return None
+        shown = ", ".join(v[:100] for v in values)
+        return _text_response(
+            403,
+            f"Refused: this chat server does not serve pages from {shown}, so a page there may not "
+            "connect to it (protection against cross-site WebSocket hijacking). If that really is an "
+            f"address of this server, start it with --allow-origin {values[0][:100]}",
+        )
 
     def _ip_limited(self, ip: str) -> bool:
         if self.opts.limit_loopback:
@@ -669,6 +729,43 @@ def network_addresses() -> list[str]:
             s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
             found.append(s.getsockname()[0])
     return list(dict.fromkeys(found))
+
+
+def own_origins(host: str, port: int, *, tls: bool) -> frozenset[str]:
+    """Origins of the pages this server serves: scheme://name:port for each name it answers as.
+
+    The names are loopback, this host's addresses and host names (hostname, hostname.local, the
+    fully qualified name) and the --host it listens on; browsers send them in lower case.
+    """
+    scheme = "https" if tls else "http"
+    names = {"localhost", "127.0.0.1", "[::1]", *network_addresses()}
+    names |= {f"[{ip}]" for ip in _ipv6_addresses()}
+    hostname = socket.gethostname().lower()
+    if hostname:
+        names |= {hostname, f"{hostname.split('.')[0]}.local"}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn().lower())
+    if host not in ("0.0.0.0", "", "::"):
+        names.add(f"[{host}]" if ":" in host else host.lower())
+    origins = {f"{scheme}://{name}:{port}" for name in names if name}
+    if port == (443 if tls else 80):  # browsers leave the default port out
+        origins |= {f"{scheme}://{name}" for name in names if name}
+    return frozenset(origins)
+
+
+def _ipv6_addresses() -> list[str]:
+    """This host's global IPv6 addresses (link-local ones cannot appear in a browser's URL)."""
+    found: list[str] = []
+    with contextlib.suppress(Exception):
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family == socket.AF_INET6:
+                    ip = ipaddress.ip_address(a.address.split("%")[0])
+                    if not (ip.is_loopback or ip.is_link_local):
+                        found.append(str(ip))
+    return found
 
 
 def banner(host: str, port: int) -> str:
