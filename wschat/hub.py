@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wschat import protocol as p
-from wschat.names import InvalidName, check_room, check_username, name_key
+from wschat.names import InvalidName, check_room, check_username, lookalike_keys, name_key
 
 GENERAL = "general"
 
@@ -177,6 +177,7 @@ class Session:
     token: str = ""
     rooms: dict[str, None] = field(default_factory=dict)
     strikes: int = 0
+    looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
 
 
 @dataclass(slots=True, eq=False)
@@ -214,6 +215,7 @@ class Hub:
         snapshot = snapshot or Snapshot()
         self.sessions: dict[int, Session] = {}
         self.by_key: dict[str, int] = {}
+        self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
         self.unnamed: dict[int, float] = {}  # cid -> connect time, oldest first
         self.rooms: dict[str, Room] = {}
         self.next_id = snapshot.next_id
@@ -252,6 +254,9 @@ class Hub:
             return []
         if self.by_key.get(s.key) == cid:
             del self.by_key[s.key]
+        for look in s.looks:
+            if self.by_look.get(look) == cid:
+                del self.by_look[look]
         out: list[Action] = []
         for room_name in list(s.rooms):
             self._exit(s, self.rooms[room_name], now, out)
@@ -405,6 +410,13 @@ class Hub:
             return [self._name_error(s, exc.code, str(exc))]
         out: list[Action] = []
         holder = self.by_key.get(key)
+        looks = lookalike_keys(name)
+        for look in looks:
+            other = self.by_look.get(look)
+            if other is not None and other not in (s.cid, holder):  # the same name: see below
+                who = self.sessions[other].name
+                text = f"'{name}' looks too much like '{who}', who is online; choose another name."
+                return [self._name_error(s, "name_confusable", text)]
         if holder is not None:
             old = self.sessions[holder]
             if not req.session_token or not secrets.compare_digest(req.session_token, old.token):
@@ -413,8 +425,10 @@ class Hub:
             out.append(Close(holder, 4000, "logged in again from another connection"))
             out.extend(self.disconnect(holder, now))
         self.unnamed.pop(s.cid, None)
-        s.name, s.key, s.token = name, key, self.new_token()
+        s.name, s.key, s.token, s.looks = name, key, self.new_token(), looks
         self.by_key[key] = s.cid
+        for look in looks:
+            self.by_look[look] = s.cid
         wanted: dict[str, p.Position | None] = {}
         for raw in (*req.rooms, *req.resume):
             try:
