@@ -32,6 +32,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -51,6 +52,7 @@ from websockets.protocol import State
 from wschat import __version__
 from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
 from wschat.store import Store, StoreError, open_store
+from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
 log = logging.getLogger("wschat.server")
 
@@ -254,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="seconds between keepalive pings; a connection silent for two intervals is dropped",
     )
+    tls = ap.add_argument_group("TLS (wss:// and https:// on the same port)")
+    tls.add_argument("--certfile", help="PEM certificate (chain) to serve TLS with")
+    tls.add_argument("--keyfile", help="PEM private key of --certfile, if not in the same file")
+    tls.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="serve TLS with a self-signed certificate for this host, made on first start and kept "
+        "next to the database (cert.pem, key.pem); the banner shows its SHA-256 fingerprint",
+    )
     who = ap.add_argument_group("who may connect")
     who.add_argument(
         "--allow-origin",
@@ -326,12 +337,16 @@ class ChatServer:
         self.tasks: set[asyncio.Task] = set()
         self.pages: dict[str, bytes | None] = {}
         self.origins: frozenset[str] = frozenset()  # accepted Origin headers besides none and null
+        self.ssl: ssl.SSLContext | None = None
+        self.fingerprint = ""  # of the certificate, when serving TLS
+        self.tls_notes: list[str] = []
 
     # -- lifecycle
 
     async def start(self) -> None:
         opts = self.opts
         self.loop = asyncio.get_running_loop()
+        self._setup_tls()
         if opts.db == DEFAULT_DB:
             os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
         self.store = open_store(
@@ -364,13 +379,36 @@ class ChatServer:
                 ping_interval=None,  # one sweep for all connections instead of a task each
                 server_header=f"wschat/{__version__}",
                 backlog=4096,
+                ssl=self.ssl,
+                **({"ssl_handshake_timeout": opts.handshake_timeout} if self.ssl else {}),
             )
         except OSError as exc:
             self.store.close()
             raise StartupError(_bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
-        self.origins = own_origins(opts.host, self.port, tls=False) | frozenset(opts.allow_origin)
+        tls = self.ssl is not None
+        self.origins = own_origins(opts.host, self.port, tls=tls) | frozenset(opts.allow_origin)
         self._spawn(self._ticker())
+
+    def _setup_tls(self) -> None:
+        opts = self.opts
+        if opts.keyfile and not opts.certfile:
+            raise StartupError("--keyfile needs --certfile (the certificate that goes with the key).")
+        if opts.self_signed and opts.certfile:
+            raise StartupError("Choose either --self-signed or --certfile, not both.")
+        try:
+            if opts.self_signed:
+                folder = "chat-data" if opts.db == ":memory:" else (os.path.dirname(opts.db) or ".")
+                names, addresses = certificate_names(opts.host)
+                certfile, keyfile, self.tls_notes = self_signed(folder, names, addresses)
+            elif opts.certfile:
+                certfile, keyfile = opts.certfile, opts.keyfile
+            else:
+                return
+            self.ssl = server_context(certfile, keyfile)
+            self.fingerprint = fingerprint(certfile)
+        except TLSSetupError as exc:
+            raise StartupError(str(exc)) from None
 
     async def stop(self) -> None:
         """Tell everyone, store what is pending, close every connection with 1001."""
@@ -768,17 +806,42 @@ def _ipv6_addresses() -> list[str]:
     return found
 
 
-def banner(host: str, port: int) -> str:
+def certificate_names(host: str) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) a self-signed certificate for this host should cover."""
+    names = ["localhost"]
+    hostname = socket.gethostname().lower()
+    if hostname and hostname != "localhost":
+        names += [hostname, f"{hostname.split('.')[0]}.local"]
+    with contextlib.suppress(OSError):
+        fqdn = socket.getfqdn().lower()
+        if "." in fqdn and fqdn not in names:
+            names.append(fqdn)
+    addresses = ["127.0.0.1", "::1", *network_addresses(), *_ipv6_addresses()]
+    if host not in ("0.0.0.0", "", "::"):
+        try:
+            addresses.append(str(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(host.lower())
+    return list(dict.fromkeys(names)), list(dict.fromkeys(addresses))
+
+
+def banner(
+    host: str, port: int, *, tls: bool = False, fingerprint: str = "", notes: Iterable[str] = ()
+) -> str:
+    ws, http_ = ("wss", "https") if tls else ("ws", "http")
     rule = "=" * 50
-    lines = [f"Starting WebSocket chat server on ws://{host}:{port}", rule, "Server is accessible at:"]
+    lines = [f"Starting WebSocket chat server on {ws}://{host}:{port}", rule, "Server is accessible at:"]
     if host in ("0.0.0.0", "", "::"):
         network = network_addresses()
-        lines.append(f"  ws://localhost:{port} (local only)")
-        lines += [f"  ws://{ip}:{port} (network)" for ip in network]
-        lines.append(f"  Web client: http://{network[0] if network else 'localhost'}:{port}/")
+        lines.append(f"  {ws}://localhost:{port} (local only)")
+        lines += [f"  {ws}://{ip}:{port} (network)" for ip in network]
+        lines.append(f"  Web client: {http_}://{network[0] if network else 'localhost'}:{port}/")
     else:
-        lines.append(f"  ws://{host}:{port}")
-        lines.append(f"  Web client: http://{host}:{port}/")
+        lines.append(f"  {ws}://{host}:{port}")
+        lines.append(f"  Web client: {http_}://{host}:{port}/")
+    if fingerprint:
+        lines.append(f"  Certificate SHA-256 fingerprint: {fingerprint}")
+    lines += [f"  {note}" for note in notes]
     lines += [rule, "Share the network address with other users to connect!"]
     return "\n".join(lines)
 
@@ -789,7 +852,16 @@ def banner(host: str, port: int) -> str:
 async def _serve(opts: argparse.Namespace) -> None:
     server = ChatServer(opts)
     await server.start()
-    print(banner(opts.host, server.port), flush=True)
+    print(
+        banner(
+            opts.host,
+            server.port,
+            tls=server.ssl is not None,
+            fingerprint=server.fingerprint,
+            notes=server.tls_notes,
+        ),
+        flush=True,
+    )
     log.info(
         "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
         "memory only" if opts.db == ":memory:" else opts.db,
