@@ -336,6 +336,7 @@ class ChatServer:
         self.total = 0
         self.tasks: set[asyncio.Task] = set()
         self.pages: dict[str, bytes | None] = {}
+        self.behind: set[ChatConnection] = set()  # clients with output beyond --max-pending-bytes
         self.origins: frozenset[str] = frozenset()  # accepted Origin headers besides none and null
         self.ssl: ssl.SSLContext | None = None
         self.fingerprint = ""  # of the certificate, when serving TLS
@@ -662,13 +663,29 @@ class ChatServer:
         now = self.loop.time()
         if not ws.behind_since:
             ws.behind_since = now
+            self.behind.add(ws)  # checked again every second, even if nothing more is sent
         if now - ws.behind_since > self.opts.slow_client_grace or before > 16 * cap:
             self._drop_slow(ws)
+
+    def _check_behind(self) -> None:
+        """Drop clients still behind after the grace period; forget those that caught up."""
+        now = self.loop.time()
+        cap, grace = self.opts.max_pending_bytes, self.opts.slow_client_grace
+        for ws in list(self.behind):
+            if ws.closing or ws.transport.is_closing():
+                self.behind.discard(ws)
+            elif ws.transport.get_write_buffer_size() <= cap:
+                ws.behind_since = 0.0
+                self.behind.discard(ws)
+            elif now - ws.behind_since > grace:
+                self.behind.discard(ws)
+                self._drop_slow(ws)
 
     def _drop_slow(self, ws: ChatConnection) -> None:
         size = ws.transport.get_write_buffer_size()
         log.warning("dropping %s (client %d): it stopped reading, %d bytes wait for it", ws.ip, ws.cid, size)
         ws.closing = True
+        self.behind.discard(ws)
         ws.transport.abort()
 
     def _close(self, cid: int, code: int, reason: str) -> None:
@@ -702,6 +719,8 @@ class ChatServer:
         while True:
             await asyncio.sleep(1.0)
             self.run(self.hub.tick(time.time()))
+            if self.behind:
+                self._check_behind()
             if interval and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + interval
                 self._keepalive()
