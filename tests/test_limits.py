@@ -277,3 +277,23 @@ async def test_a_reader_behind_a_small_socket_buffer_gets_a_history_larger_than_
         b.close()
     finally:
         await srv.stop()
+
+
+async def test_keepalive_drops_a_silent_client_and_keeps_one_that_answers_pings() -> None:
+    srv = await start_server("--ping-interval", "1")  # 1 s instead of 20 s keeps the test short
+    try:
+        silent = await RawClient.connect(srv.port)  # never answers a ping
+        silent.send({"type": "set_username", "username": "Silent"})
+        assert (await silent.recv_json())["type"] == "username_accepted"
+        alive = await logged_in(srv.port, "Alive")  # websockets answers pings by itself
+        t0 = time.monotonic()
+        assert await silent.wait_closed(10) is None  # dropped, not closed politely: it is gone
+        gone_s = time.monotonic() - t0
+        assert gone_s < 5
+        await alive.chat("still here")
+        assert (await alive.expect("chat"))["message"] == "still here"
+        await asyncio.wait_for(_until(lambda: set(srv.hub.by_key) == {"alive"}), TIMEOUT)
+        silent.close()
+        await alive.close()
+    finally:
+        await srv.stop()
