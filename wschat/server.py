@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_origin_arg,
         metavar="ORIGIN",
         help="also accept WebSocket connections from pages at ORIGIN, e.g. https://chat.example.org "
-        "(repeatable); pages this server serves itself and pages opened from disk are always accepted",
+        "(repeatable); the pages this server serves itself are always accepted, pages opened from "
+        "disk unless --strict-origin",
     )
     who.add_argument(
         "--strict-origin",
