@@ -113,6 +113,21 @@ async def test_prompts_for_address_and_name_and_asks_again_when_the_name_is_take
     await bob.close()
 
 
+async def test_a_refused_command_line_name_is_asked_for_again_on_a_terminal(
+    server: ChatServer, terms: list[Term]
+) -> None:
+    bob = await logged_in(server.port, "bob")
+    t = Term(f"127.0.0.1:{server.port}", "--username", "Bob")
+    terms.append(t)
+    await t.expect("The name 'bob' is taken")
+    await t.expect("Enter your username: ")
+    t.type("carol")
+    await t.expect("Welcome, carol!")
+    t.type("/quit")
+    assert await t.exit_status() == 0
+    await bob.close()
+
+
 async def test_chats_with_a_websocket_client_in_rooms_and_privately(
     server: ChatServer, terms: list[Term]
 ) -> None:
@@ -248,15 +263,18 @@ async def test_reconnects_after_restart_and_sends_what_was_typed_offline_exactly
     proc = ServerProcess(db=db, port=port).wait_ready()
     try:
         t = await login_term(terms, port, "alice")
+        other = await login_term(terms, port, "carol")  # a second terminal, reading along
         t.type("before the restart")
         await t.expect("alice: before the restart")
+        await other.expect("alice: before the restart")
 
-        assert proc.stop() == 0
+        assert await proc.astop() == 0
         await t.expect("Connection lost - reconnecting in 2s (attempt 1)")
+        await other.expect("Connection lost - reconnecting in 2s (attempt 1)")
         t.type("typed while down 1")
-        await t.expect("message queued")
+        await t.expect('"typed while down 1" is queued and goes out')
         t.type("typed while down 2")
-        await t.expect("message queued (2 waiting)")
+        await t.expect('"typed while down 2" is queued (2 waiting)')
 
         proc = ServerProcess(db=db, port=port).wait_ready()
         await t.expect("Reconnected as alice.", timeout=20)
@@ -273,13 +291,18 @@ async def test_reconnects_after_restart_and_sends_what_was_typed_offline_exactly
         await bob.chat("welcome back")
         await t.expect("bob: welcome back")
 
+        await other.expect("alice: typed while down 2", timeout=20)
+        await other.expect("alice: after the restart")
         t.type("/quit")
+        other.type("/quit")
         assert await t.exit_status() == 0
-        for text in ("before the restart", "typed while down 1", "typed while down 2"):
+        assert await other.exit_status() == 0
+        for text in ("before the restart", "typed while down 1", "typed while down 2", "after the restart"):
             assert t.count(f"alice: {text}") == 1, text
+            assert other.count(f"alice: {text}") == 1, text
         await bob.close()
     finally:
-        proc.stop()
+        await proc.astop()
 
 
 async def run_piped(port: int, stdin: str, *args: str) -> tuple[int, str, str]:

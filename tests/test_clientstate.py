@@ -290,7 +290,7 @@ def test_unacknowledged_messages_are_resent_with_the_same_id_after_reconnecting(
     first = s.pump(0)[0]
     s.closed()
     out = s.line("typed offline", 1)
-    assert "Not connected: message queued (2 waiting)" in shown(out)
+    assert 'Not connected: "typed offline" is queued (2 waiting)' in shown(out)
     s.opened(2)
     s.pump(2)
     assert s.pump(2) == ([], None)  # nothing before the login is accepted

@@ -371,7 +371,7 @@ class ClientState:
             return []
         n = len(self.outbox)
         waiting = f" ({n} waiting)" if n > 1 else ""
-        note = f"Not connected: message queued{waiting}; it will be sent when the connection is back."
+        note = f'Not connected: "{_preview(text)}" is queued{waiting} and goes out once reconnected.'
         return [Show(self.fmt.notice(note, "queued"))]
 
     def _history_request(self, count: int) -> list[Effect]:
