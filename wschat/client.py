@@ -95,6 +95,7 @@ class TerminalConsole:
         self.asking: str | None = None  # a one-off prompt (the server address)
         self.last_prompt = ""  # the prompt the last line was typed after
         self.saved: list[Any] | None = None
+        self.mode: list[Any] = []
 
     async def start(self) -> None:
         assert termios is not None
@@ -103,8 +104,24 @@ class TerminalConsole:
         # No echo, no line buffering; keep ISIG so Ctrl+C still arrives as SIGINT.
         mode[3] &= ~(termios.ICANON | termios.ECHO | termios.IEXTEN)
         mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        self.mode = mode
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
         asyncio.get_running_loop().add_reader(self.fd, self._readable)
+        self.refresh()
+
+    def suspend(self) -> None:
+        """Ctrl+Z: give the shell its terminal back as it was, then stop."""
+        self._write("\r\x1b[K")
+        if self.saved is not None and termios is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Back from Ctrl+Z (`fg`): shells do not restore a job's terminal mode, so set it again."""
+        if termios is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSANOW, self.mode)
         self.refresh()
 
     def _readable(self) -> None:
@@ -582,9 +599,9 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if sig is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
-    if hasattr(signal, "SIGCONT"):  # back from Ctrl+Z: the shell may have drawn over the input line
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGCONT, console.refresh)
+    if isinstance(console, TerminalConsole):
+        loop.add_signal_handler(signal.SIGTSTP, console.suspend)
+        loop.add_signal_handler(signal.SIGCONT, console.resume)
 
     await console.start()
     try:
