@@ -324,12 +324,14 @@ async def run_piped(port: int, stdin: str, *args: str) -> tuple[int, str, str]:
 
 async def test_piped_input_sends_each_line_and_exits_zero_after_the_acks(server: ChatServer) -> None:
     bob = await logged_in(server.port, "bob")
-    status, out, err = await run_piped(server.port, "hi\n/join ops\nin ops\n/quit\n", "--username", "bot")
+    script = "hi\n/join ops\nin ops\n/quit\nafter quitting\n"
+    status, out, err = await run_piped(server.port, script, "--username", "bot")
     assert status == 0, err
     got = await bob.expect("chat", username="bot")
     assert (got["message"], got["room"]) == ("hi", "general")
     assert "bot: in ops" in out  # its own echo: the server stored it before the client quit
     assert "\x1b" not in out  # no colour or cursor movement when output is not a terminal
+    assert "after quitting" not in out
     # the second message went to #ops, where bob is not
     await bob.send({"type": "join", "room": "ops"})
     history = await bob.expect("history", room="ops")

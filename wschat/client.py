@@ -402,6 +402,8 @@ class App:
                 if st.needs_server(line):
                     await self.until(lambda: st.online and st.settled, timeout)
             self.apply(st.line(line, self.loop.time()))
+            if self.quitting.is_set():  # lines after /quit are not for us
+                return
 
     async def connection_loop(self) -> None:
         st = self.state
