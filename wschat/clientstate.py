@@ -391,10 +391,10 @@ class ClientState:
     # ------------------------------------------------------------ server frames
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
-        handler = getattr(self, "_on_" + _str(frame.get("type")), None)
+        handler = _HANDLERS.get(_str(frame.get("type")))
         if handler is None:  # unknown types are for newer clients
             return []
-        return handler(frame, now)
+        return handler(self, frame, now)
 
     def _on_username_accepted(self, frame: dict[str, Any], now: float) -> list[Effect]:
         f = self.fmt
@@ -596,8 +596,6 @@ class ClientState:
             return []  # our own arrival: `joined` already said so
         return [Show(self.fmt.presence(frame, self.current))]
 
-    _on_user_leave = _on_user_join
-
     def _on_online_users(self, frame: dict[str, Any], now: float) -> list[Effect]:
         return [Show(self.fmt.users(frame, self.me))]
 
@@ -630,3 +628,21 @@ class ClientState:
         if code == "not_in_room":
             self.paging.clear()
         return [Show(f.notice(reason, "error"))]
+
+
+_HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]]] = {
+    "username_accepted": ClientState._on_username_accepted,
+    "username_error": ClientState._on_username_error,
+    "joined": ClientState._on_joined,
+    "left": ClientState._on_left,
+    "history": ClientState._on_history,
+    "chat": ClientState._on_chat,
+    "private": ClientState._on_private,
+    "ack": ClientState._on_ack,
+    "user_join": ClientState._on_user_join,
+    "user_leave": ClientState._on_user_join,
+    "online_users": ClientState._on_online_users,
+    "rooms": ClientState._on_rooms,
+    "system": ClientState._on_system,
+    "error": ClientState._on_error,
+}

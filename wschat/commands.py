@@ -43,10 +43,6 @@ class Address:
     url: str  # what to connect to: ws://host:port/path
     display: str  # what to call it in messages: host:port
 
-    @property
-    def secure(self) -> bool:
-        return self.url.startswith("wss://")
-
 
 _HOST_RE = re.compile(r"[A-Za-z0-9._-]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?")
