@@ -57,6 +57,7 @@ from wschat.commands import (
     seconds,
 )
 from wschat.lineedit import EndOfInput, LineEditor, Submitted
+from wschat.names import InvalidName, check_room
 
 try:
     import termios
@@ -229,8 +230,12 @@ def _blocking(fd: int) -> bool | None:
 # ------------------------------------------------------------------ the app
 
 
-def connect_error(exc: BaseException) -> str:
+def connect_error(exc: BaseException, secure: bool = False) -> str:
     """Why connecting failed, in a few plain words (never a traceback)."""
+    # a plain-WebSocket server answering a TLS hello resets the connection or garbles TLS
+    hint = " (if the server has no TLS, use ws:// instead of wss://)" if secure else ""
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset" + hint
     if isinstance(exc, InvalidStatus):
         resp = exc.response
         body = escape(resp.body.decode("utf-8", "replace").strip()[:200]) if resp.body else ""
@@ -242,7 +247,7 @@ def connect_error(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"its TLS certificate is not trusted ({exc.verify_message})"
     if isinstance(exc, ssl.SSLError):
-        return f"the TLS handshake failed ({exc.reason or exc})"
+        return f"the TLS handshake failed ({exc.reason or exc}){hint}"
     if isinstance(exc, socket.gaierror):
         return "unknown host name"
     if isinstance(exc, TimeoutError):
@@ -425,7 +430,8 @@ class App:
             except Exception as exc:  # any way of failing to connect is reported, then retried
                 attempt += 1
                 delay = next(delays)
-                text = f"Cannot reach {self.address.display}: {connect_error(exc)}"
+                secure = self.address.url.startswith("wss:")
+                text = f"Cannot reach {self.address.display}: {connect_error(exc, secure)}"
                 self.say(f"{text} - reconnecting in {seconds(delay)} (attempt {attempt})", "offline")
                 await asyncio.sleep(delay)
                 continue
@@ -561,8 +567,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts = ap.parse_args(argv)
     rooms = []
     for raw in opts.room:
-        from wschat.names import InvalidName, check_room
-
         try:
             rooms.append(check_room(raw))
         except InvalidName as exc:
