@@ -617,7 +617,7 @@ async def test_page_reconnects_after_a_server_restart_and_shows_nothing_twice(
     await bob.expect("chat", message="Alice before the restart")
     await expect(page.locator(".msg.pending")).to_have_count(0)
 
-    await asyncio.to_thread(processes[0].stop)
+    await processes[0].astop()
     status = page.locator("#status")
     await expect(status).to_have_attribute("data-state", re.compile("reconnecting|connecting"))
     await expect(page.locator("#statusText")).to_contain_text(re.compile(r"Reconnect"))
@@ -809,7 +809,7 @@ async def test_a_new_epoch_clears_the_room_so_reused_seqs_are_not_taken_for_dupl
     page = await pages.new()
     await join(page, port, "Alice")
     await expect(texts(page, "from the lost epoch")).to_have_count(1)
-    await asyncio.to_thread(processes[0].stop)
+    await processes[0].astop()
     await start_process(processes, port, ":memory:")  # history gone: new epoch, seq starts at 1
     await connected(page)
     await expect(page.locator(".notice.system").last).to_contain_text("lost the history")

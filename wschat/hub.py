@@ -211,7 +211,8 @@ class Hub:
         self.private_seq: dict[tuple[str, str], int] = {}
         self.run_id = new_token()[:6]
         self.sent: dict[str, OrderedDict[str, tuple[str, str, int]]] = {}
-        self.inflight: set[tuple[str, str]] = set()
+        # (user key, client_msg_id) being stored -> how many repeats arrived meanwhile
+        self.inflight: dict[tuple[str, str], int] = {}
         for name, state in snapshot.rooms.items():
             room = Room(name, state.epoch, state.last_seq, state.first_seq)
             for m in state.recent[-config.resume_cap :]:
@@ -297,7 +298,7 @@ class Hub:
             room.first_seq = max(room.first_seq, m.seq - self.config.max_messages_per_room + 1)
             out.append(Send(tuple(room.members), m.payload))
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                repeats = self.inflight.pop((m.user_key, m.client_msg_id), 0)
                 self._remember(m.user_key, m.client_msg_id, m.room, str(m.id), m.seq)
                 holder = self.by_key.get(m.user_key)
                 if holder is not None:
@@ -309,6 +310,8 @@ class Hub:
                         "room": m.room,
                     }
                     out.append(Send((holder,), p.encode(ack)))
+                    ack["duplicate"] = True
+                    out.extend(Send((holder,), p.encode(ack)) for _ in range(repeats))
         return out
 
     def commit_failed(self, batch: list[Message], reason: str, now: float) -> list[Action]:
@@ -317,7 +320,7 @@ class Hub:
         for m in batch:
             holder = self.by_key.get(m.user_key)
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                self.inflight.pop((m.user_key, m.client_msg_id), None)
             if holder is not None:
                 text = (
                     "The server could not save your message (its storage failed); "
@@ -443,9 +446,10 @@ class Hub:
         if cmid is not None:
             if (dup := self._duplicate(s, cmid)) is not None:
                 return [dup]
-            if (s.key, cmid) in self.inflight:
-                return []  # the first copy is being stored; its ack will come
-            self.inflight.add((s.key, cmid))
+            if (s.key, cmid) in self.inflight:  # the first copy is being stored: ack both then
+                self.inflight[s.key, cmid] += 1
+                return []
+            self.inflight[s.key, cmid] = 0
         room.last_seq += 1
         m = Message(
             self.next_id,

@@ -251,7 +251,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
 
 
 class ChatServer:
-    """One chat server: `await start()`, then `await stop()` (or `run_until_signalled()`)."""
+    """One chat server: `await start()`, then `await stop()`."""
 
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
@@ -303,6 +303,7 @@ class ChatServer:
                 compression=None,
                 max_size=opts.max_frame_bytes,
                 open_timeout=opts.handshake_timeout,
+                close_timeout=3,  # a peer that ignores our close frame is cut off after this
                 ping_interval=None,  # one sweep for all connections instead of a task each
                 server_header=f"wschat/{__version__}",
                 backlog=4096,
@@ -327,17 +328,6 @@ class ChatServer:
         self.ws_server.close()
         await self.ws_server.wait_closed()
         self.ws_server = None
-
-    async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
-                self.loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            await self.stop()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -636,18 +626,28 @@ def banner(host: str, port: int) -> str:
 
 
 async def _serve(opts: argparse.Namespace) -> None:
+    # Handlers first: a signal that arrives while starting must still end in a clean exit 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+            loop.add_signal_handler(sig, stop.set)
     server = ChatServer(opts)
     await server.start()
-    print(banner(opts.host, server.port), flush=True)
-    log.info(
-        "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
-        "memory only" if opts.db == ":memory:" else opts.db,
-        opts.max_message_chars,
-        opts.rate,
-        opts.burst,
-        opts.max_frame_bytes // 1024,
-    )
-    await server.run_until_signalled()
+    try:
+        print(banner(opts.host, server.port), flush=True)
+        log.info(
+            "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
+            "memory only" if opts.db == ":memory:" else opts.db,
+            opts.max_message_chars,
+            opts.rate,
+            opts.burst,
+            opts.max_frame_bytes // 1024,
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
