@@ -173,6 +173,24 @@ async def test_a_new_database_changes_the_epoch_and_sends_fresh_history(tmp_path
         await srv.astop()
 
 
+async def test_an_empty_rooms_epoch_survives_a_restart_with_the_same_database(tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    srv = ServerProcess(db=db).wait_ready()
+    alice = await logged_in(srv.port, "Alice", rooms=["general", "quiet"])
+    epochs = {f["room"]: f["epoch"] for f in alice.seen if f["type"] == "joined"}
+    await srv.astop()
+    srv = ServerProcess(db=db).wait_ready()
+    try:
+        resume = {room: {"epoch": epoch, "seq": 0} for room, epoch in epochs.items()}
+        alice = await logged_in(srv.port, "Alice", resume=resume)
+        histories = [f for f in alice.seen if f["type"] == "history"]
+        assert {h["room"]: (h["epoch"], h["mode"]) for h in histories} == {
+            room: (epoch, "resume") for room, epoch in epochs.items()
+        }
+    finally:
+        await srv.astop()
+
+
 async def test_scrollback_pages_through_the_database(tmp_path: Path) -> None:
     srv = ServerProcess(*FAST, db=str(tmp_path / "chat.db")).wait_ready()
     try:

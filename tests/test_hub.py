@@ -190,6 +190,30 @@ def test_unnamed_connections_are_closed_after_the_name_timeout() -> None:
     assert h.closed == {1: (1008, "no name chosen within 10 s")}
 
 
+def test_each_refused_name_gives_another_name_timeout_but_not_forever() -> None:
+    h = Harness(name_timeout=10)
+    h.login(1, "Alice")
+    h.connect(2)
+    for _ in range(5):  # someone trying taken names every 9 s
+        h.advance(9)
+        h.send(2, {"type": "set_username", "username": "alice"})
+        h.run(h.hub.tick(h.now))
+    assert h.closed == {}
+    h.advance(9)
+    h.send(2, {"type": "set_username", "username": "alice"})
+    h.run(h.hub.tick(h.now))  # 54 s: still inside 6 timeouts
+    assert h.closed == {}
+    h.advance(6)
+    h.run(h.hub.tick(h.now))
+    assert h.closed == {2: (1008, "no name chosen within 10 s")}
+
+
+def test_new_rooms_take_the_databases_epoch() -> None:
+    h = Harness(Snapshot(epoch="dbepoch"))
+    frames = h.login(1, "Alice", rooms=["general", "brand-new"])
+    assert {f["epoch"] for f in only(frames, "joined")} == {"dbepoch"}
+
+
 # ---------------------------------------------------------------- chat, history, acks
 
 
