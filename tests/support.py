@@ -143,6 +143,10 @@ class ServerProcess:
         self.proc.kill()
         self.proc.wait()
 
+    async def astop(self, timeout: float = TIMEOUT) -> int:
+        """stop() without blocking the event loop, so this process's clients can answer the close."""
+        return await asyncio.to_thread(self.stop, timeout)
+
     def stop(self, timeout: float = TIMEOUT) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -114,6 +114,9 @@ class Snapshot:
     """Everything the hub needs from the store to start."""
 
     rooms: dict[str, RoomState] = field(default_factory=dict)
+    # The history's epoch: fixed for the life of a database, so a room created later (or an empty
+    # room re-created after a restart) keeps the epoch clients already hold. "" = make one up.
+    epoch: str = ""
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
     sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
@@ -216,14 +219,18 @@ class Hub:
         self.sessions: dict[int, Session] = {}
         self.by_key: dict[str, int] = {}
         self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
-        self.unnamed: dict[int, float] = {}  # cid -> connect time, oldest first
+        # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
+        # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
+        self.unnamed: dict[int, tuple[float, float]] = {}
         self.rooms: dict[str, Room] = {}
         self.next_id = snapshot.next_id
         self.next_private = 1
         self.private_seq: dict[tuple[str, str], int] = {}
         self.run_id = new_token()[:6]
+        self.epoch = snapshot.epoch or new_token()[:12]
         self.sent: dict[str, OrderedDict[str, tuple[str, str, int]]] = {}
-        self.inflight: set[tuple[str, str]] = set()
+        # (user key, client_msg_id) being stored -> how many repeats arrived meanwhile
+        self.inflight: dict[tuple[str, str], int] = {}
         for name, state in snapshot.rooms.items():
             room = Room(name, state.epoch, state.last_seq, state.first_seq)
             for m in state.recent[-config.resume_cap :]:
@@ -244,7 +251,7 @@ class Hub:
             chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
             control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
         )
-        self.unnamed[cid] = now
+        self.unnamed[cid] = (now, now + self.config.name_timeout)
         return []
 
     def disconnect(self, cid: int, now: float) -> list[Action]:
@@ -312,7 +319,7 @@ class Hub:
             room.first_seq = max(room.first_seq, m.seq - self.config.max_messages_per_room + 1)
             out.append(Send(tuple(room.members), m.payload))
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                repeats = self.inflight.pop((m.user_key, m.client_msg_id), 0)
                 self._remember(m.user_key, m.client_msg_id, m.room, str(m.id), m.seq)
                 holder = self.by_key.get(m.user_key)
                 if holder is not None:
@@ -324,6 +331,8 @@ class Hub:
                         "room": m.room,
                     }
                     out.append(Send((holder,), p.encode(ack)))
+                    ack["duplicate"] = True
+                    out.extend(Send((holder,), p.encode(ack)) for _ in range(repeats))
         return out
 
     def commit_failed(self, batch: list[Message], reason: str, now: float) -> list[Action]:
@@ -332,7 +341,7 @@ class Hub:
         for m in batch:
             holder = self.by_key.get(m.user_key)
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                self.inflight.pop((m.user_key, m.client_msg_id), None)
             if holder is not None:
                 text = (
                     "The server could not save your message (its storage failed); "
@@ -354,15 +363,10 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
-        timeout = self.config.name_timeout
-        expired = []
-        for cid, since in self.unnamed.items():
-            if now - since < timeout:
-                break
-            expired.append(cid)
+        expired = [cid for cid, (_, deadline) in self.unnamed.items() if now >= deadline]
         for cid in expired:
             del self.unnamed[cid]
-            reason = f"no name chosen within {timeout:g} s"
+            reason = f"no name chosen within {self.config.name_timeout:g} s"
             out.append(Close(cid, 1008, reason))
         for room in self.rooms.values():
             if room.joined_count or room.left_count:
@@ -404,6 +408,9 @@ class Hub:
     def _set_username(self, s: Session, req: p.SetUsername, now: float) -> list[Action]:
         if s.name:
             return [self._error(s, "already_logged_in", f"You are already logged in as {s.name}.")]
+        since, _ = self.unnamed[s.cid]
+        timeout = self.config.name_timeout
+        self.unnamed[s.cid] = (since, min(now + timeout, since + 6 * timeout))
         try:
             name, key = check_username(req.username)
         except InvalidName as exc:
@@ -462,14 +469,15 @@ class Hub:
         return out
 
     def _chat(self, s: Session, req: p.Chat, now: float) -> list[Action]:
-        room = self._member_room(s, req.room, req.client_msg_id)
+        room = self._member_room(s, req.room)
         cmid = req.client_msg_id
         if cmid is not None:
             if (dup := self._duplicate(s, cmid)) is not None:
                 return [dup]
-            if (s.key, cmid) in self.inflight:
-                return []  # the first copy is being stored; its ack will come
-            self.inflight.add((s.key, cmid))
+            if (s.key, cmid) in self.inflight:  # the first copy is being stored: ack both then
+                self.inflight[s.key, cmid] += 1
+                return []
+            self.inflight[s.key, cmid] = 0
         room.last_seq += 1
         m = Message(
             self.next_id,
@@ -543,10 +551,10 @@ class Hub:
     def _room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name, self.new_token()[:12])
+            room = self.rooms[name] = Room(name, self.epoch)
         return room
 
-    def _member_room(self, s: Session, raw: str, cmid: str | None = None) -> Room:
+    def _member_room(self, s: Session, raw: str) -> Room:
         name = check_room(raw)
         if name not in s.rooms:
             raise p.ProtocolError("not_in_room", f"You are not in #{name}; join it first.")

@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"/": "chat-web-client.html", "/demo": "websocket-demo.html"}
 DEFAULT_DB = "chat-data/chat.db"
 PING_FRAME = b"\x89\x00"
+CLOSE_TIMEOUT = 3.0  # seconds a peer has to answer our close frame before it is cut off
 # Replaces a connection's handshake request once it is no longer needed: its headers cost
 # about 3 KB a connection, which matters at 10,000 idle connections.
 _HANDSHAKE_DONE = Request("/", Headers())
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--handshake-timeout",
         type=float,
         default=10.0,
-        help="seconds to finish the opening handshake (TLS included), and the closing one",
+        help="seconds to finish the opening handshake, TLS included",
     )
     lim.add_argument(
         "--max-pending-bytes",
@@ -319,7 +320,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
 
 
 class ChatServer:
-    """One chat server: `await start()`, then `await stop()` (or `run_until_signalled()`)."""
+    """One chat server: `await start()`, then `await stop()`."""
 
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
@@ -377,7 +378,7 @@ class ChatServer:
                 compression=None,
                 max_size=opts.max_frame_bytes,
                 open_timeout=opts.handshake_timeout,
-                close_timeout=opts.handshake_timeout,
+                close_timeout=CLOSE_TIMEOUT,
                 ping_interval=None,  # one sweep for all connections instead of a task each
                 server_header=f"wschat/{__version__}",
                 backlog=4096,
@@ -425,7 +426,7 @@ class ChatServer:
             task.cancel()
         self.ws_server.close()
         try:
-            await asyncio.wait_for(self.ws_server.wait_closed(), self.opts.handshake_timeout + 1)
+            await asyncio.wait_for(self.ws_server.wait_closed(), CLOSE_TIMEOUT + 1)
         except TimeoutError:
             # websockets closes only OPEN connections; one already CLOSING (we sent a close
             # whose task was just cancelled, the client never answered) would hold this forever.
@@ -433,17 +434,6 @@ class ChatServer:
                 ws.transport.abort()
             await self.ws_server.wait_closed()
         self.ws_server = None
-
-    async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
-                self.loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            await self.stop()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -870,27 +860,37 @@ def banner(
 
 
 async def _serve(opts: argparse.Namespace) -> None:
+    # Handlers first: a signal that arrives while starting must still end in a clean exit 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+            loop.add_signal_handler(sig, stop.set)
     server = ChatServer(opts)
     await server.start()
-    print(
-        banner(
-            opts.host,
-            server.port,
-            tls=server.ssl is not None,
-            fingerprint=server.fingerprint,
-            notes=server.tls_notes,
-        ),
-        flush=True,
-    )
-    log.info(
-        "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
-        "memory only" if opts.db == ":memory:" else opts.db,
-        opts.max_message_chars,
-        opts.rate,
-        opts.burst,
-        opts.max_frame_bytes // 1024,
-    )
-    await server.run_until_signalled()
+    try:
+        print(
+            banner(
+                opts.host,
+                server.port,
+                tls=server.ssl is not None,
+                fingerprint=server.fingerprint,
+                notes=server.tls_notes,
+            ),
+            flush=True,
+        )
+        log.info(
+            "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
+            "memory only" if opts.db == ":memory:" else opts.db,
+            opts.max_message_chars,
+            opts.rate,
+            opts.burst,
+            opts.max_frame_bytes // 1024,
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
