@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +11,19 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import start_server
+from support import ServerProcess, start_server
 
 from wschat.server import ChatServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_leaked_servers() -> Iterator[None]:
+    """Whatever server subprocess a failing test left running dies with the test session."""
+    yield
+    for proc in list(ServerProcess.running):
+        if proc.proc.poll() is None:
+            proc.kill()
+        ServerProcess.running.discard(proc)
 
 
 @pytest.fixture

@@ -444,6 +444,6 @@ async def test_a_signal_closes_every_connection_with_1001_and_exits_0(sig: int) 
                     await c.recv()
             assert c.ws.close_code == 1001
         assert await asyncio.to_thread(srv.proc.wait, 10) == 0
-        assert "Traceback" not in srv.proc.stderr.read()
+        assert "Traceback" not in srv.stderr_text()
     finally:
         srv.stop()

@@ -36,8 +36,7 @@ async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(record_
         *("--rate", "100000", "--burst", "100000", "--max-message-chars", "70000"),
         *("--max-frame-bytes", "131072", "--max-messages-per-room", "100"),
     ).wait_ready()
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(srv.proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    log = srv.log
     rss_samples: list[int] = []
     sampling = True
 
