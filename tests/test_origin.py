@@ -76,6 +76,33 @@ async def test_dns_rebinding_a_hostile_name_is_refused_even_when_host_matches(po
     c.close()
 
 
+async def test_the_page_opened_at_a_public_ip_through_a_forwarded_port_may_connect(port: int) -> None:
+    # The router forwards 203.0.113.7 to this host, which does not have that address.
+    c = await RawClient.connect(port, origin=f"http://203.0.113.7:{port}", host="203.0.113.7")
+    assert c.status == 101
+    c.close()
+    c = await RawClient.connect(port, origin=f"http://[2001:db8::7]:{port}", host="[2001:db8::7]")
+    assert c.status == 101
+    c.close()
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("http://203.0.113.7:{port}", "203.0.113.8"),  # another address
+        ("http://203.0.113.7:9999", "203.0.113.7"),  # another port
+        ("https://203.0.113.7:{port}", "203.0.113.7"),  # https page, plain server
+        ("http://evil.example:{port}", "evil.example"),  # a name: could be DNS rebinding
+    ],
+)
+async def test_a_page_at_another_address_than_its_host_header_is_refused(
+    port: int, origin: str, host: str
+) -> None:
+    c = await RawClient.connect(port, origin=origin.format(port=port), host=host)
+    assert c.status == 403
+    c.close()
+
+
 async def test_a_refused_origin_does_not_use_a_connection_slot() -> None:
     srv = await start_server("--limit-loopback", "--max-connections-per-ip", "1")
     try:

@@ -448,7 +448,7 @@ class ChatServer:
             return self._http(request, path)
         if path not in ("/", "/echo"):
             return _text_response(404, f"No WebSocket endpoint at {path}; the chat is at /.")
-        refused = self._check_origin(request.headers.get_all("Origin"))
+        refused = self._check_origin(request.headers.get_all("Origin"), request.headers.get("Host", ""))
         if refused:
             return refused
         ws.kind = "chat" if path == "/" else "echo"
@@ -464,13 +464,16 @@ class ChatServer:
         ws.chat_server = self
         return None
 
-    def _check_origin(self, values: list[str]) -> Response | None:
+    def _check_origin(self, values: list[str], host: str) -> Response | None:
         """Refuse the handshake of a page from another website (cross-site WebSocket hijacking).
 
         Browsers always send Origin; terminal clients send none. 'null' is a page opened from
         disk (accepted unless --strict-origin). Anything else must be one of the origins this
-        server serves as (see own_origins) or an --allow-origin: the Host header is not trusted
-        for this, since after DNS rebinding a hostile page's Host matches its own Origin.
+        server serves as (see own_origins), an --allow-origin, or the page's own address when
+        that is an IP address: the server's page opened through a forwarded port at a public
+        IP. A host *name* in the Host header is not trusted, since after DNS rebinding a
+        hostile page's Host matches its own Origin; DNS rebinding cannot produce an IP-literal
+        Host, because the hostile page's origin is always a name.
         """
         if not values:
             return None
@@ -484,7 +487,7 @@ class ChatServer:
                     "This server refuses pages opened from disk or sandboxed (Origin: null) because it "
                     "runs with --strict-origin; open the web client from the server's own address.",
                 )
-            if origin in self.origins:
+            if origin in self.origins or _same_ip_origin(origin, host, tls=self.ssl is not None):
                 return None
         shown = ", ".join(v[:100] for v in values)
         return _text_response(
@@ -777,6 +780,16 @@ def network_addresses() -> list[str]:
             s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
             found.append(s.getsockname()[0])
     return list(dict.fromkeys(found))
+
+
+def _same_ip_origin(origin: str, host: str, *, tls: bool) -> bool:
+    """Origin is this request's own scheme://Host and Host is an IP address with a port."""
+    name, _, port = host.strip().lower().rpartition(":")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return port.isdigit() and origin == f"{'https' if tls else 'http'}://{name}:{port}"
 
 
 def own_origins(host: str, port: int, *, tls: bool) -> frozenset[str]:
