@@ -86,7 +86,7 @@ def test_known_servers_file_written_by_hand_is_read_leniently() -> None:
         ("{not json", "is not valid JSON"),
         ("[]", 'has no "servers" object'),
         ('{"servers": []}', 'has no "servers" object'),
-        ('{"servers": {"a:1": "AB"}}', 'The entry "a:1" in the known servers file f.json has no valid "sha256"'),
+        ('{"servers": {"a:1": "AB"}}', 'The entry "a:1" in the known servers file f.json has no valid'),
         ('{"servers": {"a:1": {"sha256": "AB:CD"}}}', 'The entry "a:1"'),
     ],
 )
