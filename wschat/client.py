@@ -836,15 +836,6 @@ scripts:
   like /quit: e.g.  printf 'hi\\n/quit\\n' | python chat-client.py host:port --username bot
   The client waits (up to --flush-timeout) until the server has stored every message.
 
-environment:
-  NO_COLOR  set to anything to turn colour off (also off when output is not a terminal)
-
-exit status:
-  0 after /quit, end of input or Ctrl+C; 1 if the name was refused and there is no
-  terminal to ask for another, messages could not be sent before quitting, or the
-  server's certificate is not trusted; 2 for a bad address or arguments (--cafile,
-  the known servers file).
-
 TLS (wss:// addresses):
   A certificate from an authority this computer trusts is checked as a browser would.
   --cafile FILE trusts the certificate(s) in FILE instead, e.g. the server's cert.pem.
@@ -853,7 +844,16 @@ TLS (wss:// addresses):
   it. A yes is remembered in the known servers file (--known-servers, default
   $WSCHAT_KNOWN_SERVERS or ~/.config/wschat/known_servers.json); later connections
   trust that certificate only, and refuse the server if its certificate changes.
-  Without a terminal to ask, an unknown certificate is refused (exit status 1).""",
+  Without a terminal to ask, an unknown certificate is refused (exit status 1).
+
+environment:
+  NO_COLOR  set to anything to turn colour off (also off when output is not a terminal)
+
+exit status:
+  0 after /quit, end of input or Ctrl+C; 1 if the name was refused and there is no
+  terminal to ask for another, messages could not be sent before quitting, or the
+  server's certificate is not trusted; 2 for a bad address or arguments (--cafile,
+  the known servers file).""",
     )
     ap.add_argument("address", nargs="?", help="server address (see below); asked for when missing")
     ap.add_argument("-u", "--username", metavar="NAME", help="your name; asked for when missing")
