@@ -414,6 +414,7 @@ class Trust:
         self.ca_context = ca_context if cafile else None
         self.pin: str | None = None
         self._pinned: PinnedContext | None = None
+        self._public: ssl.SSLContext | None = None  # for certificates from a public authority
         if cafile and not self.secure:
             raise TrustSetupError(
                 f"--cafile is for TLS servers: write the address as wss://{address.display}."
@@ -430,7 +431,9 @@ class Trust:
             if self._pinned is None or self._pinned.pin != self.pin:
                 self._pinned = pinned_context(self.pin)
             return {"ssl": self._pinned}
-        return {"ssl": ssl.create_default_context()}  # a certificate from a public authority
+        if self._public is None:  # loading the system's authorities takes a while: once
+            self._public = ssl.create_default_context()
+        return {"ssl": self._public}
 
 
 def peer_fingerprint(ws: ClientConnection) -> str:
