@@ -11,7 +11,10 @@ between them and the outside world:
   it reads keys itself (`TerminalConsole`, see `wschat.lineedit` for why); otherwise (piped
   input, output to a file, Windows) it uses `aioconsole` (`PlainConsole`);
 - `App.run()` ends on /quit, end of input, Ctrl+C or a fatal answer, flushing the outbox first
-  (bounded by --flush-timeout) except after Ctrl+C.
+  (bounded by --flush-timeout) except after Ctrl+C;
+- for wss:// it settles whether the server's certificate is trusted (`Trust`, `App.open()`):
+  --cafile, a public authority, or trust on first use with the fingerprint pinned. What counts
+  as trusted, and every sentence about it, is in `wschat.trust`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aioconsole
 from websockets.asyncio.client import ClientConnection, connect
@@ -58,6 +65,25 @@ from wschat.commands import (
 )
 from wschat.lineedit import EndOfInput, LineEditor, Submitted
 from wschat.names import InvalidName, check_room
+from wschat.trust import (
+    KNOWN_ENV,
+    KNOWN_FILE,
+    QUESTION,
+    KnownServersError,
+    Verdict,
+    changed_warning,
+    decide,
+    declined,
+    default_known_path,
+    fingerprint,
+    is_yes,
+    noninteractive_refusal,
+    parse_known,
+    render_known,
+    server_key,
+    trusted_note,
+    unknown_lines,
+)
 
 try:
     import termios
@@ -227,6 +253,194 @@ def _blocking(fd: int) -> bool | None:
         return None
 
 
+# ------------------------------------------------------------------ TLS trust
+
+
+class TrustSetupError(ValueError):
+    """--cafile or the address cannot be used as given; str(self) is one sentence."""
+
+
+class NotTrusted(Exception):
+    """The server's certificate is not trusted: give up (str(self) says why) with this exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PinMismatch(ssl.SSLError):
+    """The server presented another certificate than the pinned one. Raised inside the TLS
+    handshake, so asyncio fails the connection before anything is sent over it."""
+
+    def __init__(self, presented: str) -> None:
+        super().__init__(f"the certificate's SHA-256 fingerprint is {presented}, not the trusted one")
+        self.presented = presented
+
+
+class _PinnedSSLObject(ssl.SSLObject):
+    def do_handshake(self) -> None:
+        super().do_handshake()  # raises SSLWantReadError until the handshake is complete
+        # The handshake is done but asyncio has not yet handed the connection to websockets,
+        # so nothing (not even the HTTP upgrade request) has been sent: refuse here.
+        context = self.context
+        assert isinstance(context, PinnedContext)
+        presented = fingerprint(self.getpeercert(binary_form=True) or b"")
+        if presented != context.pin:
+            raise PinMismatch(presented)
+
+
+class PinnedContext(ssl.SSLContext):
+    """Trusts exactly one certificate: the one whose SHA-256 fingerprint is `pin`.
+
+    OpenSSL's chain and name checks are off (a self-signed certificate has no chain to check, and
+    the user trusted this certificate for this address); the fingerprint check replaces them and
+    runs at the end of every handshake (`sslobject_class`, the documented hook for this).
+    """
+
+    sslobject_class = _PinnedSSLObject
+    pin = ""
+
+
+def pinned_context(pin: str) -> PinnedContext:
+    ctx = PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.pin = pin
+    return ctx
+
+
+def cafile_context(path: str) -> ssl.SSLContext:
+    """A context trusting only the certificate(s) in `path` (PEM, or one DER certificate).
+
+    The server's own certificate is accepted as a trust anchor even when it is not a CA
+    (partial chain), so `--cafile cert.pem` works for any server certificate; names are checked.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TrustSetupError(f"The --cafile file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise TrustSetupError(f"The --cafile file {path} is a folder, not a file.") from None
+    except OSError as exc:
+        raise TrustSetupError(f"The --cafile file {path} cannot be read ({exc.strerror or exc}).") from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    not_cert = (
+        f"The --cafile file {path} holds no certificate; give the server's certificate "
+        "(cert.pem in its data folder) or the authority that signed it, in PEM or DER."
+    )
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            ctx.load_verify_locations(cadata=data.decode("ascii", "replace"))
+        elif b"-----BEGIN" in data:  # PEM, but a key or a request rather than a certificate
+            raise TrustSetupError(not_cert)
+        else:
+            ctx.load_verify_locations(cadata=data)
+    except (ssl.SSLError, ValueError):
+        raise TrustSetupError(not_cert) from None
+    return ctx
+
+
+async def fetch_fingerprint(host: str, port: int, timeout: float = 10) -> str:
+    """The fingerprint of the certificate a server presents; nothing is sent after the TLS handshake."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # only to read the certificate; it is trusted or not by the user
+    async with asyncio.timeout(timeout):
+        _, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
+    try:
+        sslobj = writer.get_extra_info("ssl_object")
+        return fingerprint(sslobj.getpeercert(binary_form=True) or b"")
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await writer.wait_closed()
+
+
+def read_known(path: str) -> dict[str, str]:
+    """The known-servers file (a missing file is an empty list); KnownServersError if unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KnownServersError(f"The known servers file {path} cannot be read ({reason}).") from None
+    return parse_known(text, path)
+
+
+def remember(path: str, key: str, fp: str) -> None:
+    """Add `key` -> `fp` to the known-servers file, keeping the other entries; replaced atomically,
+    so a crash or a second client writing at the same time cannot leave half a file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    parse_known(text, path)  # never overwrite entries we could not read
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".known_servers.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(render_known(text, key, fp, datetime.now(UTC).isoformat(timespec="seconds")))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class Trust:
+    """What this client trusts the server's certificate by: nothing (ws://), --cafile, a public
+    authority, or a fingerprint pinned (remembered, or accepted by the user this session)."""
+
+    def __init__(
+        self,
+        address: Address,
+        known_path: str,
+        cafile: str | None = None,
+        ca_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Raises TrustSetupError (--cafile with ws://) or KnownServersError (the file is unusable)."""
+        parts = urlsplit(address.url)
+        self.secure = parts.scheme == "wss"
+        self.host, self.port = parts.hostname or "", parts.port or 443
+        self.key = server_key(address.display)
+        self.cafile = cafile
+        self.known_path = known_path
+        self.ca_context = ca_context if cafile else None
+        self.pin: str | None = None
+        self._pinned: PinnedContext | None = None
+        self._public: ssl.SSLContext | None = None  # for certificates from a public authority
+        if cafile and not self.secure:
+            raise TrustSetupError(
+                f"--cafile is for TLS servers: write the address as wss://{address.display}."
+            )
+        if self.secure and self.ca_context is None:
+            self.pin = read_known(known_path).get(self.key)  # KnownServersError: cannot decide
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        if not self.secure:
+            return {}
+        if self.ca_context is not None:
+            return {"ssl": self.ca_context}
+        if self.pin is not None:
+            if self._pinned is None or self._pinned.pin != self.pin:
+                self._pinned = pinned_context(self.pin)
+            return {"ssl": self._pinned}
+        if self._public is None:  # loading the system's authorities takes a while: once
+            self._public = ssl.create_default_context()
+        return {"ssl": self._public}
+
+
+def peer_fingerprint(ws: ClientConnection) -> str:
+    sslobj = ws.transport.get_extra_info("ssl_object")
+    return fingerprint(sslobj.getpeercert(binary_form=True) or b"") if sslobj is not None else ""
+
+
 # ------------------------------------------------------------------ the app
 
 
@@ -259,12 +473,21 @@ def connect_error(exc: BaseException, secure: bool = False) -> str:
 
 class App:
     def __init__(
-        self, opts: argparse.Namespace, console: Console, state: ClientState, address: Address
+        self,
+        opts: argparse.Namespace,
+        console: Console,
+        state: ClientState,
+        address: Address,
+        trust: Trust,
     ) -> None:
         self.opts = opts
         self.console = console
         self.state = state
         self.address = address
+        self.trust = trust
+        self.question: asyncio.Future[str] | None = None  # the input loop's next line answers it
+        self.asking: str | None = None  # the question, shown as the prompt meanwhile
+        console.prompt = self.prompt
         self.loop = asyncio.get_running_loop()
         self.interactive = state.interactive
         self.changed = asyncio.Event()
@@ -328,6 +551,22 @@ class App:
 
     def say(self, text: str, kind: str = "info") -> None:
         self.console.show(self.state.fmt.notice(text, kind))
+
+    def prompt(self) -> str:
+        return self.asking if self.asking is not None else self.state.prompt()
+
+    async def ask(self, question: str) -> str:
+        """The next line typed, as the answer to `question` (the input loop stays the only reader)."""
+        self.question = self.loop.create_future()
+        self.asking = question
+        if not isinstance(self.console, TerminalConsole):
+            self.console.show(question)  # a plain console prints no prompts
+        self.console.refresh()
+        try:
+            return await self.question
+        finally:
+            self.question = self.asking = None
+            self.console.refresh()
 
     def request_quit(self, hurry: bool = False) -> None:
         self.hurry = self.hurry or hurry
@@ -394,12 +633,19 @@ class App:
                 # the name question is shown even on a plain console, as the seed did
                 line = await self.console.readline(st.prompt() if st.naming else None)
             except EOFError:
+                if self.question is not None and not self.question.done():
+                    self.question.set_result("")  # no answer is no
                 if st.naming and not st.me:
                     self.status, self.final = 1, "No username given (end of input)."
                 self.request_quit()
                 return
-            if isinstance(self.console, TerminalConsole) and (st.naming or line.startswith("/")):
+            question = self.question if self.question is not None and not self.question.done() else None
+            answer = question is not None or st.naming
+            if isinstance(self.console, TerminalConsole) and (answer or line.startswith("/")):
                 self.console.show(self.console.last_prompt + escape(line))  # keep answers and commands
+            if question is not None:
+                question.set_result(line)
+                continue
             if not self.interactive:
                 # A script's lines take effect in order: wait for the login and for room changes.
                 timeout = self.opts.flush_timeout
@@ -420,14 +666,12 @@ class App:
                 self.say(f"Connecting to {self.address.display}...")
                 first = False
             try:
-                ws = await connect(
-                    self.address.url,
-                    open_timeout=10,
-                    close_timeout=2,
-                    max_size=MAX_FRAME,
-                    user_agent_header=f"wschat-terminal/{__version__}",
-                )
-            except Exception as exc:  # any way of failing to connect is reported, then retried
+                ws = await self.open()
+            except NotTrusted as exc:  # retrying cannot help, and must not wear the user down
+                self.status, self.final = exc.status, str(exc)
+                self.request_quit(hurry=True)
+                return
+            except Exception as exc:  # any other way of failing to connect is reported, then retried
                 attempt += 1
                 delay = next(delays)
                 secure = self.address.url.startswith("wss:")
@@ -453,6 +697,68 @@ class App:
             delay = next(delays)
             self.say(f"Connection lost - reconnecting in {seconds(delay)} (attempt {attempt})", "offline")
             await asyncio.sleep(delay)
+
+    async def open(self) -> ClientConnection:
+        """Connect, settling on the way whether the server's certificate is trusted.
+
+        Raises NotTrusted to give up; any other exception is a failure to retry later.
+        """
+        trust = self.trust
+        while True:
+            try:
+                ws = await connect(
+                    self.address.url,
+                    open_timeout=10,
+                    close_timeout=2,
+                    max_size=MAX_FRAME,
+                    user_agent_header=f"wschat-terminal/{__version__}",
+                    **trust.connect_kwargs(),
+                )
+            except PinMismatch as exc:
+                assert trust.pin is not None
+                raise NotTrusted(
+                    changed_warning(trust.key, trust.pin, exc.presented, trust.known_path)
+                ) from None
+            except ssl.SSLCertVerificationError as exc:
+                reason = exc.verify_message or "its issuer is unknown"
+                if trust.cafile:
+                    raise NotTrusted(
+                        f"Not connecting: the certificate of {trust.key} is not trusted by "
+                        f"--cafile {trust.cafile} ({reason})."
+                    ) from None
+                await self.trust_on_first_use(reason)
+                continue  # trusted now: connect again at once, pinned
+            if trust.pin is not None and (presented := peer_fingerprint(ws)) != trust.pin:
+                # Only reachable if the handshake hook did not run (it refuses before anything is sent).
+                ws.transport.abort()
+                raise NotTrusted(changed_warning(trust.key, trust.pin, presented, trust.known_path))
+            return ws
+
+    async def trust_on_first_use(self, reason: str) -> None:
+        """No authority vouches for the certificate: pin it if the user says so, or raise NotTrusted."""
+        trust = self.trust
+        presented = await fetch_fingerprint(trust.host, trust.port)
+        try:
+            known = read_known(trust.known_path)  # again: another client may have added it meanwhile
+        except KnownServersError as exc:
+            raise NotTrusted(str(exc), status=2) from None
+        verdict = decide(known, trust.key, presented)
+        if verdict is Verdict.CHANGED:
+            raise NotTrusted(changed_warning(trust.key, known[trust.key], presented, trust.known_path))
+        if verdict is Verdict.UNKNOWN:
+            if not self.interactive:
+                raise NotTrusted(noninteractive_refusal(trust.key, presented, reason))
+            for line in unknown_lines(trust.key, presented, reason):
+                self.console.show(line)
+            if not is_yes(await self.ask(QUESTION)):
+                raise NotTrusted(declined(trust.key))
+            try:
+                remember(trust.known_path, trust.key, presented)
+                self.say(trusted_note(trust.key, trust.known_path), "ok")
+            except (OSError, KnownServersError) as exc:  # trusted all the same, for this session
+                problem = str(exc) if isinstance(exc, KnownServersError) else (exc.strerror or str(exc))
+                self.say(trusted_note(trust.key, trust.known_path, problem), "error")
+        trust.pin = presented
 
     async def session(self, ws: ClientConnection) -> None:
         """One connection, from open to close."""
@@ -533,13 +839,24 @@ scripts:
   like /quit: e.g.  printf 'hi\\n/quit\\n' | python chat-client.py host:port --username bot
   The client waits (up to --flush-timeout) until the server has stored every message.
 
+TLS (wss:// addresses):
+  A certificate from an authority this computer trusts is checked as a browser would.
+  --cafile FILE trusts the certificate(s) in FILE instead, e.g. the server's cert.pem.
+  Otherwise (a self-signed certificate) the client shows the certificate's SHA-256
+  fingerprint, to compare with the one the server printed, and asks whether to trust
+  it. A yes is remembered in the known servers file (--known-servers, default
+  $WSCHAT_KNOWN_SERVERS or ~/.config/wschat/known_servers.json); later connections
+  trust that certificate only, and refuse the server if its certificate changes.
+  Without a terminal to ask, an unknown certificate is refused (exit status 1).
+
 environment:
   NO_COLOR  set to anything to turn colour off (also off when output is not a terminal)
 
 exit status:
   0 after /quit, end of input or Ctrl+C; 1 if the name was refused and there is no
-  terminal to ask for another, or messages could not be sent before quitting;
-  2 for a bad address or arguments.""",
+  terminal to ask for another, messages could not be sent before quitting, or the
+  server's certificate is not trusted; 2 for a bad address or arguments (--cafile,
+  the known servers file).""",
     )
     ap.add_argument("address", nargs="?", help="server address (see below); asked for when missing")
     ap.add_argument("-u", "--username", metavar="NAME", help="your name; asked for when missing")
@@ -551,6 +868,17 @@ exit status:
         help="room to join at start instead of general (repeat for several; you talk in the first)",
     )
     ap.add_argument("--no-color", action="store_true", help="no colours (same as setting NO_COLOR)")
+    ap.add_argument(
+        "--cafile",
+        metavar="FILE",
+        help="for wss://: trust the certificate(s) in FILE (PEM or DER), e.g. the server's cert.pem",
+    )
+    ap.add_argument(
+        "--known-servers",
+        metavar="FILE",
+        help=f"where trusted self-signed certificates are remembered (default ${KNOWN_ENV} or "
+        f"~/.config/wschat/{KNOWN_FILE})",
+    )
     ap.add_argument(
         "--flush-timeout",
         type=float,
@@ -609,18 +937,31 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         loop.add_signal_handler(signal.SIGTSTP, console.suspend)
         loop.add_signal_handler(signal.SIGCONT, console.resume)
 
+    try:
+        ca_context = cafile_context(opts.cafile) if opts.cafile else None
+    except TrustSetupError as exc:
+        return 2, str(exc)
+    known_path = opts.known_servers or default_known_path(
+        os.environ, os.path.expanduser("~"), os.name == "nt"
+    )
+
+    def settle(address: Address) -> Trust:
+        return Trust(address, known_path, opts.cafile, ca_context)
+
     await console.start()
     try:
         console.show(BANNER)
         address: Address | None = None
+        trust: Trust | None = None
         if opts.address is not None:
             try:
                 address = parse_address(opts.address)
-            except AddressError as exc:
+                trust = settle(address)
+            except (AddressError, TrustSetupError, KnownServersError) as exc:
                 return 2, str(exc)
         else:
             console.show("\nServer Connection")
-            while address is None:
+            while trust is None:
                 question = f"Enter server address (default: {DEFAULT_ADDRESS}): "
                 try:
                     text = await console.readline(question)
@@ -630,14 +971,17 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
                     console.show(console.last_prompt + escape(text))
                 try:
                     address = parse_address(text)
-                except AddressError as exc:
+                    trust = settle(address)
+                except KnownServersError as exc:
+                    return 2, str(exc)
+                except (AddressError, TrustSetupError) as exc:
                     if not interactive:
                         return 2, str(exc)
                     console.show(fmt.notice(str(exc), "error"))
+        assert address is not None
         if state.naming:
             console.show("")
-        console.prompt = state.prompt
-        app = App(opts, console, state, address)
+        app = App(opts, console, state, address, trust)
         status = await app.run()
         return status, app.final
     except asyncio.CancelledError:  # Ctrl+C while asking for the address
