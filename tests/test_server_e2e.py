@@ -87,35 +87,27 @@ async def test_a_spoofed_username_in_a_chat_payload_is_ignored(server: ChatServe
     await bob.close()
 
 
-async def test_a_newcomer_gets_exactly_the_last_50_of_60_messages_in_order() -> None:
-    server = await start_server("--burst", "100")
+@pytest.mark.parametrize(
+    ("flags", "sent", "seen"),
+    [
+        ((), 60, range(10, 60)),  # the default: exactly the last 50 of 60, in order
+        (("--history-size", "5"), 8, range(3, 8)),
+    ],
+)
+async def test_a_newcomer_gets_the_last_history_size_messages_in_order(
+    flags: tuple[str, ...], sent: int, seen: range
+) -> None:
+    server = await start_server("--burst", "100", *flags)
     try:
         alice = await logged_in(server.port, "Alice")
-        for i in range(60):
+        for i in range(sent):
             await alice.chat(f"message {i}")
-        await alice.expect("chat", message="message 59")
+        await alice.expect("chat", message=f"message {sent - 1}")
         bob = await Client.open(server.port)
         await bob.send({"type": "set_username", "username": "Bob"})
         history = await bob.expect("history")
-        assert [m["message"] for m in history["messages"]] == [f"message {i}" for i in range(10, 60)]
+        assert [m["message"] for m in history["messages"]] == [f"message {i}" for i in seen]
         assert all(m["username"] == "Alice" for m in history["messages"])
-        await alice.close()
-        await bob.close()
-    finally:
-        await server.stop()
-
-
-async def test_history_size_flag_changes_what_newcomers_see() -> None:
-    server = await start_server("--history-size", "5")
-    try:
-        alice = await logged_in(server.port, "Alice")
-        for i in range(8):
-            await alice.chat(f"m{i}")
-        await alice.expect("chat", message="m7")
-        bob = await Client.open(server.port)
-        await bob.send({"type": "set_username", "username": "Bob"})
-        history = await bob.expect("history")
-        assert [m["message"] for m in history["messages"]] == ["m3", "m4", "m5", "m6", "m7"]
     finally:
         await server.stop()
 

@@ -65,6 +65,7 @@ from wschat.commands import (
 )
 from wschat.lineedit import EndOfInput, LineEditor, Submitted
 from wschat.names import InvalidName, check_room
+from wschat.tls import TLSSetupError, read_file
 from wschat.trust import (
     KNOWN_ENV,
     KNOWN_FILE,
@@ -317,13 +318,9 @@ def cafile_context(path: str) -> ssl.SSLContext:
     (partial chain), so `--cafile cert.pem` works for any server certificate; names are checked.
     """
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise TrustSetupError(f"The --cafile file {path} does not exist.") from None
-    except IsADirectoryError:
-        raise TrustSetupError(f"The --cafile file {path} is a folder, not a file.") from None
-    except OSError as exc:
-        raise TrustSetupError(f"The --cafile file {path} cannot be read ({exc.strerror or exc}).") from None
+        data = read_file(path, "--cafile")
+    except TLSSetupError as exc:
+        raise TrustSetupError(str(exc)) from None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN

@@ -24,7 +24,8 @@ class TLSSetupError(Exception):
     """TLS cannot be set up; str(self) is one sentence saying which file and what to do."""
 
 
-def _readable(path: str, what: str) -> bytes:
+def read_file(path: str, what: str) -> bytes:
+    """The bytes of a file the user named, or TLSSetupError saying plainly what is wrong."""
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
@@ -42,10 +43,10 @@ def server_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 
     Without `keyfile` the key is expected in `certfile` too.
     """
-    cert = _readable(certfile, "certificate")
+    cert = read_file(certfile, "certificate")
     if b"-----BEGIN CERTIFICATE-----" not in cert:
         raise TLSSetupError(f"The certificate file {certfile} holds no PEM certificate.")
-    key = _readable(keyfile, "key") if keyfile else cert
+    key = read_file(keyfile, "key") if keyfile else cert
     if b"PRIVATE KEY-----" not in key:
         where = keyfile or certfile
         raise TLSSetupError(f"The key file {where} holds no PEM private key; give it with --keyfile.")
@@ -73,7 +74,7 @@ def server_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 
 def fingerprint(certfile: str) -> str:
     """SHA-256 of the (first) certificate, colon-separated upper-case hex as browsers show it."""
-    pem = _readable(certfile, "certificate").decode("ascii", "replace")
+    pem = read_file(certfile, "certificate").decode("ascii", "replace")
     start = pem.index("-----BEGIN CERTIFICATE-----")
     end = pem.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
     digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem[start:end])).hexdigest().upper()
