@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +11,19 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import start_server
+from support import ServerProcess, start_server
 
 from wschat.server import ChatServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_leaked_servers() -> Iterator[None]:
+    """Whatever server subprocess a failing test left running dies with the test session."""
+    yield
+    for proc in list(ServerProcess.running):
+        if proc.proc.poll() is None:
+            proc.kill()
+        ServerProcess.running.discard(proc)
 
 
 @pytest.fixture
@@ -23,3 +33,17 @@ async def server() -> AsyncIterator[ChatServer]:
         yield srv
     finally:
         await srv.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what tests measured (recorded with the `record_property` fixture), with or without -s."""
+    lines = []
+    for key in ("passed", "failed"):
+        for rep in terminalreporter.stats.get(key, []):
+            if rep.when == "call":
+                name = rep.nodeid.split("::")[-1]
+                lines += [f"{name}: {k} = {v}" for k, v in rep.user_properties]
+    if lines:
+        terminalreporter.section("measurements")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -13,9 +13,10 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -101,7 +102,13 @@ async def logged_in(port: int, name: str, **extra: Any) -> Client:
 
 
 class ServerProcess:
-    """`python chat-server.py` in a subprocess; reads the port from its start-up banner."""
+    """`python chat-server.py` in a subprocess; reads the port from its start-up banner.
+
+    Every instance is registered in `running`; the `no_leaked_servers` fixture kills whatever a
+    test left behind, so a failing test cannot leave a server running.
+    """
+
+    running: ClassVar[set[ServerProcess]] = set()
 
     def __init__(
         self, *args: str, db: str = ":memory:", port: int = 0, env: dict[str, str] | None = None
@@ -117,15 +124,30 @@ class ServerProcess:
         )
         self.banner: list[str] = []
         self.port = 0
+        # stderr is read all along: a full pipe would block the server's logging
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        ServerProcess.running.add(self)
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        self.log.extend(self.proc.stderr)
+
+    def stderr_text(self) -> str:
+        """Everything the server wrote to stderr; complete once the process has ended."""
+        if self.proc.poll() is not None:
+            self._reader.join(TIMEOUT)
+        return "".join(self.log)
 
     def wait_ready(self, timeout: float = TIMEOUT) -> ServerProcess:
-        assert self.proc.stdout is not None and self.proc.stderr is not None
+        assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while not self.port:
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+                err = self.stderr_text()
                 raise RuntimeError(f"server did not start: {self.banner} {err}")
             if sel.select(0.2):
                 line = self.proc.stdout.readline()
@@ -142,6 +164,10 @@ class ServerProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
+
+    async def astop(self, timeout: float = TIMEOUT) -> int:
+        """stop() without blocking the event loop, so this process's clients can answer the close."""
+        return await asyncio.to_thread(self.stop, timeout)
 
     def stop(self, timeout: float = TIMEOUT) -> int:
         if self.proc.poll() is None:

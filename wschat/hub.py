@@ -18,6 +18,7 @@ once a second.
 
 from __future__ import annotations
 
+import math
 import secrets
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from wschat import protocol as p
-from wschat.names import InvalidName, check_room, check_username, name_key
+from wschat.names import InvalidName, check_room, check_username, lookalike_keys, name_key
 
 GENERAL = "general"
 
@@ -113,6 +114,9 @@ class Snapshot:
     """Everything the hub needs from the store to start."""
 
     rooms: dict[str, RoomState] = field(default_factory=dict)
+    # The history's epoch: fixed for the life of a database, so a room created later (or an empty
+    # room re-created after a restart) keeps the epoch clients already hold. "" = make one up.
+    epoch: str = ""
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
     sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
@@ -131,29 +135,38 @@ class Config:
     chat_rate: float = 5.0
     chat_burst: float = 20.0
     control_rate: float = 2.0
-    control_burst: float = 10.0
-    flood_strikes: int = 10
+    control_burst: float = 30.0
+    flood_strikes: int = 50
     remembered_ids_per_user: int = 1000
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
 
 
 class TokenBucket:
-    """Rate limit: `rate` tokens a second, at most `burst` saved up."""
+    """Rate limit: `rate` tokens a second, at most `burst` saved up.
 
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+    A refused frame is told when to come back, and each refused frame gets its own slot, one token
+    apart, after those promised before it (`promised_until`): a client that resends every refused
+    frame after its own `retry_after` is accepted every time, instead of being refused again by
+    its own earlier resends.
+    """
+
+    __slots__ = ("burst", "promised_until", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
+        self.promised_until = 0.0
 
     def take(self, now: float) -> float:
-        """Spend one token. Returns 0 if allowed, else the seconds until one is available."""
+        """Spend one token. Returns 0 if allowed, else the seconds until this frame's slot."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
-        return (1 - self.tokens) / self.rate
+        slot = max(now + (1 - self.tokens) / self.rate, self.promised_until + 1 / self.rate)
+        self.promised_until = slot
+        return slot - now
 
 
 @dataclass(slots=True, eq=False)
@@ -167,6 +180,7 @@ class Session:
     token: str = ""
     rooms: dict[str, None] = field(default_factory=dict)
     strikes: int = 0
+    looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
 
 
 @dataclass(slots=True, eq=False)
@@ -204,14 +218,19 @@ class Hub:
         snapshot = snapshot or Snapshot()
         self.sessions: dict[int, Session] = {}
         self.by_key: dict[str, int] = {}
-        self.unnamed: dict[int, float] = {}  # cid -> connect time, oldest first
+        self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
+        # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
+        # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
+        self.unnamed: dict[int, tuple[float, float]] = {}
         self.rooms: dict[str, Room] = {}
         self.next_id = snapshot.next_id
         self.next_private = 1
         self.private_seq: dict[tuple[str, str], int] = {}
         self.run_id = new_token()[:6]
+        self.epoch = snapshot.epoch or new_token()[:12]
         self.sent: dict[str, OrderedDict[str, tuple[str, str, int]]] = {}
-        self.inflight: set[tuple[str, str]] = set()
+        # (user key, client_msg_id) being stored -> how many repeats arrived meanwhile
+        self.inflight: dict[tuple[str, str], int] = {}
         for name, state in snapshot.rooms.items():
             room = Room(name, state.epoch, state.last_seq, state.first_seq)
             for m in state.recent[-config.resume_cap :]:
@@ -232,7 +251,7 @@ class Hub:
             chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
             control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
         )
-        self.unnamed[cid] = now
+        self.unnamed[cid] = (now, now + self.config.name_timeout)
         return []
 
     def disconnect(self, cid: int, now: float) -> list[Action]:
@@ -242,6 +261,9 @@ class Hub:
             return []
         if self.by_key.get(s.key) == cid:
             del self.by_key[s.key]
+        for look in s.looks:
+            if self.by_look.get(look) == cid:
+                del self.by_look[look]
         out: list[Action] = []
         for room_name in list(s.rooms):
             self._exit(s, self.rooms[room_name], now, out)
@@ -263,8 +285,8 @@ class Hub:
         wait = bucket.take(now)
         if wait:
             return self._limited(s, req, wait, getattr(req, "client_msg_id", None))
-        if bucket.tokens >= bucket.burst / 2:  # slowed down: forgive earlier strikes
-            s.strikes = 0
+        if now >= s.chat_bucket.promised_until and now >= s.control_bucket.promised_until:
+            s.strikes = 0  # it waited as told: what it sent too fast before was not a flood
         if isinstance(req, p.SetUsername):
             return self._set_username(s, req, now)
         if not s.name:
@@ -297,7 +319,7 @@ class Hub:
             room.first_seq = max(room.first_seq, m.seq - self.config.max_messages_per_room + 1)
             out.append(Send(tuple(room.members), m.payload))
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                repeats = self.inflight.pop((m.user_key, m.client_msg_id), 0)
                 self._remember(m.user_key, m.client_msg_id, m.room, str(m.id), m.seq)
                 holder = self.by_key.get(m.user_key)
                 if holder is not None:
@@ -309,6 +331,8 @@ class Hub:
                         "room": m.room,
                     }
                     out.append(Send((holder,), p.encode(ack)))
+                    ack["duplicate"] = True
+                    out.extend(Send((holder,), p.encode(ack)) for _ in range(repeats))
         return out
 
     def commit_failed(self, batch: list[Message], reason: str, now: float) -> list[Action]:
@@ -317,7 +341,7 @@ class Hub:
         for m in batch:
             holder = self.by_key.get(m.user_key)
             if m.client_msg_id is not None:
-                self.inflight.discard((m.user_key, m.client_msg_id))
+                self.inflight.pop((m.user_key, m.client_msg_id), None)
             if holder is not None:
                 text = (
                     "The server could not save your message (its storage failed); "
@@ -339,15 +363,10 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
-        timeout = self.config.name_timeout
-        expired = []
-        for cid, since in self.unnamed.items():
-            if now - since < timeout:
-                break
-            expired.append(cid)
+        expired = [cid for cid, (_, deadline) in self.unnamed.items() if now >= deadline]
         for cid in expired:
             del self.unnamed[cid]
-            reason = f"no name chosen within {timeout:g} s"
+            reason = f"no name chosen within {self.config.name_timeout:g} s"
             out.append(Close(cid, 1008, reason))
         for room in self.rooms.values():
             if room.joined_count or room.left_count:
@@ -389,12 +408,22 @@ class Hub:
     def _set_username(self, s: Session, req: p.SetUsername, now: float) -> list[Action]:
         if s.name:
             return [self._error(s, "already_logged_in", f"You are already logged in as {s.name}.")]
+        since, _ = self.unnamed[s.cid]
+        timeout = self.config.name_timeout
+        self.unnamed[s.cid] = (since, min(now + timeout, since + 6 * timeout))
         try:
             name, key = check_username(req.username)
         except InvalidName as exc:
             return [self._name_error(s, exc.code, str(exc))]
         out: list[Action] = []
         holder = self.by_key.get(key)
+        looks = lookalike_keys(name)
+        for look in looks:
+            other = self.by_look.get(look)
+            if other is not None and other not in (s.cid, holder):  # the same name: see below
+                who = self.sessions[other].name
+                text = f"'{name}' looks too much like '{who}', who is online; choose another name."
+                return [self._name_error(s, "name_confusable", text)]
         if holder is not None:
             old = self.sessions[holder]
             if not req.session_token or not secrets.compare_digest(req.session_token, old.token):
@@ -403,8 +432,10 @@ class Hub:
             out.append(Close(holder, 4000, "logged in again from another connection"))
             out.extend(self.disconnect(holder, now))
         self.unnamed.pop(s.cid, None)
-        s.name, s.key, s.token = name, key, self.new_token()
+        s.name, s.key, s.token, s.looks = name, key, self.new_token(), looks
         self.by_key[key] = s.cid
+        for look in looks:
+            self.by_look[look] = s.cid
         wanted: dict[str, p.Position | None] = {}
         for raw in (*req.rooms, *req.resume):
             try:
@@ -438,14 +469,15 @@ class Hub:
         return out
 
     def _chat(self, s: Session, req: p.Chat, now: float) -> list[Action]:
-        room = self._member_room(s, req.room, req.client_msg_id)
+        room = self._member_room(s, req.room)
         cmid = req.client_msg_id
         if cmid is not None:
             if (dup := self._duplicate(s, cmid)) is not None:
                 return [dup]
-            if (s.key, cmid) in self.inflight:
-                return []  # the first copy is being stored; its ack will come
-            self.inflight.add((s.key, cmid))
+            if (s.key, cmid) in self.inflight:  # the first copy is being stored: ack both then
+                self.inflight[s.key, cmid] += 1
+                return []
+            self.inflight[s.key, cmid] = 0
         room.last_seq += 1
         m = Message(
             self.next_id,
@@ -519,10 +551,10 @@ class Hub:
     def _room(self, name: str) -> Room:
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name, self.new_token()[:12])
+            room = self.rooms[name] = Room(name, self.epoch)
         return room
 
-    def _member_room(self, s: Session, raw: str, cmid: str | None = None) -> Room:
+    def _member_room(self, s: Session, raw: str) -> Room:
         name = check_room(raw)
         if name not in s.rooms:
             raise p.ProtocolError("not_in_room", f"You are not in #{name}; join it first.")
@@ -689,7 +721,7 @@ class Hub:
         s.strikes += 1
         if s.strikes >= self.config.flood_strikes:
             return [Close(s.cid, 1008, "flooding: too many messages too fast")]
-        retry = round(wait + 0.05, 1)
+        retry = math.ceil((wait + 0.01) * 10) / 10  # rounded up: coming back on time must succeed
         text = f"You are sending too fast; wait {retry:g} s. Keep flooding and you will be disconnected."
         if isinstance(req, p.SetUsername):
             frame = {"type": "username_error", "code": "rate_limited", "message": text, "retry_after": retry}

@@ -17,7 +17,7 @@ websockets parsed), so no task wakes up per message; everything else (control fr
 fragments, bad frames) is left to websockets. Sending also bypasses websockets (data frames go
 to the transport directly; websockets still handles the handshake, pings, pongs and closing),
 which is why a connection's pending output is capped here: a client that stops reading is cut
-off at `--max-pending-bytes` instead of growing without bound.
+off (see `ChatServer._write`) instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -54,6 +55,7 @@ from websockets.protocol import Protocol, State
 from wschat import __version__
 from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
 from wschat.store import Store, StoreError, open_store
+from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
 log = logging.getLogger("wschat.server")
 
@@ -61,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"/": "chat-web-client.html", "/demo": "websocket-demo.html"}
 DEFAULT_DB = "chat-data/chat.db"
 PING_FRAME = b"\x89\x00"
+CLOSE_TIMEOUT = 3.0  # seconds a peer has to answer our close frame before it is cut off
 # Replaces a connection's handshake request once it is no longer needed: its headers cost
 # about 3 KB a connection, which matters at 10,000 idle connections.
 _HANDSHAKE_DONE = Request("/", Headers())
@@ -92,6 +95,8 @@ class ChatConnection(ServerConnection):
         self.counted = False
         self.alive = True  # data arrived since the last keepalive sweep
         self.closing = False
+        self.deadline_armed = False
+        self.behind_since = 0.0  # loop time since which output has waited beyond the cap
         self.chat_server: ChatServer | None = None  # set at the handshake, for connection counts
         self.fast = False  # websockets' parser is between frames: see data_received
         self.partial = b""  # the start of a frame data_received has not got all of yet
@@ -110,6 +115,24 @@ class ChatConnection(ServerConnection):
                 self.partial = b""
             self.fast = False  # websockets parses from here on, until it is between frames again
         super().data_received(data)
+        if self.close_deadline is not None and not self.deadline_armed:
+            # websockets sets this deadline when a frame from the client fails the connection
+            # (1009, 1002, 1007...) but enforces it only inside its own send(); with nothing
+            # sending, a client that never closes its socket would hold the connection (and
+            # server shutdown) forever.
+            self.deadline_armed = True
+            self.loop.call_at(self.close_deadline, self._enforce_close_deadline)
+        # websockets answers pings by itself: a client that sends pings and never reads must
+        # not make those answers pile up without bound either.
+        chat = self.chat_server
+        if chat is None or self.closing:
+            return
+        if self.transport.get_write_buffer_size() > 16 * chat.opts.max_pending_bytes:
+            chat._drop_slow(self)
+
+    def _enforce_close_deadline(self) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.transport.abort()
 
     def _text_frames(self, chat: ChatServer, data: bytes) -> bytes:
         """Hand complete text frames straight to the chat; return what websockets must parse.
@@ -253,12 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="name attempts, joins, leaves and other requests per second per connection",
     )
-    lim.add_argument("--control-burst", type=float, default=10.0, help="burst allowance for those requests")
+    lim.add_argument("--control-burst", type=float, default=30.0, help="burst allowance for those requests")
     lim.add_argument(
         "--flood-strikes",
         type=int,
-        default=10,
-        help="refused frames in a row before a flooding connection is closed with 1008",
+        default=50,
+        help="frames refused for going too fast before the connection is closed with 1008; "
+        "forgiven once the client waits as told",
     )
     lim.add_argument(
         "--name-timeout",
@@ -267,13 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a connection may stay without choosing a name",
     )
     lim.add_argument(
-        "--handshake-timeout", type=float, default=10.0, help="seconds to finish the opening handshake"
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to finish the opening handshake, TLS included",
     )
     lim.add_argument(
         "--max-pending-bytes",
         type=int,
         default=1 << 20,
-        help="a client that stops reading is dropped when this much output waits for it",
+        help="output waiting for a client beyond this means it is not keeping up (16 times this "
+        "drops it at once)",
+    )
+    lim.add_argument(
+        "--slow-client-grace",
+        type=float,
+        default=2.0,
+        help="seconds a client may stay beyond --max-pending-bytes before it is dropped",
     )
     lim.add_argument("--max-connections", type=int, default=20_000, help="WebSocket connections in total")
     lim.add_argument(
@@ -297,8 +331,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="seconds between keepalive pings; a connection silent for two intervals is dropped",
     )
+    tls = ap.add_argument_group("TLS (wss:// and https:// on the same port)")
+    tls.add_argument("--certfile", help="PEM certificate (chain) to serve TLS with")
+    tls.add_argument("--keyfile", help="PEM private key of --certfile, if not in the same file")
+    tls.add_argument(
+        "--self-signed",
+        action="store_true",
+        help="serve TLS with a self-signed certificate for this host, made on first start and kept "
+        "next to the database (cert.pem, key.pem); the banner shows its SHA-256 fingerprint",
+    )
+    who = ap.add_argument_group("who may connect")
+    who.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin_arg,
+        metavar="ORIGIN",
+        help="also accept WebSocket connections from pages at ORIGIN, e.g. https://chat.example.org "
+        "(repeatable); the pages this server serves itself are always accepted, pages opened from "
+        "disk unless --strict-origin",
+    )
+    who.add_argument(
+        "--strict-origin",
+        action="store_true",
+        help="refuse pages whose origin is 'null' (opened from disk, or sandboxed by another site)",
+    )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap
+
+
+def _origin_arg(value: str) -> str:
+    origin = value.strip().rstrip("/").lower()
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an origin; write it as scheme://host[:port], e.g. https://chat.example.org"
+        )
+    return origin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -325,7 +394,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
 
 
 class ChatServer:
-    """One chat server: `await start()`, then `await stop()` (or `run_until_signalled()`)."""
+    """One chat server: `await start()`, then `await stop()`."""
 
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
@@ -343,12 +412,18 @@ class ChatServer:
         self.total = 0
         self.tasks: set[asyncio.Task] = set()
         self.pages: dict[str, bytes | None] = {}
+        self.behind: set[ChatConnection] = set()  # clients with output beyond --max-pending-bytes
+        self.origins: frozenset[str] = frozenset()  # accepted Origin headers besides none and null
+        self.ssl: ssl.SSLContext | None = None
+        self.fingerprint = ""  # of the certificate, when serving TLS
+        self.tls_notes: list[str] = []
 
     # -- lifecycle
 
     async def start(self) -> None:
         opts = self.opts
         self.loop = asyncio.get_running_loop()
+        self._setup_tls()
         if opts.db == DEFAULT_DB:
             os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
         self.store = open_store(
@@ -377,15 +452,40 @@ class ChatServer:
                 compression=None,
                 max_size=opts.max_frame_bytes,
                 open_timeout=opts.handshake_timeout,
+                close_timeout=CLOSE_TIMEOUT,
                 ping_interval=None,  # one sweep for all connections instead of a task each
                 server_header=f"wschat/{__version__}",
                 backlog=4096,
+                ssl=self.ssl,
+                **({"ssl_handshake_timeout": opts.handshake_timeout} if self.ssl else {}),
             )
         except OSError as exc:
             self.store.close()
             raise StartupError(_bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
+        tls = self.ssl is not None
+        self.origins = own_origins(opts.host, self.port, tls=tls) | frozenset(opts.allow_origin)
         self._spawn(self._ticker())
+
+    def _setup_tls(self) -> None:
+        opts = self.opts
+        if opts.keyfile and not opts.certfile:
+            raise StartupError("--keyfile needs --certfile (the certificate that goes with the key).")
+        if opts.self_signed and opts.certfile:
+            raise StartupError("Choose either --self-signed or --certfile, not both.")
+        try:
+            if opts.self_signed:
+                folder = "chat-data" if opts.db == ":memory:" else (os.path.dirname(opts.db) or ".")
+                names, addresses = certificate_names(opts.host)
+                certfile, keyfile, self.tls_notes = self_signed(folder, names, addresses)
+            elif opts.certfile:
+                certfile, keyfile = opts.certfile, opts.keyfile
+            else:
+                return
+            self.ssl = server_context(certfile, keyfile)
+            self.fingerprint = fingerprint(certfile)
+        except TLSSetupError as exc:
+            raise StartupError(str(exc)) from None
 
     async def stop(self) -> None:
         """Tell everyone, store what is pending, close every connection with 1001."""
@@ -399,19 +499,15 @@ class ChatServer:
         for task in self.tasks:
             task.cancel()
         self.ws_server.close()
-        await self.ws_server.wait_closed()
-        self.ws_server = None
-
-    async def run_until_signalled(self) -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
-                self.loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            await self.stop()
+            await asyncio.wait_for(self.ws_server.wait_closed(), CLOSE_TIMEOUT + 1)
+        except TimeoutError:
+            # websockets closes only OPEN connections; one already CLOSING (we sent a close
+            # whose task was just cancelled, the client never answered) would hold this forever.
+            for ws in list(self.ws_server.all_connections):
+                ws.transport.abort()
+            await self.ws_server.wait_closed()
+        self.ws_server = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -426,6 +522,9 @@ class ChatServer:
             return self._http(request, path)
         if path not in ("/", "/echo"):
             return _text_response(404, f"No WebSocket endpoint at {path}; the chat is at /.")
+        refused = self._check_origin(request.headers.get_all("Origin"), request.headers.get("Host", ""))
+        if refused:
+            return refused
         ws.kind = "chat" if path == "/" else "echo"
         peer = ws.transport.get_extra_info("peername") or ("", 0)
         ws.ip = str(peer[0])
@@ -438,6 +537,39 @@ class ChatServer:
         ws.counted = True
         ws.chat_server = self
         return None
+
+    def _check_origin(self, values: list[str], host: str) -> Response | None:
+        """Refuse the handshake of a page from another website (cross-site WebSocket hijacking).
+
+        Browsers always send Origin; terminal clients send none. 'null' is a page opened from
+        disk (accepted unless --strict-origin). Anything else must be one of the origins this
+        server serves as (see own_origins), an --allow-origin, or the page's own address when
+        that is an IP address: the server's page opened through a forwarded port at a public
+        IP. A host *name* in the Host header is not trusted, since after DNS rebinding a
+        hostile page's Host matches its own Origin; DNS rebinding cannot produce an IP-literal
+        Host, because the hostile page's origin is always a name.
+        """
+        if not values:
+            return None
+        if len(values) == 1:
+            origin = values[0].strip().rstrip("/").lower()
+            if origin == "null":
+                if not self.opts.strict_origin:
+                    return None
+                return _text_response(
+                    403,
+                    "This server refuses pages opened from disk or sandboxed (Origin: null) because it "
+                    "runs with --strict-origin; open the web client from the server's own address.",
+                )
+            if origin in self.origins or _same_ip_origin(origin, host, tls=self.ssl is not None):
+                return None
+        shown = ", ".join(v[:100] for v in values)
+        return _text_response(
+            403,
+            f"Refused: this chat server does not serve pages from {shown}, so a page there may not "
+            "connect to it (protection against cross-site WebSocket hijacking). If that really is an "
+            f"address of this server, start it with --allow-origin {values[0][:100]}",
+        )
 
     def _ip_limited(self, ip: str) -> bool:
         if self.opts.limit_loopback:
@@ -580,19 +712,50 @@ class ChatServer:
                 self._write(ws, frames)
 
     def _write(self, ws: ChatConnection, frames: list[bytes]) -> None:
+        """Write to one connection, dropping it if it has stopped reading.
+
+        A client is behind when more than --max-pending-bytes still wait for it as new output
+        arrives. It is dropped when it stays behind for --slow-client-grace seconds, or at once
+        when 16 times that much waits. The check looks at the backlog *before* this write, so a
+        single large frame (a long history after a reconnect) never counts against a client
+        that was keeping up, even when it does not fit in the socket buffer at once.
+        """
         if ws.closing or ws.protocol.state is not State.OPEN:
             return
         transport = ws.transport
+        before = transport.get_write_buffer_size()
         transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        if transport.get_write_buffer_size() > self.opts.max_pending_bytes:
-            log.warning(
-                "dropping %s (client %d): it stopped reading, %d bytes wait for it",
-                ws.ip,
-                ws.cid,
-                transport.get_write_buffer_size(),
-            )
-            ws.closing = True
-            transport.abort()
+        cap = self.opts.max_pending_bytes
+        if before <= cap:
+            ws.behind_since = 0.0
+            return
+        now = self.loop.time()
+        if not ws.behind_since:
+            ws.behind_since = now
+            self.behind.add(ws)  # checked again every second, even if nothing more is sent
+        if now - ws.behind_since > self.opts.slow_client_grace or before > 16 * cap:
+            self._drop_slow(ws)
+
+    def _check_behind(self) -> None:
+        """Drop clients still behind after the grace period; forget those that caught up."""
+        now = self.loop.time()
+        cap, grace = self.opts.max_pending_bytes, self.opts.slow_client_grace
+        for ws in list(self.behind):
+            if ws.closing or ws.transport.is_closing():
+                self.behind.discard(ws)
+            elif ws.transport.get_write_buffer_size() <= cap:
+                ws.behind_since = 0.0
+                self.behind.discard(ws)
+            elif now - ws.behind_since > grace:
+                self.behind.discard(ws)
+                self._drop_slow(ws)
+
+    def _drop_slow(self, ws: ChatConnection) -> None:
+        size = ws.transport.get_write_buffer_size()
+        log.warning("dropping %s (client %d): it stopped reading, %d bytes wait for it", ws.ip, ws.cid, size)
+        ws.closing = True
+        self.behind.discard(ws)
+        ws.transport.abort()
 
     def _close(self, cid: int, code: int, reason: str) -> None:
         ws = self.conns.get(cid)
@@ -625,6 +788,8 @@ class ChatServer:
         while True:
             await asyncio.sleep(1.0)
             self.run(self.hub.tick(time.time()))
+            if self.behind:
+                self._check_behind()
             if interval and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + interval
                 self._keepalive()
@@ -692,17 +857,89 @@ def network_addresses() -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def banner(host: str, port: int) -> str:
+def _same_ip_origin(origin: str, host: str, *, tls: bool) -> bool:
+    """Origin is this request's own scheme://Host and Host is an IP address with a port."""
+    name, _, port = host.strip().lower().rpartition(":")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return port.isdigit() and origin == f"{'https' if tls else 'http'}://{name}:{port}"
+
+
+def own_origins(host: str, port: int, *, tls: bool) -> frozenset[str]:
+    """Origins of the pages this server serves: scheme://name:port for each name it answers as.
+
+    The names are loopback, this host's addresses and host names (hostname, hostname.local, the
+    fully qualified name) and the --host it listens on; browsers send them in lower case.
+    """
+    scheme = "https" if tls else "http"
+    names = {"localhost", "127.0.0.1", "[::1]", *network_addresses()}
+    names |= {f"[{ip}]" for ip in _ipv6_addresses()}
+    hostname = socket.gethostname().lower()
+    if hostname:
+        names |= {hostname, f"{hostname.split('.')[0]}.local"}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn().lower())
+    if host not in ("0.0.0.0", "", "::"):
+        names.add(f"[{host}]" if ":" in host else host.lower())
+    origins = {f"{scheme}://{name}:{port}" for name in names if name}
+    if port == (443 if tls else 80):  # browsers leave the default port out
+        origins |= {f"{scheme}://{name}" for name in names if name}
+    return frozenset(origins)
+
+
+def _ipv6_addresses() -> list[str]:
+    """This host's global IPv6 addresses (link-local ones cannot appear in a browser's URL)."""
+    found: list[str] = []
+    with contextlib.suppress(Exception):
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family == socket.AF_INET6:
+                    ip = ipaddress.ip_address(a.address.split("%")[0])
+                    if not (ip.is_loopback or ip.is_link_local):
+                        found.append(str(ip))
+    return found
+
+
+def certificate_names(host: str) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) a self-signed certificate for this host should cover."""
+    names = ["localhost"]
+    hostname = socket.gethostname().lower()
+    if hostname and hostname != "localhost":
+        names += [hostname, f"{hostname.split('.')[0]}.local"]
+    with contextlib.suppress(OSError):
+        fqdn = socket.getfqdn().lower()
+        if "." in fqdn and fqdn not in names:
+            names.append(fqdn)
+    addresses = ["127.0.0.1", "::1", *network_addresses(), *_ipv6_addresses()]
+    if host not in ("0.0.0.0", "", "::"):
+        try:
+            addresses.append(str(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(host.lower())
+    return list(dict.fromkeys(names)), list(dict.fromkeys(addresses))
+
+
+def banner(
+    host: str, port: int, *, tls: bool = False, fingerprint: str = "", notes: Iterable[str] = ()
+) -> str:
+    ws, http_ = ("wss", "https") if tls else ("ws", "http")
     rule = "=" * 50
-    lines = [f"Starting WebSocket chat server on ws://{host}:{port}", rule, "Server is accessible at:"]
+    lines = [f"Starting WebSocket chat server on {ws}://{host}:{port}", rule, "Server is accessible at:"]
     if host in ("0.0.0.0", "", "::"):
         network = network_addresses()
-        lines.append(f"  ws://localhost:{port} (local only)")
-        lines += [f"  ws://{ip}:{port} (network)" for ip in network]
-        lines.append(f"  Web client: http://{network[0] if network else 'localhost'}:{port}/")
+        lines.append(f"  {ws}://localhost:{port} (local only)")
+        lines += [f"  {ws}://{ip}:{port} (network)" for ip in network]
+        lines.append(f"  Web client: {http_}://{network[0] if network else 'localhost'}:{port}/")
     else:
-        lines.append(f"  ws://{host}:{port}")
-        lines.append(f"  Web client: http://{host}:{port}/")
+        lines.append(f"  {ws}://{host}:{port}")
+        lines.append(f"  Web client: {http_}://{host}:{port}/")
+    if fingerprint:
+        lines.append(f"  Certificate SHA-256 fingerprint: {fingerprint}")
+    lines += [f"  {note}" for note in notes]
     lines += [rule, "Share the network address with other users to connect!"]
     return "\n".join(lines)
 
@@ -711,6 +948,12 @@ def banner(host: str, port: int) -> str:
 
 
 async def _serve(opts: argparse.Namespace) -> None:
+    # Handlers first: a signal that arrives while starting must still end in a clean exit 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C raises instead
+            loop.add_signal_handler(sig, stop.set)
     server = ChatServer(opts)
     await server.start()
     # With the garbage collector's default thresholds (a young collection every 700 net
@@ -718,16 +961,29 @@ async def _serve(opts: argparse.Namespace) -> None:
     # the loop for up to 100 ms. Frames and messages are freed by reference counting; the
     # collector is only there for cycles, which are rare, so it can run far less often.
     gc.set_threshold(50_000, 20, 10)
-    print(banner(opts.host, server.port), flush=True)
-    log.info(
-        "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
-        "memory only" if opts.db == ":memory:" else opts.db,
-        opts.max_message_chars,
-        opts.rate,
-        opts.burst,
-        opts.max_frame_bytes // 1024,
-    )
-    await server.run_until_signalled()
+    try:
+        print(
+            banner(
+                opts.host,
+                server.port,
+                tls=server.ssl is not None,
+                fingerprint=server.fingerprint,
+                notes=server.tls_notes,
+            ),
+            flush=True,
+        )
+        log.info(
+            "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
+            "memory only" if opts.db == ":memory:" else opts.db,
+            opts.max_message_chars,
+            opts.rate,
+            opts.burst,
+            opts.max_frame_bytes // 1024,
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -737,9 +993,10 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not opts.debug:
-        # websockets logs every refused handshake with a traceback at ERROR; those are the
-        # clients' problem, not the server's.
-        logging.getLogger("websockets").setLevel(logging.CRITICAL)
+        # websockets logs each connection at INFO; refused handshakes only at DEBUG. What it
+        # logs at ERROR ("connection handler failed", "process_request failed") is a bug here
+        # and must stay visible.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         asyncio.run(_serve(opts))
     except StartupError as exc:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import queue
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -82,6 +83,10 @@ class MemoryStore(Store):
 
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rooms (
     name TEXT PRIMARY KEY,
     epoch TEXT NOT NULL
@@ -167,7 +172,9 @@ class SQLiteStore(Store):
         if mode.lower() != "wal" and self.path != ":memory:":
             raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
         db.executescript(_SCHEMA)
-        snap = Snapshot()
+        # One epoch per database, made when the file is: history is lost exactly when the file is.
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
+        snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
         for name, epoch in db.execute("SELECT name, epoch FROM rooms").fetchall():
             first, last = db.execute(
                 "SELECT min(seq), max(seq) FROM messages WHERE room = ?", (name,)
@@ -240,8 +247,8 @@ class SQLiteStore(Store):
             for m in messages:
                 self.last_seq[m.room] = m.seq
                 self.first_seq.setdefault(m.room, m.seq)
-        # one wake-up of the event loop for the whole group, not one per batch in it
-        self.notify(_call_all, [done for _, done in items], error)
+        for _, done in items:
+            self.notify(done, error)
 
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""
@@ -285,11 +292,6 @@ class SQLiteStore(Store):
             self.queue.put(_STOP)
             self.writer.join()
         self.reader.shutdown(wait=True)
-
-
-def _call_all(callbacks: list[Done], result: Any) -> None:
-    for done in callbacks:
-        done(result)
 
 
 def _explain(exc: sqlite3.Error, path: str) -> str:

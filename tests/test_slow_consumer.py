@@ -1,0 +1,133 @@
+"""A client that stops reading must not hold up the others nor grow the server's memory.
+
+The server runs in a subprocess so its RSS can be measured. Rate and size limits are raised so
+one sender can broadcast 3,000 1 KiB and 200 64 KiB messages; it paces itself on the slowest of
+the 20 readers (at most a few messages ahead), so a reader is never behind by more than the
+pending-output cap and only the stalled client is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+import urllib.request
+
+import psutil
+import pytest
+from rawws import RawClient
+from support import Client, ServerProcess
+from websockets.exceptions import ConnectionClosed
+
+READERS = 20
+SMALL, BIG = 3000, 200
+
+
+def users_online(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        return json.loads(resp.read())["users"]
+
+
+@pytest.mark.slow
+async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(record_property) -> None:
+    srv = ServerProcess(
+        *("--rate", "100000", "--burst", "100000", "--max-message-chars", "70000"),
+        *("--max-frame-bytes", "131072", "--max-messages-per-room", "100"),
+    ).wait_ready()
+    log = srv.log
+    rss_samples: list[int] = []
+    sampling = True
+
+    def sample(proc: psutil.Process) -> None:
+        while sampling:
+            rss_samples.append(proc.memory_info().rss)
+            time.sleep(0.02)
+
+    try:
+        proc = psutil.Process(srv.proc.pid)
+        sender = await Client.open(srv.port)
+        await sender.login("Sender")
+        readers = [await Client.open(srv.port) for _ in range(READERS)]
+        for i, r in enumerate(readers):
+            await r.login(f"Reader{i}")
+        stalled = await RawClient.connect(srv.port, rcvbuf=4096)
+        stalled.send({"type": "set_username", "username": "Stalled"})
+        while (await stalled.recv_json())["type"] != "history":
+            pass
+        stalled.writer.transport.pause_reading()  # from here on Stalled never reads again
+        assert users_online(srv.port) == READERS + 2
+
+        seqs: list[list[int]] = [[] for _ in readers]
+        sizes = [0] * READERS
+
+        async def read(i: int) -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    f = await readers[i].recv(60)
+                    if f.get("type") == "chat" and f.get("username") == "Sender":
+                        seqs[i].append(f["seq"])
+                        sizes[i] += len(f["message"])
+
+        async def drain_sender() -> None:  # it gets its own messages back
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await sender.recv(60)
+
+        reading = [asyncio.ensure_future(read(i)) for i in range(READERS)]
+        reading.append(asyncio.ensure_future(drain_sender()))
+        plan = ["b" if k % 16 == 15 else "s" for k in range(SMALL + BIG)]  # 3,000 small, 200 big
+        assert plan.count("b") == BIG
+        rss_before = proc.memory_info().rss
+        sampler = threading.Thread(target=sample, args=(proc,), daemon=True)
+        sampler.start()
+        dropped_at = 0.0
+
+        async def watch_drop() -> None:
+            nonlocal dropped_at
+            while users_online(srv.port) != READERS + 1:
+                await asyncio.sleep(0.05)
+            dropped_at = time.monotonic()
+
+        t0 = time.monotonic()
+        watching = asyncio.ensure_future(asyncio.wait_for(watch_drop(), 60))
+        for k, kind in enumerate(plan, start=1):
+            ahead = 2 if kind == "b" else 16
+            while min(len(s) for s in seqs) < k - ahead:  # pace on the slowest reader
+                await asyncio.sleep(0.001)
+            await sender.chat(("B" if kind == "b" else "s") * (65536 if kind == "b" else 1024))
+        while min(len(s) for s in seqs) < len(plan):
+            await asyncio.sleep(0.01)
+        broadcast_s = time.monotonic() - t0
+        await watching
+        sampling = False
+        sampler.join()
+        rss_after = proc.memory_info().rss
+
+        first = seqs[0][0]
+        for got in seqs:  # every reader got every message, in order, nothing twice
+            assert got == list(range(first, first + len(plan)))
+        assert sizes == [SMALL * 1024 + BIG * 65536] * READERS
+        assert any("dropping 127.0.0.1" in line and "stopped reading" in line for line in log)
+        drop_s = dropped_at - t0
+        peak_growth = (max(rss_samples) - rss_before) / 2**20
+        record_property(
+            "slow consumer: broadcast seconds (3,000 x 1 KiB + 200 x 64 KiB to 20)", round(broadcast_s, 2)
+        )
+        record_property("slow consumer: stalled client dropped after s", round(drop_s, 2))
+        record_property(
+            "slow consumer: server RSS before/peak/after MiB",
+            f"{rss_before / 2**20:.1f} / {max(rss_samples) / 2**20:.1f} / {rss_after / 2**20:.1f}",
+        )
+        record_property("slow consumer: server peak RSS growth MiB", round(peak_growth, 1))
+        assert drop_s < 5
+        assert peak_growth < 50
+        await sender.close()
+        for r in readers:
+            await r.close()
+        await asyncio.gather(*reading)
+        stalled.close()
+    finally:
+        sampling = False
+        srv.stop()

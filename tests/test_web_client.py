@@ -1,0 +1,987 @@
+"""The web client and the echo demo in real headless Chromium, against real servers.
+
+One browser for the whole module (launching Chromium is the slow part); every test gets fresh
+browser contexts, so no storage leaks between tests. Servers run in this event loop
+(`start_server`) or, when a test must freeze, kill or restart one, as a subprocess
+(`ServerProcess`). Python `Client`s play the other people in the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
+from support import Client, ServerProcess, logged_in, start_server
+
+from wschat.server import ChatServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT_FILE = (ROOT / "chat-web-client.html").as_uri()
+DEMO_FILE = (ROOT / "websocket-demo.html").as_uri()
+DOCS = ROOT / "docs"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 667}
+WAIT_MS = 20_000  # generous: other test suites may be loading the machine
+FAST = ("--rate", "500", "--burst", "1000")  # let the Python clients post quickly
+
+expect.set_options(timeout=WAIT_MS)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash test.sh` or `apt-get install -y chromium`.")
+    async with async_playwright() as pw:
+        # Playwright gives every launch a fresh temporary user-data dir.
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+class Pages:
+    """Opens pages in fresh contexts; records dialogs, uncaught errors and CSP violations."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+        self.dialogs: list[str] = []
+        self.problems: list[str] = []
+
+    async def new(self, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light") -> Page:
+        ctx = await self.browser.new_context(viewport=viewport, color_scheme=color_scheme, locale="en-GB")
+        ctx.set_default_timeout(WAIT_MS)
+        self.contexts.append(ctx)
+        page = await ctx.new_page()
+
+        async def on_dialog(dialog: Any) -> None:
+            self.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
+        page.on(
+            "console",
+            lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        return page
+
+    async def close(self) -> None:
+        for ctx in self.contexts:
+            await ctx.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pages(browser: Browser) -> AsyncIterator[Pages]:
+    p = Pages(browser)
+    try:
+        yield p
+    finally:
+        await p.close()
+    assert not p.problems, p.problems
+    assert not p.dialogs, f"a dialog opened: {p.dialogs}"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def servers() -> AsyncIterator[Callable[..., Any]]:
+    """start(*args): a server in this event loop on an ephemeral port."""
+    started: list[ChatServer] = []
+
+    async def start(*args: str) -> ChatServer:
+        srv = await start_server(*args)
+        started.append(srv)
+        return srv
+
+    try:
+        yield start
+    finally:
+        for srv in started:
+            await srv.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def server(servers: Callable[..., Any]) -> ChatServer:
+    return await servers(*FAST)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    """login(port, name, **extra): a logged-in Python client, closed at the end."""
+    opened: list[Client] = []
+
+    async def login(port: int, name: str, **extra: Any) -> Client:
+        c = await logged_in(port, name, **extra)
+        opened.append(c)
+        return c
+
+    try:
+        yield login
+    finally:
+        for c in opened:
+            await c.close()
+
+
+@pytest.fixture
+def processes() -> Any:
+    """Server subprocesses started by a test; killed at the end whatever state they are in."""
+    procs: list[ServerProcess] = []
+    yield procs
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.send_signal(signal.SIGCONT)
+            p.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_process(procs: list[ServerProcess], port: int, db: str, *args: str) -> ServerProcess:
+    proc = ServerProcess(*FAST, *args, db=db, port=port)
+    procs.append(proc)
+    return await asyncio.to_thread(proc.wait_ready, 30.0)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def served(port: int, path: str = "/") -> str:
+    return f"http://127.0.0.1:{port}{path}"
+
+
+async def join(page: Page, port: int, name: str, *, from_file: bool = False) -> None:
+    if from_file:
+        await page.goto(CHAT_FILE)
+        await page.fill("#addrInput", f"127.0.0.1:{port}")
+    else:
+        await page.goto(served(port))
+    await page.fill("#nameInput", name)
+    await page.press("#nameInput", "Enter")
+    await connected(page)
+
+
+async def connected(page: Page) -> None:
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+
+
+async def say(page: Page, text: str) -> None:
+    await page.fill("#msgInput", text)
+    await page.press("#msgInput", "Enter")
+
+
+def exactly(text: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(text) + "$")
+
+
+def texts(page: Page, text: str, *, where: str = ".list:not([hidden])") -> Any:
+    """Bubbles whose text is exactly `text`, in the conversation on screen by default."""
+    return page.locator(f"{where} .msg .text").filter(has_text=exactly(text))
+
+
+def bubble(page: Page, text: str) -> Any:
+    return page.locator(".list:not([hidden]) .msg").filter(has=page.locator(".text", has_text=exactly(text)))
+
+
+async def frames(client: Client, marker: str) -> list[dict[str, Any]]:
+    """Every frame `client` received up to the chat `marker`, which it sends itself (so all that
+    was in flight before it has arrived too)."""
+    await client.chat(marker)
+    await client.expect("chat", message=marker)
+    return list(client.seen)
+
+
+def count_messages(found: list[dict[str, Any]], text: str) -> int:
+    n = 0
+    for f in found:
+        if f.get("type") == "history":
+            n += sum(1 for m in f["messages"] if m["message"] == text)
+        elif f.get("message") == text:
+            n += 1
+    return n
+
+
+class Wire:
+    """Every JSON frame a page's WebSockets send and receive, in order, across reconnects."""
+
+    def __init__(self, page: Page) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
+        page.on("websocket", self._attach)
+
+    def _attach(self, ws: Any) -> None:
+        ws.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
+        ws.on("framereceived", lambda payload: self.received.append(json.loads(payload)))
+
+    def of(self, frames: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+        return [f for f in frames if f.get("type") == type_]
+
+
+# ---------------------------------------------------------------- joining
+
+
+async def test_served_page_fills_in_its_own_address_and_shows_history_as_earlier(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    await bob.chat("said before Alice came")
+    await bob.expect("chat", message="said before Alice came")
+    page = await pages.new()
+    await page.goto(served(server.port))
+    await expect(page.locator("#addrInput")).to_have_value(f"ws://127.0.0.1:{server.port}/")
+    await expect(page.locator("#nameInput")).to_be_focused()
+    await page.keyboard.type("Alice")
+    await page.keyboard.press("Enter")
+    await connected(page)
+    await expect(page.locator("#statusText")).to_have_text("Connected")
+    await expect(page.locator(".msg.earlier .text")).to_have_text(["said before Alice came"])
+    await expect(page.locator(".divider.earlier-mark")).to_have_text("Earlier messages")
+    await expect(page.locator(".notice.join")).to_contain_text(["You joined the chat"])
+    await expect(page.locator("#onlineCount")).to_have_text("2")
+    await expect(page.locator("#msgInput")).to_be_focused()
+
+
+async def test_file_page_joins_by_keyboard_with_a_typed_address_and_remembers_it(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await page.goto(CHAT_FILE)
+    await expect(page.locator("#addrInput")).to_have_value("")
+    await expect(page.locator("#addrInput")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#addrError")).to_contain_text("Enter the server address")
+    await page.keyboard.type(f"127.0.0.1:{server.port}")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#nameInput")).to_be_focused()
+    await page.keyboard.type("Alice")
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#joinBtn")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await connected(page)
+    await expect(page.locator("#msgInput")).to_be_focused()
+    await page.keyboard.type("typed from a file page")
+    await page.keyboard.press("Enter")
+    await bob.expect("chat", message="typed from a file page", username="Alice")
+
+    unlabeled = """() => Array.from(document.querySelectorAll('input, textarea, select'))
+        .filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id)"""
+    assert await page.evaluate(unlabeled) == []
+
+    again = await page.context.new_page()  # same profile, new tab: no session, but memory
+    await again.goto(CHAT_FILE)
+    await expect(again.locator("#addrInput")).to_have_value(f"ws://127.0.0.1:{server.port}/")
+    await expect(again.locator("#nameInput")).to_have_value("Alice")
+
+
+async def test_taken_name_shows_the_servers_reason_and_the_form_stays_usable(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await page.goto(served(server.port))
+    await page.fill("#nameInput", "BOB")
+    await page.press("#nameInput", "Enter")
+    await expect(page.locator("#nameError")).to_contain_text("is taken")
+    await expect(page.locator("#nameInput")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#joinBtn")).to_be_enabled()
+    await expect(page.locator("#app")).to_be_hidden()
+    await page.fill("#nameInput", "Bobby")
+    await page.press("#nameInput", "Enter")
+    await connected(page)
+    await expect(page.locator("#meName")).to_have_text("Bobby")
+    await bob.expect("user_join", username="Bobby")
+
+    await page.click("#signOutBtn")
+    await expect(page.locator("#joinView")).to_be_visible()
+    await expect(page.locator("#nameInput")).to_have_value("Bobby")
+    await bob.expect("user_leave", username="Bobby")
+    await page.reload()  # signed out stays signed out
+    await expect(page.locator("#joinView")).to_be_visible()
+
+
+async def test_bad_address_and_unreachable_server_are_explained(pages: Pages) -> None:
+    page = await pages.new()
+    await page.goto(CHAT_FILE)
+    await page.fill("#addrInput", "ftp://example")
+    await page.fill("#nameInput", "Alice")
+    await page.press("#nameInput", "Enter")
+    await expect(page.locator("#addrError")).to_have_text("Use a ws:// or wss:// address.")
+    await page.fill("#addrInput", f"127.0.0.1:{free_port()}")  # nothing listens there
+    await page.click("#joinBtn")
+    await expect(page.locator("#addrError")).to_contain_text("Could not connect")
+    await expect(page.locator("#joinBtn")).to_be_enabled()
+
+
+async def test_address_parsing_and_backoff_helpers(pages: Pages) -> None:
+    page = await pages.new()
+    await page.goto(CHAT_FILE)
+    parsed = await page.evaluate(
+        """() => ['192.168.1.100:8765', 'ws://h:1', 'wss://h/x', 'http://h:2/', ' h ', '', 'ftp://h']
+            .map(a => { const r = wschat.parseAddress(a, '/'); return r.url || 'error'; })"""
+    )
+    assert (
+        parsed
+        == ["ws://192.168.1.100:8765/", "ws://h:1/", "wss://h/x", "ws://h:2/", "ws://h/"] + ["error"] * 2
+    )
+    delays = await page.evaluate(
+        """() => [1, 2, 3, 6, 20].flatMap(k => [wschat.backoffDelay(k, 0), wschat.backoffDelay(k, 1)])"""
+    )
+    assert delays == [0.5, 1, 1, 2, 2, 4, 15, 30, 15, 30]  # doubling, jittered, capped at 30 s
+
+
+# ---------------------------------------------------------------- talking
+
+
+async def test_two_pages_and_a_python_client_exchange_messages_in_all_directions(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    alice, carol = await pages.new(), await pages.new()
+    await join(alice, server.port, "Alice")
+    await join(carol, server.port, "Carol", from_file=True)
+
+    await say(alice, "hello from Alice")
+    await bob.expect("chat", message="hello from Alice", username="Alice")
+    await expect(texts(carol, "hello from Alice")).to_have_count(1)
+    await expect(bubble(alice, "hello from Alice")).to_have_class(re.compile(r"\bown\b"))
+    await expect(bubble(carol, "hello from Alice")).not_to_have_class(re.compile(r"\bown\b"))
+    await expect(bubble(carol, "hello from Alice").locator(".who")).to_have_text("Alice")
+    await expect(bubble(carol, "hello from Alice").locator("time")).to_have_text(re.compile(r"\d:\d\d"))
+
+    await say(carol, "hello from Carol")
+    await bob.expect("chat", message="hello from Carol", username="Carol")
+    await expect(texts(alice, "hello from Carol")).to_have_count(1)
+
+    await bob.chat("hello from Bob")
+    for page in (alice, carol):
+        await expect(texts(page, "hello from Bob")).to_have_count(1)
+        await expect(bubble(page, "hello from Bob").locator(".who")).to_have_text("Bob")
+    await expect(carol.locator(".notice.join")).to_contain_text(["You joined the chat"])
+    await expect(alice.locator(".notice.join").last).to_have_text("Carol joined the chat")
+    for page in (alice, carol):  # everything once, own messages confirmed
+        for text in ("hello from Alice", "hello from Carol", "hello from Bob"):
+            await expect(texts(page, text)).to_have_count(1)
+        await expect(page.locator(".msg.pending")).to_have_count(0)
+
+
+async def test_users_dropdown_lists_everyone_and_closes_on_escape_or_a_click_outside(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    await clients(server.port, "Bob")
+    await clients(server.port, "Carol")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    await expect(page.locator("#onlineCount")).to_have_text("3")
+    await page.focus("#usersBtn")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#usersPop")).to_be_visible()
+    await expect(page.locator("#usersBtn")).to_have_attribute("aria-expanded", "true")
+    await expect(page.locator("#usersList .label")).to_have_text(["Alice", "Bob", "Carol"])
+    await expect(page.locator("#usersList .user-item:not(:disabled)").first).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#usersPop")).to_be_hidden()
+    await expect(page.locator("#usersBtn")).to_be_focused()
+
+    await page.click("#usersBtn")
+    await expect(page.locator("#usersPop")).to_be_visible()
+    await page.mouse.click(640, 400)  # the message list
+    await expect(page.locator("#usersPop")).to_be_hidden()
+
+    await clients(server.port, "Dave")
+    await expect(page.locator("#onlineCount")).to_have_text("4")
+    await expect(page.locator(".notice.join").last).to_have_text("Dave joined the chat")
+
+
+async def test_users_dropdown_in_a_large_room_asks_the_server_for_the_list(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    srv = await servers(*FAST, "--large-room", "2")
+    bob = await clients(srv.port, "Bob")
+    await clients(srv.port, "Carol")
+    await clients(srv.port, "Dave")  # the third member: the room is large from here on
+    await bob.expect("user_join", usernames=["Dave"])  # batched, a second later
+    page = await pages.new()
+    await join(page, srv.port, "Alice")
+    await bob.expect("user_join", usernames=["Alice"])  # no presence news will reach Alice now...
+    await expect(page.locator("#onlineCount")).to_have_text("4")
+    await page.click("#usersBtn")  # ...so only asking with get_users can fill the list
+    await expect(page.locator("#usersList .label")).to_have_text(["Alice", "Bob", "Carol", "Dave"])
+    await clients(srv.port, "Erin")  # batched notice, no member list: the open list asks again
+    await expect(page.locator(".notice.join", has_text="Erin")).to_have_count(1)
+    await expect(page.locator("#usersList .label")).to_have_text(["Alice", "Bob", "Carol", "Dave", "Erin"])
+    await expect(page.locator("#onlineCount")).to_have_text("5")
+
+
+async def test_rooms_can_be_created_joined_and_switched_with_unread_counts(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    await page.fill("#roomInput", "#Dev")
+    await page.press("#roomInput", "Enter")
+    await expect(page.locator("#convTitle")).to_have_text("#dev")
+    await expect(page.locator("#roomList .label")).to_have_text(["general", "dev"])
+    await expect(page.locator("#msgInput")).to_have_attribute("placeholder", "Message #dev")
+    await say(page, "first words in dev")
+
+    await bob.send({"type": "join", "room": "dev"})
+    await bob.expect("history", room="dev")
+    await expect(page.locator(".notice.join").last).to_have_text("Bob joined #dev")
+    await page.click("#roomList [data-conv='#general']")
+    await expect(page.locator("#convTitle")).to_have_text("#general")
+    await bob.chat("one", room="dev")
+    await bob.chat("two", room="dev")
+    badge = page.locator("#roomList [data-conv='#dev'] .badge")
+    await expect(badge).to_have_text("2")
+    await expect(page).to_have_title("(2) wschat")
+    await bob.chat("in general")
+    await expect(texts(page, "in general")).to_have_count(1)
+    await expect(page.locator("#roomList [data-conv='#general'] .badge")).to_have_text("")
+
+    await page.click("#roomList [data-conv='#dev']")
+    await expect(badge).to_have_text("")
+    await expect(page).to_have_title("wschat")
+    await expect(page.locator(".list:not([hidden]) .msg .text")).to_have_text(
+        ["first words in dev", "one", "two"]
+    )
+    await page.click("#browse summary")
+    await expect(page.locator("#allRooms .label")).to_have_text(["dev", "general"])
+    await page.fill("#roomInput", "Bad Room!")
+    await page.press("#roomInput", "Enter")
+    await expect(page.locator("#roomError")).to_contain_text("letters, digits")
+
+    await page.click("#leaveBtn")  # leave #dev
+    await expect(page.locator("#convTitle")).to_have_text("#general")
+    await expect(page.locator("#roomList .label")).to_have_text(["general"])
+    left = await bob.expect("user_leave", room="dev")
+    assert left["username"] == "Alice"
+
+
+async def test_private_messages_open_from_the_users_list_and_go_only_to_the_two(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    alice, carol = await pages.new(), await pages.new()
+    await join(alice, server.port, "Alice")
+    await join(carol, server.port, "Carol")
+    await alice.click("#usersBtn")
+    await alice.click("#usersList .user-item:has-text('Carol')")
+    await expect(alice.locator("#convTitle")).to_have_text("Carol")
+    await expect(alice.locator("#msgInput")).to_be_focused()
+    await say(alice, "just between us")
+    await expect(bubble(alice, "just between us")).not_to_have_class(re.compile("pending"))
+    dm_badge = carol.locator("#dmList [data-conv='@Alice'] .badge")
+    await expect(dm_badge).to_have_text("1")
+    await expect(texts(carol, "just between us", where="#messages")).to_have_count(1)
+    await expect(texts(carol, "just between us")).to_have_count(0)  # not in #general
+    await carol.click("#dmList [data-conv='@Alice']")
+    await expect(texts(carol, "just between us")).to_have_count(1)
+    await say(carol, "sure")
+    await expect(texts(alice, "sure")).to_have_count(1)
+
+    await bob.send({"type": "private", "to": "Alice", "message": "hi from python"})
+    await expect(alice.locator("#dmList [data-conv='@Bob'] .badge")).to_have_text("1")
+    await alice.click("#dmList [data-conv='@Bob']")
+    await say(alice, "hi back")
+    got = await bob.expect("private", message="hi back")
+    assert got["from"] == "Alice" and got["to"] == "Bob"
+    assert count_messages(await frames(bob, "bob-marker"), "just between us") == 0
+
+    await carol.context.close()  # Carol is gone: a private message to her cannot be delivered
+    await bob.expect("user_leave", username="Carol")
+    await alice.click("#dmList [data-conv='@Carol']")
+    await say(alice, "are you there?")
+    failed = bubble(alice, "are you there?")
+    await expect(failed).to_have_class(re.compile(r"\bfailed\b"))
+    await expect(failed.locator(".mark")).to_have_text("Not sent: Carol is not online.")
+
+
+async def test_html_in_names_and_messages_is_shown_as_text(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    evil_name = "<img src=x onerror=alert(1)>"
+    payloads = ["<script>alert(2)</script>", "<img src=x onerror=alert(3)>", "<b>bold</b> &amp; x"]
+    bob = await clients(server.port, "<script>alert(4)</script>")
+    page, other = await pages.new(), await pages.new()
+    await join(page, server.port, evil_name)
+    await join(other, server.port, "Watcher")
+    for text in payloads:
+        await say(page, text)
+        await bob.chat(text)
+    await bob.send({"type": "private", "to": "Watcher", "message": payloads[1]})
+    for p in (page, other):
+        for text in payloads:
+            await expect(texts(p, text)).to_have_count(2)
+    await expect(bubble(other, payloads[0]).first.locator(".who")).to_have_text(evil_name)
+    await expect(other.locator("#dmList [data-conv='@<script>alert(4)</script>'] .label")).to_have_text(
+        "<script>alert(4)</script>"
+    )
+    await other.click("#usersBtn")
+    await expect(other.locator("#usersList .label")).to_contain_text([evil_name])
+    await expect(page.locator("#meName")).to_have_text(evil_name)
+    for p in (page, other):
+        injected = await p.evaluate(
+            """() => ({img: document.querySelectorAll('img').length,
+                       script: document.querySelectorAll('script').length,
+                       b: document.querySelectorAll('.text b, .who b, .label b').length})"""
+        )
+        assert injected == {"img": 0, "script": 1, "b": 0}
+    assert pages.dialogs == []
+
+
+# ---------------------------------------------------------------- history
+
+
+async def test_scrolling_to_the_top_loads_older_messages_and_new_ones_do_not_yank_the_view(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    srv = await servers(*FAST, "--history-size", "30")
+    bob = await clients(srv.port, "Bob")
+    for i in range(1, 121):
+        await bob.chat(f"old message {i:03}")
+    await bob.expect("chat", message="old message 120", timeout=30)
+    page = await pages.new()
+    await join(page, srv.port, "Alice")
+    shown = page.locator(".list:not([hidden]) .msg .text")
+    await expect(shown).to_have_count(30)
+    await expect(shown.first).to_have_text("old message 091")
+    await expect(page.locator(".list:not([hidden]) .top-mark button")).to_have_text("Load earlier messages")
+    log = page.locator(".list:not([hidden])")
+
+    await log.evaluate("el => { el.scrollTop = 0; }")
+    await expect(shown).to_have_count(80)
+    assert await log.evaluate("el => el.scrollTop") > 100  # the view stayed where it was
+    await expect(shown.first).to_have_text("old message 041")
+    await log.evaluate("el => { el.scrollTop = 0; }")
+    await expect(shown).to_have_count(120)
+    await expect(page.locator(".list:not([hidden]) .top-mark")).to_have_text("This is the start of #general.")
+    assert await shown.all_inner_texts() == [f"old message {i:03}" for i in range(1, 121)]
+
+    await log.evaluate("el => { el.scrollTop = 200; }")
+    top = await log.evaluate("el => el.scrollTop")
+    await bob.chat("news while Alice reads")
+    await expect(texts(page, "news while Alice reads")).to_have_count(1)
+    assert await log.evaluate("el => el.scrollTop") == top
+    await expect(page.locator("#jumpBtn")).to_be_visible()
+    await page.click("#jumpBtn")
+    await expect(page.locator("#jumpBtn")).to_be_hidden()
+    assert await log.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 2
+    await bob.chat("news at the bottom")  # at the bottom, the view follows
+    await expect(texts(page, "news at the bottom")).to_be_in_viewport()
+
+
+# ---------------------------------------------------------------- reconnecting and the outbox
+
+
+async def test_page_reconnects_after_a_server_restart_and_shows_nothing_twice(
+    pages: Pages, clients: Callable[..., Any], processes: list[ServerProcess], tmp_path: Path
+) -> None:
+    port, db = free_port(), str(tmp_path / "chat.db")
+    await start_process(processes, port, db)
+    bob = await clients(port, "Bob")
+    await bob.chat("before the restart")
+    page = await pages.new()
+    wire = Wire(page)
+    await join(page, port, "Alice")
+    await say(page, "Alice before the restart")
+    await bob.expect("chat", message="Alice before the restart")
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+
+    await processes[0].astop()
+    status = page.locator("#status")
+    await expect(status).to_have_attribute("data-state", re.compile("reconnecting|connecting"))
+    await expect(page.locator("#statusText")).to_contain_text(re.compile(r"Reconnect"))
+    await expect(page.locator("#msgInput")).to_be_disabled()
+    await expect(page.locator(".notice.system")).to_contain_text(["The server is shutting down"])
+
+    await start_process(processes, port, db)
+    await connected(page)
+    await expect(page.locator("#msgInput")).to_be_enabled()
+    joined, accepted = wire.of(wire.received, "joined")[0], wire.of(wire.received, "username_accepted")[0]
+    last_seq = max(f["seq"] for f in wire.of(wire.received, "chat"))
+    relogin = wire.of(wire.sent, "set_username")[-1]
+    assert relogin["resume"] == {"general": {"epoch": joined["epoch"], "seq": last_seq}}
+    assert relogin["session_token"] == accepted["session_token"]
+    assert wire.of(wire.received, "history")[-1]["mode"] == "resume"
+    bob = await clients(port, "Bob")
+    await say(page, "Alice after the restart")
+    await bob.expect("chat", message="Alice after the restart")
+    for text in ("before the restart", "Alice before the restart", "Alice after the restart"):
+        await expect(texts(page, text)).to_have_count(1)
+    await expect(page.locator(".notice.join", has_text="You joined")).to_have_count(1)
+
+
+async def test_a_send_the_dying_server_never_read_is_resent_and_appears_once(
+    pages: Pages, clients: Callable[..., Any], processes: list[ServerProcess], tmp_path: Path
+) -> None:
+    port, db = free_port(), str(tmp_path / "chat.db")
+    first = await start_process(processes, port, db)
+    await clients(port, "Bob")
+    alice, carol = await pages.new(), await pages.new()
+    await join(alice, port, "Alice")
+    await join(carol, port, "Carol")
+
+    first.signal(signal.SIGSTOP)  # the socket still takes the bytes; nobody reads them
+    await say(alice, "sent as the server froze")
+    pending = bubble(alice, "sent as the server froze")
+    await expect(pending).to_have_class(re.compile(r"\bpending\b"))
+    await expect(pending.locator(".mark")).to_have_text("Sending…")
+    first.kill()  # SIGKILL: the frame dies unread in the socket buffer
+
+    await expect(alice.locator("#status")).not_to_have_attribute("data-state", "connected")
+    await start_process(processes, port, db)
+    await connected(alice)
+    await connected(carol)
+    await expect(pending).not_to_have_class(re.compile(r"\bpending\b"))
+    await expect(pending.locator(".mark")).to_have_text("✓")
+    await expect(texts(carol, "sent as the server froze")).to_have_count(1)
+    newcomer = await clients(port, "Dave")
+    assert count_messages(await frames(newcomer, "dave-marker"), "sent as the server froze") == 1
+    await expect(texts(carol, "dave-marker")).to_have_count(1)  # Carol is live again...
+    await expect(texts(carol, "sent as the server froze")).to_have_count(1)  # ...and saw it once
+    await expect(texts(alice, "sent as the server froze")).to_have_count(1)
+    assert await alice.evaluate("Object.keys(localStorage).filter(k => k.startsWith('wschat.outbox'))") == []
+
+
+async def test_the_outbox_survives_a_reload_and_a_stored_but_unacknowledged_send_shows_once(
+    pages: Pages, clients: Callable[..., Any], processes: list[ServerProcess], tmp_path: Path
+) -> None:
+    port, db = free_port(), str(tmp_path / "chat.db")
+    proc = await start_process(processes, port, db)
+    bob = await clients(port, "Bob")
+    page = await pages.new()
+    wire = Wire(page)
+    await join(page, port, "Alice", from_file=True)  # a reload must not need the frozen server
+
+    proc.signal(signal.SIGSTOP)
+    await say(page, "survives a reload")
+    await expect(bubble(page, "survives a reload")).to_have_class(re.compile(r"\bpending\b"))
+    saved = await page.evaluate(
+        "Object.entries(localStorage).filter(([k]) => k.startsWith('wschat.outbox')).map(([k, v]) => v)"
+    )
+    assert [item["text"] for item in json.loads(saved[0])] == ["survives a reload"]
+
+    await page.reload()  # the old socket's frame is still queued at the server
+    await expect(bubble(page, "survives a reload")).to_have_class(re.compile(r"\bpending\b"))
+    await expect(page.locator("#app")).to_be_visible()
+    # The server now reads the old socket's copy (unless the reload reset it) and the resend:
+    # whichever comes first is stored, the other is acknowledged as a duplicate.
+    proc.signal(signal.SIGCONT)
+    await connected(page)
+    await expect(bubble(page, "survives a reload")).not_to_have_class(re.compile(r"\bpending\b"))
+    await expect(texts(page, "survives a reload")).to_have_count(1)
+    sends = [f for f in wire.of(wire.sent, "chat") if f["message"] == "survives a reload"]
+    assert len(sends) == 2 and sends[0]["client_msg_id"] == sends[1]["client_msg_id"]
+    assert count_messages(await frames(bob, "bob-marker"), "survives a reload") == 1
+    await expect(texts(page, "bob-marker")).to_have_count(1)
+    await expect(texts(page, "survives a reload")).to_have_count(1)
+    assert await page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('wschat.outbox'))") == []
+
+
+async def test_after_a_dropped_connection_the_page_resumes_what_it_missed_and_resends_what_lost_its_ack(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    """The connection drops without the server noticing, after the server stored a message
+    whose ack never reached the page; 120 messages go by while the page cannot get back."""
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    wire = Wire(page)
+    routes: list[WebSocketRoute] = []
+    deaf = asyncio.Event()  # from now on the first connection hears nothing
+    can_connect = asyncio.Event()
+    can_connect.set()
+
+    async def route(ws: WebSocketRoute) -> None:
+        if not can_connect.is_set():
+            await ws.close(code=1011, reason="server unreachable")
+            return
+        first = not routes
+        routes.append(ws)
+        upstream = ws.connect_to_server()
+        upstream.on_message(lambda m: None if first and deaf.is_set() else ws.send(m))
+
+    await page.route_web_socket(re.compile(r"^ws://127\.0\.0\.1:\d+/$"), route)
+    await join(page, server.port, "Alice")
+    await bob.chat("before the drop")
+    await expect(texts(page, "before the drop")).to_have_count(1)
+    deaf.set()
+    await say(page, "stored but never acknowledged")
+    await bob.expect("chat", message="stored but never acknowledged")
+    await expect(bubble(page, "stored but never acknowledged")).to_have_class(re.compile(r"\bpending\b"))
+
+    can_connect.clear()
+    await routes[0].close(code=1001, reason="gone")  # the server side stays open: a silent drop
+    await expect(page.locator("#statusText")).to_contain_text("Reconnecting in")
+    missed = [f"missed {i:03}" for i in range(1, 121)]
+    for text in missed:
+        await bob.chat(text)
+    await bob.expect("chat", message=missed[-1])
+    can_connect.set()
+
+    await connected(page)
+    await expect(bubble(page, "stored but never acknowledged")).not_to_have_class(re.compile("pending"))
+    await expect(texts(page, missed[-1])).to_have_count(1)
+    relogin = wire.of(wire.sent, "set_username")[-1]
+    assert relogin["session_token"]  # took the name back from the half-dead connection
+    assert relogin["resume"]["general"]["seq"] == 1  # "before the drop" was the last it saw
+    history = wire.of(wire.received, "history")[-1]
+    assert history["mode"] == "resume"
+    assert [m["message"] for m in history["messages"]] == ["stored but never acknowledged", *missed]
+    sends = [f for f in wire.of(wire.sent, "chat") if f["message"] == "stored but never acknowledged"]
+    assert len(sends) == 2 and sends[0]["client_msg_id"] == sends[1]["client_msg_id"]
+    # (with a route, the recorder sees what the server sent, including the ack the route ate)
+    assert wire.of(wire.received, "ack")[-1] == {**wire.of(wire.received, "ack")[0], "duplicate": True}
+    shown = await page.locator(".list:not([hidden]) .msg .text").all_inner_texts()
+    assert shown == ["before the drop", "stored but never acknowledged", *missed]
+    assert count_messages(await frames(bob, "bob-marker"), "stored but never acknowledged") == 1
+
+
+async def test_a_message_delivered_twice_is_shown_once(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    """Room messages are told apart by (room, seq) and private ones by id, so a frame that
+    arrives twice (a replaying proxy, a future broker) shows once."""
+    bob = await clients(server.port, "Bob")
+
+    def route(ws: WebSocketRoute) -> None:
+        upstream = ws.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            ws.send(message)
+            if json.loads(message).get("type") in ("chat", "private", "ack"):
+                ws.send(message)
+
+        upstream.on_message(to_page)
+
+    page = await pages.new()
+    await page.route_web_socket(re.compile(r"^ws://127\.0\.0\.1:\d+/$"), route)
+    await join(page, server.port, "Alice")
+    await bob.chat("said once by Bob")
+    await say(page, "said once by Alice")
+    await bob.send({"type": "private", "to": "Alice", "message": "whispered once"})
+    await expect(page.locator("#dmList [data-conv='@Bob'] .badge")).to_have_text("1")
+    await bob.chat("the last word")
+    await expect(texts(page, "the last word")).to_have_count(1)
+    await expect(page.locator(".list:not([hidden]) .msg .text")).to_have_text(
+        ["said once by Bob", "said once by Alice", "the last word"]
+    )
+    await page.click("#dmList [data-conv='@Bob']")
+    await expect(page.locator(".list:not([hidden]) .msg .text")).to_have_text(["whispered once"])
+
+
+async def test_a_new_epoch_clears_the_room_so_reused_seqs_are_not_taken_for_duplicates(
+    pages: Pages, clients: Callable[..., Any], processes: list[ServerProcess]
+) -> None:
+    port = free_port()
+    await start_process(processes, port, ":memory:")
+    bob = await clients(port, "Bob")
+    await bob.chat("from the lost epoch")
+    page = await pages.new()
+    await join(page, port, "Alice")
+    await expect(texts(page, "from the lost epoch")).to_have_count(1)
+    await processes[0].astop()
+    await start_process(processes, port, ":memory:")  # history gone: new epoch, seq starts at 1
+    await connected(page)
+    await expect(page.locator(".notice.system").last).to_contain_text("lost the history")
+    await expect(texts(page, "from the lost epoch")).to_have_count(0)
+    bob = await clients(port, "Bob")
+    await bob.chat("seq 1 of the new epoch")
+    await expect(texts(page, "seq 1 of the new epoch")).to_have_count(1)
+
+
+async def test_refused_for_now_sends_stay_pending_and_go_again_after_retry_after(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    seen: list[tuple[str, str, float]] = []  # (text, client_msg_id, when) of each send
+
+    def route(ws: WebSocketRoute) -> None:
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "chat" and frame["message"].startswith("refuse "):
+                cmid = frame["client_msg_id"]
+                seen.append((frame["message"], cmid, time.monotonic()))
+                if sum(1 for s in seen if s[1] == cmid) == 1:
+                    code = frame["message"].split()[1]
+                    refusal = {"type": "error", "code": code, "message": "later", "client_msg_id": cmid}
+                    ws.send(json.dumps({**refusal, "retry_after": 0.8}))
+                    return
+            upstream.send(message)
+
+        ws.on_message(from_page)
+        upstream.on_message(ws.send)
+
+    await page.route_web_socket(re.compile(r"^ws://127\.0\.0\.1:\d+/$"), route)
+    await join(page, server.port, "Alice")
+    await say(page, "refuse rate_limited")
+    await say(page, "refuse store_failed")
+    for text in ("refuse rate_limited", "refuse store_failed"):
+        await bob.expect("chat", message=text)
+        await expect(bubble(page, text)).not_to_have_class(re.compile("pending"))
+        await expect(texts(page, text)).to_have_count(1)
+        tries = [s for s in seen if s[0] == text]
+        assert len(tries) == 2 and tries[0][1] == tries[1][1]  # sent again with the same id
+        assert tries[1][2] - tries[0][2] >= 0.7  # ...after retry_after
+    found = await frames(bob, "bob-marker")
+    assert [count_messages(found, t) for t in ("refuse rate_limited", "refuse store_failed")] == [1, 1]
+
+
+async def test_a_session_taken_over_elsewhere_is_not_reconnected(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    page = await pages.new()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    await join(page, server.port, "Alice")
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('wschat.session')).token")
+    await clients(server.port, "Alice", session_token=token)
+    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+    await expect(page.locator("#statusText")).to_contain_text("signed in from another tab or device")
+    await expect(page.locator("#retryBtn")).to_have_text("Reconnect here")
+    await expect(page.locator("#msgInput")).to_be_disabled()
+    # Not a synchronisation: a window in which an automatic reconnect (first delay <= 1 s)
+    # would have happened.
+    await asyncio.sleep(1.5)
+    assert len(sockets) == 1
+    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+
+
+# ---------------------------------------------------------------- layout and screenshots
+
+
+LAST_WORDS = "Sounds good. Ping me if the tests are flaky again, I have a fix ready."
+
+
+async def populate(port: int, clients: Callable[..., Any]) -> tuple[Client, Client, Client]:
+    bob, carol, dave = [await clients(port, n) for n in ("Bob", "Carol", "Dave")]
+    await bob.chat("Morning all! Is the build server back up?")
+    await carol.chat("Yes, since about an hour ago.")
+    await carol.chat("I restarted the runner and cleared the cache, so the first build will be slow.")
+    await dave.chat("Thanks Carol!")
+    await dave.expect("chat", message="Thanks Carol!")
+    return bob, carol, dave
+
+
+async def scene(page: Page, port: int, clients: Callable[..., Any]) -> None:
+    bob, carol, dave = await populate(port, clients)
+    await join(page, port, "Alice")
+    await say(page, "Great, I will kick off the release build after lunch.")
+    await bob.chat(LAST_WORDS)
+    for c in (carol, dave):
+        await c.send({"type": "join", "room": "design"})
+        await c.expect("history", room="design")
+    phone = await page.locator("#menuBtn").is_visible()
+    if phone:
+        await page.click("#menuBtn")
+    await page.fill("#roomInput", "design")
+    await page.press("#roomInput", "Enter")
+    await expect(page.locator("#convTitle")).to_have_text("#design")
+    if phone:
+        await page.click("#menuBtn")
+    await page.click("#roomList [data-conv='#general']")
+    await carol.chat("New mock-ups are in the shared folder", room="design")
+    await dave.chat("Love the new colours", room="design")
+    await dave.send({"type": "private", "to": "Alice", "message": "Got a minute later?"})
+    await expect(page.locator("#dmList [data-conv='@Dave'] .badge")).to_have_text("1")
+    await expect(page.locator("#roomList [data-conv='#design'] .badge")).to_have_text("2")
+    await expect(texts(page, LAST_WORDS)).to_be_visible()
+
+
+async def test_desktop_view(pages: Pages, server: ChatServer, clients: Callable[..., Any]) -> None:
+    page = await pages.new(DESKTOP)
+    await scene(page, server.port, clients)
+    await expect(page.locator("#sidebar")).to_be_visible()
+    await expect(page.locator("#menuBtn")).to_be_hidden()
+    assert await page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    DOCS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(DOCS / "screenshot-desktop.png"))
+
+
+async def test_phone_view_has_no_horizontal_scroll_and_a_drawer(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    page = await pages.new(PHONE, color_scheme="dark")
+    await scene(page, server.port, clients)
+    await expect(page.locator("#sidebar")).to_be_hidden()
+    await expect(page.locator("#menuBadge")).to_have_text("3")  # unread elsewhere, drawer closed
+    DOCS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(DOCS / "screenshot-mobile.png"))
+    await say(page, "x" * 300)  # one unbreakable word
+    await expect(page.locator(".msg.pending")).to_have_count(0)
+    sizes = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    width, client_width = await page.evaluate(sizes)
+    assert width <= client_width == 375
+    wide = await page.evaluate(
+        "Array.from(document.querySelectorAll('.list:not([hidden]) .bubble'))"
+        ".filter(b => b.getBoundingClientRect().right > innerWidth).length"
+    )
+    assert wide == 0
+
+    await page.click("#menuBtn")
+    await expect(page.locator("#roomList")).to_be_visible()
+    await expect(page.locator("#menuBtn")).to_have_attribute("aria-expanded", "true")
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#sidebar")).to_be_hidden()
+    await page.click("#menuBtn")
+    await page.click("#dmList [data-conv='@Dave']")  # choosing a conversation closes the drawer
+    await expect(page.locator("#sidebar")).to_be_hidden()
+    await expect(page.locator("#convTitle")).to_have_text("Dave")
+    width, client_width = await page.evaluate(sizes)
+    assert width <= client_width
+
+
+# ---------------------------------------------------------------- the echo demo
+
+
+@pytest.mark.parametrize("from_file", [False, True], ids=["served", "file"])
+async def test_demo_page_echoes_a_message(pages: Pages, server: ChatServer, from_file: bool) -> None:
+    page = await pages.new()
+    if from_file:
+        await page.goto(DEMO_FILE)
+        await page.fill("#address", f"127.0.0.1:{server.port}")
+    else:
+        await page.goto(served(server.port, "/demo"))
+        await expect(page.locator("#address")).to_have_value(f"ws://127.0.0.1:{server.port}/echo")
+    await page.click("#connect")
+    await expect(page.locator("#state")).to_have_text(f"Connected to ws://127.0.0.1:{server.port}/echo")
+    await page.fill("#text", "<b>ping</b> 1")
+    await page.press("#text", "Enter")
+    await expect(page.locator("#log .sent")).to_contain_text(["→ sent  <b>ping</b> 1"])
+    await expect(page.locator("#log .received")).to_contain_text(["← received  <b>ping</b> 1"])
+    assert await page.evaluate("document.querySelectorAll('#log b').length") == 0
+    await page.click("#disconnect")
+    await expect(page.locator("#log .info").last).to_contain_text("closed, code 1000")
+    await expect(page.locator("#text")).to_be_disabled()
