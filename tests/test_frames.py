@@ -139,6 +139,22 @@ async def test_a_fragmented_message_is_assembled_and_later_frames_are_still_pars
         await server.stop()
 
 
+async def test_a_fragmented_message_keeps_its_place_before_a_complete_frame_sent_after_it() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        await raw.login(server, "Ann")
+        body = json.dumps({"type": "chat", "message": "first, in three parts"}).encode()
+        pieces = frame(body[:8], fin=False) + frame(body[8:20], opcode=0, fin=False)
+        pieces += frame(body[20:], opcode=0) + text({"type": "chat", "message": "second"})
+        raw.writer.write(pieces)  # one write: the server sees all four frames at once
+        got = [(await raw.expect("chat"))["message"] for _ in range(2)]
+        assert got == ["first, in three parts", "second"]
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
 async def test_a_frame_over_the_size_limit_closes_with_1009() -> None:
     server = await start_server("--max-frame-bytes", "1000")
     raw = await Raw.open(server.port)

@@ -68,7 +68,7 @@ def test_set_username_carries_rooms_resume_and_token() -> None:
         ('{"type":"chat"}', "bad_field"),
         ('{"type":"chat","message":5}', "bad_field"),
         ('{"type":"chat","message":"   "}', "bad_field"),
-        ('{"type":"chat","message":"\\ud800"}', "bad_field"),
+        ('{"type":"chat","message":"\\ud800"}', "bad_json"),
         ('{"type":"chat","message":"x","room":["general"]}', "bad_field"),
         ('{"type":"chat","message":"x","client_msg_id":""}', "bad_field"),
         ('{"type":"set_username"}', "bad_field"),

@@ -110,11 +110,18 @@ def test_huge_numbers_are_refused_in_plain_words(number: str, field: str) -> Non
         '{"type":"set_username","username":"A\\ud800"}',
         '{"type":"join","room":"\\ud83d"}',
         '{"type":"private","to":"\\udc00","message":"hi"}',
+        '{"type":"\\ud800"}',
+        '{"type":"set_username","username":"Bob","rooms":["\\ud800"]}',
+        '{"type":"set_username","username":"Bob","resume":{"\\udfff":{"epoch":"e","seq":1}}}',
     ],
 )
-def test_lone_surrogates_are_refused(text: str) -> None:
+def test_lone_surrogates_anywhere_are_refused(text: str) -> None:
     err = decodes_cleanly(text)
-    assert isinstance(err, p.ProtocolError) and err.code == "bad_field"
+    assert isinstance(err, p.ProtocolError) and err.code == "bad_json"
+
+
+def test_escaped_surrogate_pairs_are_fine() -> None:
+    assert p.decode('{"type":"chat","message":"\\ud83d\\ude00"}') == p.Chat("\U0001f600")
 
 
 def test_nan_and_infinity_literals_are_not_json() -> None:

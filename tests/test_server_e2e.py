@@ -214,7 +214,7 @@ BAD_FRAMES = [
     ('{"type": "chat", "message": 42}', "bad_field"),
     ('{"type": "set_username", "username": ["x"]}', "bad_field"),
     ("[" * 10_000 + "]" * 10_000, "bad_json"),
-    ('{"type":"chat","message":"\\udc00"}', "bad_field"),
+    ('{"type":"chat","message":"\\udc00"}', "bad_json"),
 ]
 
 
@@ -439,3 +439,45 @@ async def test_a_signal_closes_every_connection_with_1001_and_exits_0(sig: int) 
         assert "Traceback" not in srv.stderr_text()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"\\ud800"}',
+        '{"type":"set_username","username":"Bob","rooms":["\\ud800"]}',
+        '{"type":"set_username","username":"Bob","resume":{"\\udfff":{"epoch":"e","seq":1}}}',
+        '{"type":"join","room":"\\ud800"}',
+        '{"type":"get_users","room":"\\ud800x"}',
+    ],
+)
+async def test_lone_surrogates_echoed_in_errors_do_not_break_the_connection(
+    server: ChatServer, frame: str
+) -> None:
+    c = await Client.open(server.port)
+    await c.send(frame)
+    await c.send({"type": "set_username", "username": "Survivor"})
+    await c.expect("username_accepted")
+    await c.chat("still connected")
+    await c.expect("chat", message="still connected")
+    await c.close()
+
+
+async def test_a_bug_in_the_hub_costs_one_frame_not_the_connection(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = await logged_in(server.port, "Alice")
+    original = server.hub.receive
+
+    def broken(cid: int, text: str, now: float) -> list:
+        if "boom" in text:
+            raise RuntimeError("planted bug")
+        return original(cid, text, now)
+
+    monkeypatch.setattr(server.hub, "receive", broken)
+    await c.chat("boom")
+    assert (await c.expect("error"))["code"] == "internal_error"
+    await c.chat("after")
+    await c.expect("chat", message="after")
+    assert any("planted bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    await c.close()

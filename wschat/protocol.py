@@ -107,11 +107,21 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def _loads(text: str) -> Any:
     try:
-        return _DECODER.decode(text)
+        obj = _DECODER.decode(text)
     except RecursionError:
         raise ProtocolError("bad_json", "The JSON nests too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, or an int beyond Python's digit limit
         raise ProtocolError("bad_json", f"The frame is not valid JSON ({exc}).") from None
+    # A \ud800 escape decodes to a lone surrogate, which no UTF-8 frame can carry: refuse it
+    # here, once for the whole frame, before any of its text is stored or echoed back.
+    if "\\u" in text:
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                "bad_json", "The frame holds an invalid \\u escape (a lone surrogate)."
+            ) from None
+    return obj
 
 
 def _text(obj: dict, key: str, *, required: bool = True, default: str | None = None) -> Any:
@@ -122,10 +132,6 @@ def _text(obj: dict, key: str, *, required: bool = True, default: str | None = N
         return default
     if not isinstance(value, str):
         raise ProtocolError("bad_field", f"The field '{key}' must be a string.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
-        raise ProtocolError("bad_field", f"The field '{key}' is not valid Unicode.") from None
     return value
 
 

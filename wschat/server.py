@@ -52,7 +52,7 @@ from websockets.frames import Frame, Opcode, apply_mask
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 
-from wschat import __version__
+from wschat import __version__, protocol
 from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
 from wschat.store import Store, StoreError, open_store
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
@@ -192,16 +192,41 @@ class ChatConnection(ServerConnection):
             next(protocol.parser)
         return True
 
+    # A fragmented message being put together: its opcode and pieces. Class-level defaults, so
+    # the (rare) attributes cost an idle connection nothing.
+    frag_opcode: Opcode | None = None
+    frag_parts: list[bytes] | None = None
+
     def process_event(self, event: Any) -> None:
+        """Data frames go to the chat here, in arrival order, fragmented messages included.
+
+        websockets has already checked the frame sequence and the message size limit. Frames
+        before registration and control frames go to websockets as usual.
+        """
         chat = self.chat
-        if chat is not None and type(event) is Frame and event.fin:
-            if event.opcode is Opcode.TEXT:
-                chat.on_frame(self, event.data)
+        if chat is not None and type(event) is Frame:
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self._deliver(chat, opcode, event.data)
+                else:
+                    self.frag_opcode, self.frag_parts = opcode, [bytes(event.data)]
                 return
-            if event.opcode is Opcode.BINARY:
-                chat.on_binary(self)
+            if opcode is Opcode.CONT and self.frag_parts is not None:
+                self.frag_parts.append(bytes(event.data))
+                if event.fin:
+                    data = b"".join(self.frag_parts)
+                    assert self.frag_opcode is not None
+                    self._deliver(chat, self.frag_opcode, data)
+                    self.frag_opcode = self.frag_parts = None
                 return
-        super().process_event(event)  # handshake, control frames, fragments
+        super().process_event(event)  # handshake, control frames, a message begun before registration
+
+    def _deliver(self, chat: ChatServer, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.TEXT:
+            chat.on_frame(self, data)
+        else:
+            chat.on_binary(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -659,8 +684,16 @@ class ChatServer:
         self.on_text(ws, text)
 
     def on_text(self, ws: ChatConnection, text: str) -> None:
-        if not ws.closing:
-            self.run(self.hub.receive(ws.cid, text, time.time()))
+        if ws.closing:
+            return
+        try:
+            actions = self.hub.receive(ws.cid, text, time.time())
+        except Exception:
+            # A bug, not the client's fault: log it, refuse this frame, keep the connection.
+            log.exception("internal error handling a frame from client %d (%s)", ws.cid, ws.ip)
+            text = "The server failed to handle that frame (a bug, logged); nothing was changed."
+            actions = [Send((ws.cid,), protocol.error("internal_error", text))]
+        self.run(actions)
 
     def on_binary(self, ws: ChatConnection) -> None:
         if not ws.closing:
