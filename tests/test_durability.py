@@ -191,6 +191,28 @@ async def test_an_empty_rooms_epoch_survives_a_restart_with_the_same_database(tm
         await srv.astop()
 
 
+async def test_a_rooms_history_is_read_back_when_someone_joins_after_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    srv = ServerProcess(*FAST, db=db).wait_ready()
+    alice = await logged_in(srv.port, "Alice", rooms=["dev"])
+    for i in range(3):
+        await alice.chat(f"dev {i}", room="dev", client_msg_id=f"d{i}")
+    await alice.expect("ack", client_msg_id="d2")
+    await srv.astop()
+    srv = ServerProcess(*FAST, db=db).wait_ready()
+    try:
+        bob = await logged_in(srv.port, "Bob")
+        await bob.send({"type": "list_rooms"})
+        assert {"name": "dev", "members": 0, "joined": False} in (await bob.expect("rooms"))["rooms"]
+        await bob.send({"type": "join", "room": "dev"})
+        history = await bob.expect("history", room="dev")
+        assert [m["message"] for m in history["messages"]] == ["dev 0", "dev 1", "dev 2"]
+        await bob.chat("dev 3", room="dev")
+        assert (await bob.expect("chat", room="dev"))["seq"] == 4
+    finally:
+        await srv.astop()
+
+
 async def test_scrollback_pages_through_the_database(tmp_path: Path) -> None:
     srv = ServerProcess(*FAST, db=str(tmp_path / "chat.db")).wait_ready()
     try:

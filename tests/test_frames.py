@@ -155,6 +155,34 @@ async def test_a_fragmented_message_keeps_its_place_before_a_complete_frame_sent
         await server.stop()
 
 
+async def test_a_message_in_too_many_pieces_closes_with_1009() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        await raw.login(server, "Ann")
+        empty_pieces = frame(b"{", fin=False) + frame(b"", opcode=0, fin=False) * 1200
+        raw.writer.write(empty_pieces)
+        assert await raw.close_code() == 1009
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+async def test_a_text_frame_inside_a_fragmented_message_is_a_protocol_error() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        body = json.dumps({"type": "chat", "message": "first"}).encode()
+        start = frame(body[:5], fin=False)
+        rest = text({"type": "chat", "message": "second"}) + frame(body[5:], opcode=0)
+        feed(conn, start + rest, [len(start)])  # the first piece arrives on its own
+        assert await raw.close_code() == 1002
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
 async def test_a_frame_over_the_size_limit_closes_with_1009() -> None:
     server = await start_server("--max-frame-bytes", "1000")
     raw = await Raw.open(server.port)

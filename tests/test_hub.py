@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, RoomState, Send, Snapshot
+from wschat.hub import Close, Config, Fetch, Hub, LoadRoom, Message, Persist, RoomState, Send, Snapshot
 
 
 class Harness:
@@ -22,6 +22,9 @@ class Harness:
         self.held: list[Message] = []
         self.closed: dict[int, tuple[int, str]] = {}
         self.fetches: list[Fetch] = []
+        self.stored: dict[str, RoomState] = {}  # what the "store" answers LoadRoom with
+        self.auto_load = True
+        self.loads: list[str] = []
 
     def run(self, actions: list) -> None:
         for a in actions:
@@ -30,6 +33,10 @@ class Harness:
                 for t in a.targets:
                     self.inbox[t].append(json.loads(a.data))
             elif isinstance(a, Persist):
+                for m in a.messages:
+                    state = self.stored.setdefault(m.room, RoomState(m.epoch))
+                    state.recent.append(m)
+                    state.last_seq = m.seq
                 if self.auto_commit:
                     self.run(self.hub.committed(a.messages, self.now))
                 else:
@@ -38,6 +45,10 @@ class Harness:
                 self.closed[a.conn] = (a.code, a.reason)
             elif isinstance(a, Fetch):
                 self.fetches.append(a)
+            elif isinstance(a, LoadRoom):
+                self.loads.append(a.room)
+                if self.auto_load:
+                    self.run(self.hub.room_loaded(a.room, self.stored.get(a.room), self.now))
 
     def connect(self, cid: int) -> None:
         self.run(self.hub.connect(cid, self.now))
@@ -548,14 +559,17 @@ def test_private_message_to_someone_offline_is_an_error() -> None:
     assert err["code"] == "no_such_user" and "Nobody is not online" in err["message"]
 
 
-def test_private_sequence_numbers_count_per_conversation() -> None:
+def test_private_sequence_numbers_grow_within_a_conversation() -> None:
     h = Harness()
     h.login(1, "Alice")
     h.login(2, "Bob")
     h.login(3, "Carol")
-    for to in ("Bob", "Bob", "Carol"):
+    for to in ("Bob", "Carol", "Bob"):
         h.send(1, {"type": "private", "to": to, "message": "x"})
-    assert [f["seq"] for f in only(h.take(1), "private")] == [1, 2, 1]
+    sent = only(h.take(1), "private")
+    to_bob = [f["seq"] for f in sent if f["to"] == "Bob"]
+    assert to_bob == sorted(to_bob) and len(set(to_bob)) == 2
+    assert len({f["id"] for f in sent}) == 3
 
 
 # ---------------------------------------------------------------- limits
@@ -623,3 +637,213 @@ def test_shutdown_notice_reaches_every_named_user() -> None:
     h.run(h.hub.shutdown_notice(h.now))
     assert h.take(1)[0]["type"] == "system"
     assert h.take(2) == []
+
+
+# ---------------------------------------------------------------- memory stays bounded
+
+
+def test_rooms_nobody_is_in_leave_memory_and_come_back_with_their_history() -> None:
+    h = Harness(loaded_rooms=3)
+    h.login(1, "Alice")
+    for i in range(6):
+        h.send(1, {"type": "join", "room": f"r{i}"})
+        h.chat(1, f"hello r{i}", room=f"r{i}")
+        h.send(1, {"type": "leave", "room": f"r{i}"})
+    assert len(h.hub.rooms) <= 3 and "general" in h.hub.rooms
+    assert "r0" not in h.hub.rooms
+    h.take(1)
+    h.send(1, {"type": "list_rooms"})
+    listed = {r["name"] for r in h.take(1)[0]["rooms"]}
+    assert {f"r{i}" for i in range(6)} <= listed  # unloaded rooms are still listed
+    h.send(1, {"type": "join", "room": "r0"})
+    assert h.loads.count("r0") == 2  # created, then loaded back from the store
+    (history,) = only(h.take(1), "history")
+    assert [m["message"] for m in history["messages"]] == ["hello r0"]
+    h.chat(1, "again", room="r0")
+    assert only(h.take(1), "chat")[0]["seq"] == 2  # the sequence goes on, no reuse
+
+
+def test_joiners_wait_together_for_a_room_being_loaded() -> None:
+    h = Harness()
+    h.auto_load = False
+    h.login(1, "Alice")
+    h.login(2, "Bob")
+    h.take(1)
+    h.take(2)
+    h.send(1, {"type": "join", "room": "dev"})
+    h.send(2, {"type": "join", "room": "dev"})
+    assert h.loads == ["dev"] and h.take(1) == [] and h.take(2) == []
+    h.run(h.hub.room_loaded("dev", None, h.now))
+    assert [f["type"] for f in h.take(1)] == ["joined", "history", "user_join", "user_join"]
+    assert only(h.take(2), "joined")[0]["online_users"] == 2
+
+
+def test_a_room_that_cannot_be_loaded_tells_who_waited_to_retry() -> None:
+    h = Harness()
+    h.auto_load = False
+    h.login(1, "Alice")
+    h.take(1)
+    h.send(1, {"type": "join", "room": "dev"})
+    h.run(h.hub.room_loaded("dev", OSError("disk gone"), h.now))
+    (err,) = h.take(1)
+    assert err["code"] == "store_failed" and err["room"] == "dev" and err["retry_after"] > 0
+    assert "dev" not in h.hub.rooms and not h.hub.loading
+
+
+def test_rooms_made_and_left_do_not_use_up_the_room_limit() -> None:
+    h = Harness(max_rooms=5, loaded_rooms=5)
+    h.login(1, "Mallory")
+    for i in range(20):  # each left with a message in it: they stay in the store
+        h.send(1, {"type": "join", "room": f"spam{i}"})
+        h.chat(1, ".", room=f"spam{i}")
+        h.send(1, {"type": "leave", "room": f"spam{i}"})
+    h.login(2, "Alice")
+    h.take(2)
+    h.send(2, {"type": "join", "room": "team"})
+    assert only(h.take(2), "joined")[0]["room"] == "team"
+
+
+def test_the_room_limit_counts_rooms_with_people_in_them() -> None:
+    h = Harness(max_rooms=3)
+    h.login(1, "Alice")  # general
+    h.send(1, {"type": "join", "room": "a"})
+    h.send(1, {"type": "join", "room": "b"})
+    h.take(1)
+    h.send(1, {"type": "join", "room": "c"})
+    assert h.take(1)[0]["code"] == "too_many_rooms"
+
+
+def test_history_windows_share_a_byte_budget() -> None:
+    big = "x" * 3000
+    h = Harness(chat_burst=10_000, window_budget=200_000, history_size=5)
+    h.login(1, "Alice")
+    for room in ("a", "b", "c"):
+        h.send(1, {"type": "join", "room": room})
+        for _ in range(40):
+            h.chat(1, big, room=room)
+    hub = h.hub
+    assert hub.window_bytes <= 200_000
+    assert hub.window_bytes == sum(r.window_bytes for r in hub.rooms.values())
+    assert all(r.window_bytes == sum(len(m.payload) for m in r.window) for r in hub.rooms.values())
+    assert len(hub.rooms["a"].window) == 5  # the least recently used was cut to what newcomers see
+    assert len(hub.rooms["c"].window) > 5
+
+
+def test_a_newcomers_history_is_capped_in_bytes_but_never_empty() -> None:
+    h = Harness(chat_burst=100, history_bytes=20_000)
+    h.login(1, "Alice")
+    for i in range(10):
+        h.chat(1, f"{i}" + "y" * 3999)
+    (history,) = only(h.login(2, "Bob"), "history")
+    assert 1 <= len(history["messages"]) <= 5
+    assert history["messages"][-1]["message"].startswith("9")
+    h2 = Harness(history_bytes=10)
+    h2.login(1, "Alice")
+    h2.chat(1, "z" * 100)
+    assert len(only(h2.login(2, "Bob"), "history")[0]["messages"]) == 1
+
+
+def test_remembered_client_msg_ids_have_a_total_cap_forgetting_the_longest_quiet() -> None:
+    h = Harness(remembered_ids=50, remembered_ids_per_user=20, chat_burst=1000)
+    for cid in range(1, 6):
+        h.login(cid, f"user{cid}")
+        for i in range(20):
+            h.send(cid, {"type": "private", "to": f"user{cid}", "message": "x", "client_msg_id": f"m{i}"})
+    assert h.hub.sent_total <= 50
+    assert h.hub.sent_total == sum(len(v) for v in h.hub.sent.values())
+    assert "user1" not in h.hub.sent and "user5" in h.hub.sent
+
+
+def test_committed_messages_keep_only_their_encoded_frame() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    h.chat(1, "hello")
+    (m,) = h.hub.rooms["general"].window
+    assert m.text == "" and b'"message":"hello"' in m.payload
+
+
+def test_a_wall_clock_step_back_does_not_make_an_honest_client_a_flooder() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    h.take(1)
+    h.advance(-3600)  # NTP corrects the clock by an hour
+    for _ in range(60):
+        h.chat(1, "steady")
+        h.advance(1)
+    frames = h.take(1)
+    assert len(only(frames, "chat")) == 60 and not only(frames, "error")
+    assert h.closed == {}
+
+
+def test_name_deadlines_move_with_a_wall_clock_step_back() -> None:
+    h = Harness(name_timeout=10)
+    h.run(h.hub.tick(h.now))
+    h.connect(1)
+    h.advance(-3600)
+    h.run(h.hub.tick(h.now))
+    h.advance(11)
+    h.run(h.hub.tick(h.now))
+    assert h.closed == {1: (1008, "no name chosen within 10 s")}
+
+
+def test_errors_carry_the_client_msg_id_of_the_refused_frame() -> None:
+    h = Harness()
+    h.connect(1)
+    h.chat(1, "early", client_msg_id="c0")
+    assert h.take(1)[0]["client_msg_id"] == "c0"  # not_logged_in
+    h.send(1, {"type": "set_username", "username": "Alice"})
+    h.take(1)
+    h.send(1, {"type": "chat", "message": "x", "room": 5, "client_msg_id": "c1"})
+    h.send(1, {"type": "private", "message": "x", "client_msg_id": "c2"})
+    assert [(f["code"], f["client_msg_id"]) for f in h.take(1)] == [("bad_field", "c1"), ("bad_field", "c2")]
+
+
+def test_a_non_ascii_session_token_is_just_a_wrong_token() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    assert h.login(2, "Alice", session_token="é")[0]["code"] == "name_taken"
+
+
+def test_resume_positions_match_rooms_however_they_are_spelled() -> None:
+    h = filled(5)
+    epoch = h.hub.rooms["general"].epoch
+    frames = h.login(2, "Bob", rooms=["General"], resume={"#GENERAL": {"epoch": epoch, "seq": 3}})
+    (history,) = only(frames, "history")
+    assert history["mode"] == "resume" and [m["seq"] for m in history["messages"]] == [4, 5]
+
+
+def test_requests_about_a_room_still_loading_wait_for_it_in_order() -> None:
+    h = Harness()
+    h.auto_load = False
+    h.connect(1)
+    h.send(1, {"type": "set_username", "username": "Alice", "rooms": ["dev"]})
+    h.chat(1, "one", room="dev", client_msg_id="a")  # sent before `joined` arrived
+    h.send(1, {"type": "get_users", "room": "dev"})
+    h.chat(1, "two", room="dev")
+    assert [f["type"] for f in h.take(1)] == ["username_accepted"]
+    h.run(h.hub.room_loaded("dev", None, h.now))
+    frames = h.take(1)
+    assert [f["type"] for f in frames] == [
+        "joined",
+        "history",
+        "user_join",
+        "chat",
+        "ack",
+        "online_users",
+        "chat",
+    ]
+    assert [f["message"] for f in only(frames, "chat")] == ["one", "two"]
+
+
+def test_a_room_that_fails_to_load_refuses_the_requests_held_for_it() -> None:
+    h = Harness()
+    h.auto_load = False
+    h.connect(1)
+    h.send(1, {"type": "set_username", "username": "Alice", "rooms": ["dev"]})
+    h.chat(1, "one", room="dev", client_msg_id="a")
+    h.take(1)
+    h.run(h.hub.room_loaded("dev", OSError("disk gone"), h.now))
+    assert [(f["code"], f.get("client_msg_id")) for f in h.take(1)] == [
+        ("store_failed", None),
+        ("store_failed", "a"),
+    ]

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from rawws import RawClient  # a raw socket: it never answers pings
 from support import ROOT, Client, ServerProcess, logged_in, start_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -481,3 +482,16 @@ async def test_a_bug_in_the_hub_costs_one_frame_not_the_connection(
     await c.expect("chat", message="after")
     assert any("planted bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
     await c.close()
+
+
+async def test_a_silent_echo_connection_is_dropped_by_the_keepalive_sweep() -> None:
+    server = await start_server("--ping-interval", "0.5")
+    try:
+        silent = await RawClient.connect(server.port, "/echo")
+        assert silent.status == 101
+        assert len(server.echoes) == 1
+        while await asyncio.wait_for(silent.reader.read(4096), 10):  # pings, then end of stream
+            pass
+        silent.close()
+    finally:
+        await server.stop()

@@ -9,7 +9,12 @@ layer to carry out, in order:
 - `Persist(messages)`: store these messages, then call `committed()` (or `commit_failed()`);
   room messages are broadcast and acknowledged only once they are stored;
 - `Fetch(conn, room, before_seq, limit)`: read older messages from the store, then call
-  `page_loaded()`.
+  `page_loaded()`;
+- `LoadRoom(room)`: read a room's state from the store, then call `room_loaded()`.
+
+Memory stays bounded whatever clients send: only rooms in use are kept in memory (others live
+in the store and are loaded when someone joins), their history windows share a byte budget,
+and the client message ids remembered for de-duplication have a total cap.
 
 Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text frame,
 `binary()` for each binary frame, `disconnect()` exactly once when it closes, and `tick()` about
@@ -18,6 +23,7 @@ once a second.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 from bisect import bisect_left, bisect_right
@@ -60,7 +66,12 @@ class Fetch:
     limit: int
 
 
-Action = Send | Close | Persist | Fetch
+@dataclass(frozen=True, slots=True)
+class LoadRoom:
+    room: str
+
+
+Action = Send | Close | Persist | Fetch | LoadRoom
 
 
 # ---------------------------------------------------------------- state
@@ -111,7 +122,7 @@ class RoomState:
 
 @dataclass(slots=True)
 class Snapshot:
-    """Everything the hub needs from the store to start."""
+    """Everything the hub needs from the store to start: `rooms` need hold only `general`."""
 
     rooms: dict[str, RoomState] = field(default_factory=dict)
     # The history's epoch: fixed for the life of a database, so a room created later (or an empty
@@ -120,6 +131,8 @@ class Snapshot:
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
     sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # rooms with history that are not loaded at start, most recently active last (for list_rooms)
+    known_rooms: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +140,10 @@ class Config:
     history_size: int = 50
     resume_cap: int = 1000
     large_room: int = 100
-    max_rooms: int = 1000
+    max_rooms: int = 1000  # rooms with people in them at once
+    loaded_rooms: int = 200  # rooms kept in memory although nobody is in them
+    history_bytes: int = 256 * 1024  # what a newcomer's history may weigh, at most
+    window_budget: int = 64 * 1024 * 1024  # all rooms' in-memory history together
     max_rooms_per_user: int = 50
     max_messages_per_room: int = 10_000
     max_message_chars: int = 4000
@@ -138,6 +154,7 @@ class Config:
     control_burst: float = 30.0
     flood_strikes: int = 50
     remembered_ids_per_user: int = 1000
+    remembered_ids: int = 200_000  # in all; the users heard from longest ago are forgotten first
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
 
@@ -159,6 +176,9 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Spend one token. Returns 0 if allowed, else the seconds until this frame's slot."""
+        if now < self.stamp:  # the wall clock stepped back (NTP): move the marks with it
+            self.promised_until -= self.stamp - now
+            self.stamp = now
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
@@ -191,10 +211,22 @@ class Room:
     first_seq: int = 1  # lowest seq the store still holds
     members: dict[int, None] = field(default_factory=dict)  # join order
     window: list[Message] = field(default_factory=list)  # committed, seq order
+    window_bytes: int = 0
+    inflight: int = 0  # messages handed to the store and not yet committed
     joins: list[str] = field(default_factory=list)  # batched presence (large rooms)
     leaves: list[str] = field(default_factory=list)
     joined_count: int = 0
     left_count: int = 0
+
+
+MAX_HELD = 1000  # requests held per room while it loads (each was already rate limited)
+
+
+class _Loading(Exception):
+    """A request about a room that is being loaded: hold it until the room is in memory."""
+
+    def __init__(self, room: str) -> None:
+        self.room = room
 
 
 def _seq(m: Message) -> int:
@@ -222,24 +254,31 @@ class Hub:
         # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
         # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
         self.unnamed: dict[int, tuple[float, float]] = {}
-        self.rooms: dict[str, Room] = {}
+        self.rooms: dict[str, Room] = {}  # loaded rooms, least recently used first
+        self.loading: dict[str, list[tuple[int, p.Position | None]]] = {}  # room -> who waits
+        # requests about a room being loaded, from people waiting to enter it: replayed after
+        self.held: dict[str, list[tuple[int, p.Request]]] = {}
+        self.dormant: dict[str, None] = {}  # rooms with history, not loaded; most recent last
+        self.window_bytes = 0  # all loaded rooms' windows together
+        self.last_tick = 0.0
         self.next_id = snapshot.next_id
         self.next_private = 1
-        self.private_seq: dict[tuple[str, str], int] = {}
         self.run_id = new_token()[:6]
         self.epoch = snapshot.epoch or new_token()[:12]
-        self.sent: dict[str, OrderedDict[str, tuple[str, str, int]]] = {}
+        # user key -> its recent client_msg_id -> (room or "@name", id, seq); users heard from
+        # longest ago first, so the total cap forgets them first
+        self.sent: OrderedDict[str, OrderedDict[str, tuple[str, str, int]]] = OrderedDict()
+        self.sent_total = 0
         # (user key, client_msg_id) being stored -> how many repeats arrived meanwhile
         self.inflight: dict[tuple[str, str], int] = {}
         for name, state in snapshot.rooms.items():
-            room = Room(name, state.epoch, state.last_seq, state.first_seq)
-            for m in state.recent[-config.resume_cap :]:
-                m.payload = m.payload or chat_payload(m)
-                room.window.append(m)
-            self.rooms[name] = room
+            self._install(name, state)
+        for name in snapshot.known_rooms:
+            self._remember_dormant(name)
         for user_key, cmid, room_name, mid, seq in snapshot.sent_ids:
             self._remember(user_key, cmid, room_name, str(mid), seq)
-        self._room(GENERAL)
+        if GENERAL not in self.rooms:
+            self._install(GENERAL, None)
 
     # ------------------------------------------------------------ entry points
 
@@ -290,9 +329,20 @@ class Hub:
         if isinstance(req, p.SetUsername):
             return self._set_username(s, req, now)
         if not s.name:
-            return [self._error(s, "not_logged_in", "Choose a name first: send set_username.")]
+            text = "Choose a name first: send set_username."
+            return [self._error(s, "not_logged_in", text, getattr(req, "client_msg_id", None))]
+        return self._handle(s, req, now)
+
+    def _handle(self, s: Session, req: p.Request, now: float) -> list[Action]:
         try:
             return self._dispatch(s, req, now)
+        except _Loading as wait:
+            held = self.held.setdefault(wait.room, [])
+            if len(held) < MAX_HELD:
+                held.append((s.cid, req))
+                return []
+            text = f"#{wait.room} is still opening; send that again in a moment."
+            return [self._error(s, "rate_limited", text, getattr(req, "client_msg_id", None))]
         except p.ProtocolError as exc:
             cmid = exc.client_msg_id or getattr(req, "client_msg_id", None)
             return [self._error(s, exc.code, str(exc), cmid)]
@@ -311,12 +361,16 @@ class Hub:
         out: list[Action] = []
         cap = self.config.resume_cap
         for m in batch:
-            room = self.rooms[m.room]
-            window = room.window
-            window.append(m)
-            if len(window) > 2 * cap:
-                del window[:-cap]
+            room = self.rooms[m.room]  # loaded: a room with messages in flight is never unloaded
+            room.inflight -= 1
+            m.text = ""  # the payload holds it: drop the string and the UTF-8 copy it caches
+            room.window.append(m)
+            room.window_bytes += len(m.payload)
+            self.window_bytes += len(m.payload)
+            if len(room.window) > 2 * cap:
+                self._drop_oldest(room, len(room.window) - cap)
             room.first_seq = max(room.first_seq, m.seq - self.config.max_messages_per_room + 1)
+            self._touch(room)
             out.append(Send(tuple(room.members), m.payload))
             if m.client_msg_id is not None:
                 repeats = self.inflight.pop((m.user_key, m.client_msg_id), 0)
@@ -333,12 +387,14 @@ class Hub:
                     out.append(Send((holder,), p.encode(ack)))
                     ack["duplicate"] = True
                     out.extend(Send((holder,), p.encode(ack)) for _ in range(repeats))
+        self._evict()
         return out
 
     def commit_failed(self, batch: list[Message], reason: str, now: float) -> list[Action]:
         """The store could not save `batch`: tell each sender to send it again later."""
         out: list[Action] = []
         for m in batch:
+            self.rooms[m.room].inflight -= 1
             holder = self.by_key.get(m.user_key)
             if m.client_msg_id is not None:
                 self.inflight.pop((m.user_key, m.client_msg_id), None)
@@ -353,6 +409,37 @@ class Hub:
                 out.append(Send((holder,), p.error("store_failed", text, **extra)))
         return out
 
+    def room_loaded(self, name: str, state: RoomState | BaseException | None, now: float) -> list[Action]:
+        """The store has read room `name` (None: it has no history): let in who was waiting."""
+        waiting = self.loading.pop(name, [])
+        held = self.held.pop(name, [])
+        out: list[Action] = []
+        if isinstance(state, BaseException):
+            text = f"Could not open #{name}: the server's storage failed. Try again in a few seconds."
+            for cid, req in [*waiting, *held]:
+                if cid in self.sessions:
+                    extra = {"room": name, "retry_after": 5.0}
+                    if (cmid := getattr(req, "client_msg_id", None)) is not None:
+                        extra["client_msg_id"] = cmid
+                    out.append(Send((cid,), p.error("store_failed", text, **extra)))
+            return out
+        if name not in self.rooms:
+            self._install(name, state)
+        for cid, since in waiting:
+            s = self.sessions.get(cid)
+            if s is None or not s.name:
+                continue
+            try:
+                self._enter(s, name, since, now, out)
+            except p.ProtocolError as exc:
+                out.append(self._error(s, exc.code, str(exc)))
+        for cid, req in held:
+            s = self.sessions.get(cid)
+            if s is not None:
+                out.extend(self._handle(s, req, now))
+        self._evict()
+        return out
+
     def page_loaded(self, cid: int, room_name: str, before_seq: int, messages: list[Message]) -> list[Action]:
         room = self.rooms.get(room_name)
         if cid not in self.sessions or room is None:
@@ -363,6 +450,10 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
+        if now < self.last_tick:  # the wall clock stepped back: deadlines move with it
+            step = self.last_tick - now
+            self.unnamed = {cid: (since - step, end - step) for cid, (since, end) in self.unnamed.items()}
+        self.last_tick = now
         expired = [cid for cid, (_, deadline) in self.unnamed.items() if now >= deadline]
         for cid in expired:
             del self.unnamed[cid]
@@ -426,7 +517,8 @@ class Hub:
                 return [self._name_error(s, "name_confusable", text)]
         if holder is not None:
             old = self.sessions[holder]
-            if not req.session_token or not secrets.compare_digest(req.session_token, old.token):
+            offered = (req.session_token or "").encode()  # bytes: compare_digest refuses non-ASCII str
+            if not offered or not secrets.compare_digest(offered, old.token.encode()):
                 text = f"The name '{old.name}' is taken (names ignore case and width); choose another."
                 return [self._name_error(s, "name_taken", text)]
             out.append(Close(holder, 4000, "logged in again from another connection"))
@@ -437,9 +529,14 @@ class Hub:
         for look in looks:
             self.by_look[look] = s.cid
         wanted: dict[str, p.Position | None] = {}
+        resume = {}
+        for raw, position in req.resume.items():
+            with contextlib.suppress(InvalidName):  # a bad name is reported below
+                resume[check_room(raw)] = position
         for raw in (*req.rooms, *req.resume):
             try:
-                wanted.setdefault(check_room(raw), req.resume.get(raw))
+                room_name = check_room(raw)
+                wanted.setdefault(room_name, resume.get(room_name))
             except InvalidName as exc:
                 out.append(self._error(s, exc.code, f"Room '{raw[:40]}': {exc}"))
         if not wanted:
@@ -479,6 +576,7 @@ class Hub:
                 return []
             self.inflight[s.key, cmid] = 0
         room.last_seq += 1
+        room.inflight += 1
         m = Message(
             self.next_id,
             room.name,
@@ -503,9 +601,10 @@ class Hub:
         if target_cid is None:
             return [self._error(s, "no_such_user", f"{req.to} is not online.", cmid)]
         t = self.sessions[target_cid]
-        conv = (min(s.key, t.key), max(s.key, t.key))
-        seq = self.private_seq[conv] = self.private_seq.get(conv, 0) + 1
-        pid = f"p{self.run_id}-{self.next_private}"
+        # One counter for every private message: it grows within each conversation, and keeps
+        # no state per pair of names (which anyone could multiply).
+        seq = self.next_private
+        pid = f"p{self.run_id}-{seq}"
         self.next_private += 1
         frame = {
             "type": "private",
@@ -529,7 +628,10 @@ class Hub:
         return out
 
     def _get_users(self, s: Session, req: p.GetUsers) -> list[Action]:
-        room = self.rooms.get(check_room(req.room))
+        name = check_room(req.room)
+        room = self.rooms.get(name)
+        if room is None and name in self.loading:
+            raise _Loading(name)
         if room is None:
             return [self._error(s, "no_such_room", f"There is no room '{req.room[:40]}'.")]
         users = self._names(room)
@@ -548,26 +650,98 @@ class Hub:
 
     # ------------------------------------------------------------ rooms and presence
 
-    def _room(self, name: str) -> Room:
-        room = self.rooms.get(name)
-        if room is None:
-            room = self.rooms[name] = Room(name, self.epoch)
+    def _install(self, name: str, state: RoomState | None) -> Room:
+        """Make room `name` live in memory, from the store's `state` (None: a new room)."""
+        if state is None:
+            room = Room(name, self.epoch)
+        else:
+            room = Room(name, state.epoch, state.last_seq, state.first_seq)
+            for m in state.recent[-self.config.resume_cap :]:
+                m.payload = m.payload or chat_payload(m)
+                m.text = ""
+                room.window.append(m)
+                room.window_bytes += len(m.payload)
+            self.window_bytes += room.window_bytes
+        self.dormant.pop(name, None)
+        self.rooms[name] = room
         return room
+
+    def _touch(self, room: Room) -> None:
+        """Mark `room` as the most recently used (the end of `self.rooms`)."""
+        rooms = self.rooms
+        if next(reversed(rooms)) != room.name:
+            rooms[room.name] = rooms.pop(room.name)
+
+    def _drop_oldest(self, room: Room, n: int) -> None:
+        gone = sum(len(m.payload) for m in room.window[:n])
+        del room.window[:n]
+        room.window_bytes -= gone
+        self.window_bytes -= gone
+
+    def _evict(self) -> None:
+        """Keep memory bounded: unload unused rooms, then shorten the least recently used windows.
+
+        First, rooms nobody is in (least recently used first) leave memory while there are more
+        than `loaded_rooms` of them or the windows weigh more than `window_budget`; their
+        history stays in the store and comes back when someone joins. Then, if the windows still
+        weigh too much, the least recently used ones are cut to what a newcomer is shown.
+        """
+        cfg = self.config
+        spare = len(self.rooms) - cfg.loaded_rooms
+        if spare <= 0 and self.window_bytes <= cfg.window_budget:
+            return
+        for room in list(self.rooms.values()):
+            if spare <= 0 and self.window_bytes <= cfg.window_budget:
+                return
+            if not room.members and not room.inflight and room.name != GENERAL:
+                self.window_bytes -= room.window_bytes
+                del self.rooms[room.name]
+                if room.last_seq:
+                    self._remember_dormant(room.name)
+                spare -= 1
+        for room in list(self.rooms.values()):
+            if self.window_bytes <= cfg.window_budget:
+                return
+            self._drop_oldest(room, len(room.window) - len(self._recent(room.window)))
+
+    def _remember_dormant(self, name: str) -> None:
+        self.dormant.pop(name, None)
+        self.dormant[name] = None
+        if len(self.dormant) > 200:  # only for list_rooms: the 200 most recently active
+            del self.dormant[next(iter(self.dormant))]
+
+    def _recent(self, window: list[Message]) -> list[Message]:
+        """What a newcomer is shown: the last `history_size` messages, within `history_bytes`."""
+        cfg = self.config
+        start = max(0, len(window) - cfg.history_size)
+        weight = sum(len(m.payload) for m in window[start:])
+        while weight > cfg.history_bytes and start < len(window) - 1:
+            weight -= len(window[start].payload)
+            start += 1
+        return window[start:] if cfg.history_size else []
 
     def _member_room(self, s: Session, raw: str) -> Room:
         name = check_room(raw)
+        if name not in s.rooms and any(cid == s.cid for cid, _ in self.loading.get(name, ())):
+            raise _Loading(name)
         if name not in s.rooms:
             raise p.ProtocolError("not_in_room", f"You are not in #{name}; join it first.")
         return self.rooms[name]
 
     def _enter(self, s: Session, name: str, since: p.Position | None, now: float, out: list[Action]) -> None:
         room = self.rooms.get(name)
-        if room is None:
-            if len(self.rooms) >= self.config.max_rooms:
-                raise p.ProtocolError(
-                    "too_many_rooms", "The server has too many rooms; join an existing one."
-                )
-            room = self._room(name)
+        if room is None:  # in the store, or new: load it first (room_loaded comes back here)
+            waiting = self.loading.get(name)
+            if waiting is not None:
+                waiting.append((s.cid, since))
+                return
+            if sum(1 for r in self.rooms.values() if r.members) + len(self.loading) >= self.config.max_rooms:
+                text = "The server has too many rooms in use; join an existing one."
+                raise p.ProtocolError("too_many_rooms", text)
+            self.loading[name] = [(s.cid, since)]
+            out.append(LoadRoom(name))
+            return
+        self._touch(room)
         rejoin = s.cid in room.members
         if not rejoin:
             if len(s.rooms) >= self.config.max_rooms_per_user:
@@ -601,6 +775,7 @@ class Hub:
             if len(room.leaves) < self.config.presence_names:
                 room.leaves.append(s.name)
         if not room.members and room.last_seq == 0 and room.name != GENERAL:
+            self.window_bytes -= room.window_bytes
             del self.rooms[room.name]
 
     def _presence(self, room: Room, kind: str, name: str, now: float) -> bytes:
@@ -647,11 +822,10 @@ class Hub:
         return [sessions[c].name for c in room.members]
 
     def _rooms_frame(self, s: Session) -> bytes:
-        listed = [r for r in self.rooms.values() if r.members or r.last_seq]
-        listed.sort(key=lambda r: (-len(r.members), r.name))
-        rooms = [
-            {"name": r.name, "members": len(r.members), "joined": r.name in s.rooms} for r in listed[:200]
-        ]
+        listed = [(len(r.members), r.name) for r in self.rooms.values() if r.members or r.last_seq]
+        listed += [(0, name) for name in self.dormant]
+        listed.sort(key=lambda r: (-r[0], r[1]))
+        rooms = [{"name": name, "members": n, "joined": name in s.rooms} for n, name in listed[:200]]
         return p.encode({"type": "rooms", "rooms": rooms})
 
     # ------------------------------------------------------------ history
@@ -671,7 +845,7 @@ class Hub:
             if skipped:
                 head["skipped"] = skipped
         else:
-            msgs = window[-self.config.history_size :] if self.config.history_size else []
+            msgs = self._recent(window)
             head["mode"] = "recent"
             if since is not None:
                 head["epoch_changed"] = True
@@ -692,10 +866,18 @@ class Hub:
     # ------------------------------------------------------------ sent ids, errors, limits
 
     def _remember(self, user_key: str, cmid: str, where: str, mid: str, seq: int) -> None:
-        seen = self.sent.setdefault(user_key, OrderedDict())
+        seen = self.sent.pop(user_key, None)
+        if seen is None:
+            seen = OrderedDict()
+        self.sent[user_key] = seen  # now the most recently heard from
+        self.sent_total += cmid not in seen
         seen[cmid] = (where, mid, seq)
         if len(seen) > self.config.remembered_ids_per_user:
             seen.popitem(last=False)
+            self.sent_total -= 1
+        while self.sent_total > self.config.remembered_ids:
+            _, forgotten = self.sent.popitem(last=False)
+            self.sent_total -= len(forgotten)
 
     def _duplicate(self, s: Session, cmid: str) -> Send | None:
         seen = self.sent.get(s.key)

@@ -88,7 +88,7 @@ def check_username(raw: str) -> tuple[str, str]:
     if "  " in name:
         raise InvalidName("name_invalid_chars", "Use single spaces between words in a name.")
     key = name_key(name)
-    if key in RESERVED:
+    if key in RESERVED or lookalike_keys(name) & _RESERVED_LOOKS:
         raise InvalidName("name_reserved", f"'{name}' is reserved for the server; choose another name.")
     return name, key
 
@@ -143,3 +143,6 @@ def check_room(raw: str) -> str:
             "Room names are 1-32 characters of lower-case letters, digits, '-' and '_'.",
         )
     return room
+
+
+_RESERVED_LOOKS = frozenset().union(*(lookalike_keys(n) for n in RESERVED))

@@ -237,7 +237,15 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
     if decoder is None:
         shown = kind if len(kind) <= 40 else kind[:40] + "…"
         raise ProtocolError("unknown_type", f"Unknown message type '{shown}'. See PROTOCOL.md.")
-    return decoder(obj, limits)
+    try:
+        return decoder(obj, limits)
+    except ProtocolError as exc:
+        # A refusal carries the frame's client_msg_id whenever it has a usable one, so the
+        # sender's outbox knows which message will never be accepted.
+        cmid = obj.get("client_msg_id")
+        if exc.client_msg_id is None and isinstance(cmid, str) and 1 <= len(cmid) <= MAX_CLIENT_MSG_ID:
+            exc.client_msg_id = cmid
+        raise
 
 
 def encode(obj: dict[str, Any]) -> bytes:

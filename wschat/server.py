@@ -53,7 +53,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 
 from wschat import __version__, protocol
-from wschat.hub import Close, Config, Fetch, Hub, Message, Persist, Send
+from wschat.hub import Close, Config, Fetch, Hub, LoadRoom, Message, Persist, Send
 from wschat.store import Store, StoreError, open_store
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"/": "chat-web-client.html", "/demo": "websocket-demo.html"}
 DEFAULT_DB = "chat-data/chat.db"
 PING_FRAME = b"\x89\x00"
+MAX_FRAGMENTS = 1000  # pieces of one fragmented message
 CLOSE_TIMEOUT = 3.0  # seconds a peer has to answer our close frame before it is cut off
 # Replaces a connection's handshake request once it is no longer needed: its headers cost
 # about 3 KB a connection, which matters at 10,000 idle connections.
@@ -176,7 +177,9 @@ class ChatConnection(ServerConnection):
         """Whether websockets' parser holds no data and waits for the first byte of a frame."""
         protocol = self.protocol
         reader = protocol.reader
-        if reader.buffer or reader.eof or protocol.expect_continuation_frame:
+        # current_size: a fragmented message from the client is under way (its next frame must
+        # be a continuation, which only websockets' parser checks)
+        if reader.buffer or reader.eof or protocol.current_size is not None:
             return False
         gen: Any = protocol.parser
         while (inner := getattr(gen, "gi_yieldfrom", None)) is not None:
@@ -195,7 +198,8 @@ class ChatConnection(ServerConnection):
     # A fragmented message being put together: its opcode and pieces. Class-level defaults, so
     # the (rare) attributes cost an idle connection nothing.
     frag_opcode: Opcode | None = None
-    frag_parts: list[bytes] | None = None
+    frag_parts: bytearray | None = None
+    frag_count = 0
 
     def process_event(self, event: Any) -> None:
         """Data frames go to the chat here, in arrival order, fragmented messages included.
@@ -206,19 +210,27 @@ class ChatConnection(ServerConnection):
         chat = self.chat
         if chat is not None and type(event) is Frame:
             opcode = event.opcode
+            if self.closing and opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                return  # being closed by the chat: what else it sent no longer matters
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if event.fin:
                     self._deliver(chat, opcode, event.data)
                 else:
-                    self.frag_opcode, self.frag_parts = opcode, [bytes(event.data)]
+                    self.frag_opcode, self.frag_parts, self.frag_count = opcode, bytearray(event.data), 1
                 return
             if opcode is Opcode.CONT and self.frag_parts is not None:
-                self.frag_parts.append(bytes(event.data))
-                if event.fin:
-                    data = b"".join(self.frag_parts)
-                    assert self.frag_opcode is not None
-                    self._deliver(chat, self.frag_opcode, data)
+                # websockets limits the message's bytes; the number of pieces is limited here,
+                # since empty fragments cost nothing against that limit but memory all the same
+                self.frag_parts += event.data
+                self.frag_count += 1
+                if self.frag_count > MAX_FRAGMENTS:
                     self.frag_opcode = self.frag_parts = None
+                    chat._close(self.cid, 1009, f"a message in more than {MAX_FRAGMENTS} pieces")
+                elif event.fin:
+                    data, opcode = bytes(self.frag_parts), self.frag_opcode
+                    self.frag_opcode = self.frag_parts = None
+                    assert opcode is not None
+                    self._deliver(chat, opcode, data)
                 return
         super().process_event(event)  # handshake, control frames, a message begun before registration
 
@@ -343,7 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply the per-IP limit to loopback addresses too (exempt by default)",
     )
-    lim.add_argument("--max-rooms", type=int, default=1000, help="rooms on this server")
+    lim.add_argument(
+        "--max-rooms",
+        type=int,
+        default=1000,
+        help="rooms with people in them at once (rooms nobody is in only take disk space)",
+    )
+    lim.add_argument(
+        "--history-memory",
+        type=int,
+        default=64,
+        metavar="MIB",
+        help="MiB of recent history kept in memory for all rooms together (the rest is read "
+        "from the database when asked for)",
+    )
     lim.add_argument(
         "--large-room",
         type=int,
@@ -404,6 +429,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         history_size=opts.history_size,
         large_room=opts.large_room,
         max_rooms=opts.max_rooms,
+        window_budget=opts.history_memory * 1024 * 1024,
         max_messages_per_room=opts.max_messages_per_room,
         max_message_chars=opts.max_message_chars,
         name_timeout=opts.name_timeout,
@@ -429,6 +455,7 @@ class ChatServer:
         self.port = 0
         self.started = time.monotonic()
         self.conns: dict[int, ChatConnection] = {}
+        self.echoes: set[ChatConnection] = set()  # /echo connections (no chat, no name)
         self.pending: dict[int, list[bytes]] = {}
         self.to_store: list[Message] = []
         self.flush_scheduled = False
@@ -671,9 +698,13 @@ class ChatServer:
             self.run(self.hub.disconnect(cid, time.time()))
 
     async def _echo(self, ws: ChatConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in ws:
-                await ws.send(message)
+        self.echoes.add(ws)  # kept alive by the same keepalive sweep as the chat
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                async for message in ws:
+                    await ws.send(message)
+        finally:
+            self.echoes.discard(ws)
 
     def on_frame(self, ws: ChatConnection, data: bytes) -> None:
         try:
@@ -711,6 +742,8 @@ class ChatServer:
                 self._schedule()
             elif kind is Close:
                 self._close(action.conn, action.code, action.reason)
+            elif kind is LoadRoom:
+                self.store.load_room(action.room, functools.partial(self._room_loaded, action.room))
             elif kind is Fetch:
                 done = functools.partial(self._page_loaded, action.conn, action.room, action.before_seq)
                 self.store.page(action.room, action.before_seq, action.limit, done)
@@ -808,6 +841,9 @@ class ChatServer:
         else:
             self.run(self.hub.commit_failed(batch, str(error), now))
 
+    def _room_loaded(self, room: str, state: Any) -> None:
+        self.run(self.hub.room_loaded(room, state, time.time()))
+
     def _page_loaded(self, cid: int, room: str, before_seq: int, result: Any) -> None:
         if isinstance(result, BaseException):
             result = []
@@ -829,7 +865,7 @@ class ChatServer:
 
     def _keepalive(self) -> None:
         """Ping everyone; drop whoever sent nothing (not even a pong) since the last sweep."""
-        for ws in list(self.conns.values()):
+        for ws in [*self.conns.values(), *self.echoes]:
             if not ws.alive:
                 log.info("dropping client %d (%s): no answer to keepalive ping", ws.cid, ws.ip)
                 ws.closing = True

@@ -54,6 +54,10 @@ class Store:
     def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
         raise NotImplementedError
 
+    def load_room(self, room: str, done: Done) -> None:
+        """`done(RoomState)` for a room with history, `done(None)` for an unknown one, or `done(exc)`."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
 
@@ -65,9 +69,17 @@ class MemoryStore(Store):
         self.notify = notify
         self.cap = history_cap
         self.rooms: dict[str, list[Message]] = {}
+        self.epoch = secrets.token_urlsafe(9)
 
     def load(self) -> Snapshot:
-        return Snapshot()
+        return Snapshot(epoch=self.epoch)
+
+    def load_room(self, room: str, done: Done) -> None:
+        msgs = self.rooms.get(room)
+        state = None
+        if msgs:
+            state = RoomState(self.epoch, msgs[-1].seq, msgs[0].seq, msgs[-1000:])
+        self.notify(done, state)
 
     def append(self, batch: list[Message], done: Done) -> None:
         for m in batch:
@@ -136,8 +148,8 @@ class SQLiteStore(Store):
         self.cap = history_cap
         self.window = window
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.first_seq: dict[str, int] = {}
-        self.last_seq: dict[str, int] = {}
+        self.first_seq: dict[str, int] = {}  # the writer's view, for retention
+        self.known_rooms: set[str] = set()  # rooms with a row in the rooms table
         self.writer: threading.Thread | None = None
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-read")
         self._local = threading.local()
@@ -175,19 +187,15 @@ class SQLiteStore(Store):
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
         snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
-        for name, epoch in db.execute("SELECT name, epoch FROM rooms").fetchall():
-            first, last = db.execute(
-                "SELECT min(seq), max(seq) FROM messages WHERE room = ?", (name,)
-            ).fetchone()
-            recent = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
-                (name, self.window),
-            ).fetchall()
-            snap.rooms[name] = RoomState(
-                epoch, last or 0, first or 1, [_message(r) for r in reversed(recent)]
-            )
-            self.first_seq[name] = first or 1
-            self.last_seq[name] = last or 0
+        # Only general now; other rooms are read when someone joins them (load_room).
+        general = self._room_state(db, "general")
+        if general is not None:
+            snap.rooms["general"] = general
+        self.known_rooms = {name for (name,) in db.execute("SELECT name FROM rooms")}
+        recent_rooms = db.execute(
+            "SELECT room FROM messages GROUP BY room ORDER BY max(id) DESC LIMIT 200"
+        ).fetchall()
+        snap.known_rooms = [name for (name,) in reversed(recent_rooms) if name != "general"]
         snap.next_id = (db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) + 1
         rows = db.execute(
             "SELECT user_key, client_msg_id, room, id, seq FROM messages "
@@ -230,7 +238,7 @@ class SQLiteStore(Store):
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                new_rooms = {m.room: m.epoch for m in messages if m.room not in self.last_seq}
+                new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
                 self.db.executemany(
                     "INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items()
                 )
@@ -245,7 +253,7 @@ class SQLiteStore(Store):
             error = exc
         else:
             for m in messages:
-                self.last_seq[m.room] = m.seq
+                self.known_rooms.add(m.room)
                 self.first_seq.setdefault(m.room, m.seq)
         for _, done in items:
             self.notify(done, error)
@@ -266,23 +274,47 @@ class SQLiteStore(Store):
 
     # -- reading
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        self.reader.submit(self._page, room, before_seq, limit, done)
+    def _room_state(self, db: sqlite3.Connection, name: str) -> RoomState | None:
+        row = db.execute("SELECT epoch FROM rooms WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        first, last = db.execute("SELECT min(seq), max(seq) FROM messages WHERE room = ?", (name,)).fetchone()
+        recent = db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?", (name, self.window)
+        ).fetchall()
+        return RoomState(row[0], last or 0, first or 1, [_message(r) for r in reversed(recent)])
 
-    def _page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        try:
-            db = getattr(self._local, "db", None)
-            if db is None:
-                db = self._local.db = self._connect()
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-                (room, before_seq, limit),
-            ).fetchall()
-            result: Any = [_message(r) for r in reversed(rows)]
-        except sqlite3.Error as exc:
-            log.error("could not read history of %s: %s", room, exc)
-            result = exc
-        self.notify(done, result)
+    def load_room(self, room: str, done: Done) -> None:
+        self._read(done, self._room_state, room)
+
+    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
+        self._read(done, self._page, room, before_seq, limit)
+
+    def _page(self, db: sqlite3.Connection, room: str, before_seq: int, limit: int) -> list[Message]:
+        rows = db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (room, before_seq, limit),
+        ).fetchall()
+        return [_message(r) for r in reversed(rows)]
+
+    def _read(self, done: Done, query: Callable[..., Any], *args: Any) -> None:
+        """Run `query(db, *args)` on the reader thread; `done(result)`, or `done(exc)`."""
+
+        def run() -> None:
+            try:
+                db = getattr(self._local, "db", None)
+                if db is None:
+                    db = self._local.db = self._connect()
+                result: Any = query(db, *args)
+            except Exception as exc:
+                log.error("could not read the history (%s): %s", args[0], exc)
+                result = exc
+            self.notify(done, result)
+
+        if self.closed:  # shutting down: say so instead of queueing on a stopped thread
+            self.notify(done, StoreError("the server is shutting down"))
+            return
+        self.reader.submit(run)
 
     def close(self) -> None:
         if self.closed:
