@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import ServerProcess, start_server
+from terminal import Term
 
 from wschat.server import ChatServer
 
@@ -24,6 +25,15 @@ def no_leaked_servers() -> Iterator[None]:
         if proc.proc.poll() is None:
             proc.kill()
         ServerProcess.running.discard(proc)
+
+
+@pytest.fixture
+async def terms() -> AsyncIterator[list[Term]]:
+    """Terminal clients a test starts; killed when it ends."""
+    started: list[Term] = []
+    yield started
+    for t in started:
+        t.kill()
 
 
 @pytest.fixture

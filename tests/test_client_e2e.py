@@ -7,74 +7,16 @@ pexpect's `expect` with a timeout, in async mode so an in-process server keeps r
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pexpect
-import pytest
-from support import ROOT, TIMEOUT, ServerProcess, logged_in, start_server
+from support import ROOT, ServerProcess, logged_in, start_server
+from terminal import CLIENT, Term
 
 from wschat.server import ChatServer
-
-CLIENT = str(ROOT / "chat-client.py")
-ENV = {**os.environ, "NO_COLOR": "1", "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
-
-
-class Term:
-    """The terminal client in a pty; `log` keeps everything it printed."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log = io.StringIO()
-        self.p = pexpect.spawn(
-            sys.executable,
-            [CLIENT, *args],
-            cwd=str(ROOT),
-            env=env or ENV,
-            encoding="utf-8",
-            timeout=TIMEOUT,
-            dimensions=(40, 200),
-        )
-        self.p.logfile_read = self.log
-
-    async def expect(self, text: str, timeout: float = TIMEOUT) -> str:
-        """Wait for `text` (literally) in the output; returns what came before it."""
-        await self.p.expect_exact(text, timeout=timeout, async_=True)
-        return self.p.before
-
-    async def expect_re(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
-        await self.p.expect(pattern, timeout=timeout, async_=True)
-        return self.p.match
-
-    def type(self, line: str) -> None:
-        self.p.sendline(line)
-
-    async def exit_status(self, timeout: float = TIMEOUT) -> int:
-        await self.p.expect(pexpect.EOF, timeout=timeout, async_=True)
-        self.p.close()
-        return self.p.exitstatus
-
-    def output(self) -> str:
-        return self.log.getvalue()
-
-    def count(self, text: str) -> int:
-        return self.output().count(text)
-
-    def kill(self) -> None:
-        if self.p.isalive():
-            self.p.terminate(force=True)
-
-
-@pytest.fixture
-async def terms() -> AsyncIterator[list[Term]]:
-    started: list[Term] = []
-    yield started
-    for t in started:
-        t.kill()
 
 
 async def login_term(terms: list[Term], port: int, name: str, *args: str) -> Term:

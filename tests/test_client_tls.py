@@ -16,12 +16,12 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import ROOT, TIMEOUT, Client, ServerProcess
-from test_client_e2e import CLIENT, ENV, Term
+from terminal import CLIENT, ENV, Term
 from websockets.asyncio.client import connect
 
 from wschat import tls
@@ -183,14 +183,6 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
         yield srv, data
     finally:
         srv.stop()
-
-
-@pytest.fixture
-async def terms() -> AsyncIterator[list[Term]]:
-    started: list[Term] = []
-    yield started
-    for t in started:
-        t.kill()
 
 
 def banner_fingerprint(srv: ServerProcess) -> str:

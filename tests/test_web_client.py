@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, connected, exactly, say, texts
 from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
 from support import Client, ServerProcess, logged_in, start_server
 
@@ -31,23 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAT_FILE = (ROOT / "chat-web-client.html").as_uri()
 DEMO_FILE = (ROOT / "websocket-demo.html").as_uri()
 DOCS = ROOT / "docs"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 667}
-WAIT_MS = 20_000  # generous: other test suites may be loading the machine
 FAST = ("--rate", "500", "--burst", "1000")  # let the Python clients post quickly
-
-expect.set_options(timeout=WAIT_MS)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -187,24 +174,6 @@ async def join(page: Page, port: int, name: str, *, from_file: bool = False) -> 
     await page.fill("#nameInput", name)
     await page.press("#nameInput", "Enter")
     await connected(page)
-
-
-async def connected(page: Page) -> None:
-    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-
-
-async def say(page: Page, text: str) -> None:
-    await page.fill("#msgInput", text)
-    await page.press("#msgInput", "Enter")
-
-
-def exactly(text: str) -> re.Pattern[str]:
-    return re.compile("^" + re.escape(text) + "$")
-
-
-def texts(page: Page, text: str, *, where: str = ".list:not([hidden])") -> Any:
-    """Bubbles whose text is exactly `text`, in the conversation on screen by default."""
-    return page.locator(f"{where} .msg .text").filter(has_text=exactly(text))
 
 
 def bubble(page: Page, text: str) -> Any:

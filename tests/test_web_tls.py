@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, connected, say, texts
 from playwright.async_api import Page, async_playwright, expect
 from support import TIMEOUT, Client, start_server
-from test_web_client import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, connected, say, texts
 from websockets.asyncio.client import connect
 
 pytestmark = pytest.mark.browser
