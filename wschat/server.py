@@ -682,8 +682,8 @@ class ChatServer:
         ws.chat = self
         ws.between_frames()  # lets go of the handshake request now if it can (idle clients)
         try:
-            # Complete frames never reach this queue (see ChatConnection.process_event); only
-            # fragmented messages and frames that arrived before registration do.
+            # Frames reach this queue only if they arrived before registration: every later data
+            # frame goes to the chat from ChatConnection.process_event, in arrival order.
             async for message in ws:
                 if isinstance(message, str):
                     self.on_text(ws, message)
@@ -722,8 +722,8 @@ class ChatServer:
         except Exception:
             # A bug, not the client's fault: log it, refuse this frame, keep the connection.
             log.exception("internal error handling a frame from client %d (%s)", ws.cid, ws.ip)
-            text = "The server failed to handle that frame (a bug, logged); nothing was changed."
-            actions = [Send((ws.cid,), protocol.error("internal_error", text))]
+            reply = "The server failed to handle that frame (a bug, logged); nothing was changed."
+            actions = [Send((ws.cid,), protocol.error("internal_error", reply))]
         self.run(actions)
 
     def on_binary(self, ws: ChatConnection) -> None:

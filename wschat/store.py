@@ -5,8 +5,11 @@ A store owns its threads; it never touches the event loop. Results come back thr
 `loop.call_soon_threadsafe`), so callbacks always run on the caller's thread, never inside a
 store call.
 
-- `load()` returns the `Snapshot` the hub starts from (rooms, their epochs and recent messages,
-  the next id, recently used client message ids).
+- `load()` returns the `Snapshot` the hub starts from (the database's epoch, `general` with its
+  recent messages, the names of recently active rooms, the next id, recently used client
+  message ids).
+- `load_room(room, done)` reads one room when someone joins it; `done(RoomState)`,
+  `done(None)` for a room with no history, or `done(exc)`.
 - `append(batch, done)` stores messages; `done(None)` once they are committed, or
   `done(exc)` if nothing of the batch was stored.
 - `page(room, before_seq, limit, done)` reads older messages; `done(messages)` oldest first,
