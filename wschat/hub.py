@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from wschat import protocol as p
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys, name_key
+from wschat.ratelimit import TokenBucket
 
 GENERAL = "general"
 
@@ -157,36 +158,6 @@ class Config:
     remembered_ids: int = 200_000  # in all; the users heard from longest ago are forgotten first
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
-
-
-class TokenBucket:
-    """Rate limit: `rate` tokens a second, at most `burst` saved up.
-
-    A refused frame is told when to come back, and each refused frame gets its own slot, one token
-    apart, after those promised before it (`promised_until`): a client that resends every refused
-    frame after its own `retry_after` is accepted every time, instead of being refused again by
-    its own earlier resends.
-    """
-
-    __slots__ = ("burst", "promised_until", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self.stamp = rate, burst, burst, now
-        self.promised_until = 0.0
-
-    def take(self, now: float) -> float:
-        """Spend one token. Returns 0 if allowed, else the seconds until this frame's slot."""
-        if now < self.stamp:  # the wall clock stepped back (NTP): move the marks with it
-            self.promised_until -= self.stamp - now
-            self.stamp = now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        slot = max(now + (1 - self.tokens) / self.rate, self.promised_until + 1 / self.rate)
-        self.promised_until = slot
-        return slot - now
 
 
 @dataclass(slots=True, eq=False)
