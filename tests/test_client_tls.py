@@ -25,7 +25,7 @@ from terminal import CLIENT, ENV, Term
 from websockets.asyncio.client import connect
 
 from wschat import tls
-from wschat.client import (
+from wschat.trustio import (
     PinMismatch,
     TrustSetupError,
     cafile_context,

@@ -18,7 +18,7 @@ from wschat.clientstate import (
     Show,
     Stop,
 )
-from wschat.commands import Formatter, Style
+from wschat.render import Renderer, Style
 
 EPOCH = "e1"
 
@@ -26,7 +26,6 @@ EPOCH = "e1"
 def make(name: str | None = "alice", interactive: bool = True, rooms: list[str] | None = None) -> ClientState:
     ids = (f"m{i}" for i in itertools.count(1))
     return ClientState(
-        Formatter(Style(tz=UTC), clock=lambda: 0.0),
         name=name,
         rooms=rooms,
         interactive=interactive,
@@ -63,8 +62,11 @@ def history(msgs: list[dict[str, Any]], mode: str = "recent", room: str = "gener
     return {"type": "history", "room": room, "epoch": EPOCH, "mode": mode, "messages": msgs, **extra}
 
 
-def shown(effects: list[Any]) -> str:
-    return "\n".join(e.text for e in effects if isinstance(e, Show))
+RENDER = Renderer(Style(tz=UTC), clock=lambda: 0.0)
+
+
+def shown(effects: list[Any], renderer: Renderer = RENDER) -> str:
+    return "\n".join(renderer.render(e.event) for e in effects if isinstance(e, Show))
 
 
 def sent(effects: list[Any]) -> list[dict[str, Any]]:
@@ -247,9 +249,9 @@ def test_private_messages_are_shown_once_by_id() -> None:
 def test_own_messages_are_recognised_as_such() -> None:
     s = make()
     online(s)
-    s.fmt = Formatter(Style(color=True, tz=UTC), clock=lambda: 0.0)
-    assert "\x1b[1;32malice" in shown(s.frame(chat(1, user="alice"), 0))
-    assert "\x1b[1;32m" not in shown(s.frame(chat(2, user="bob"), 0))
+    colour = Renderer(Style(color=True, tz=UTC), clock=lambda: 0.0)
+    assert "\x1b[1;32malice" in shown(s.frame(chat(1, user="alice"), 0), colour)
+    assert "\x1b[1;32m" not in shown(s.frame(chat(2, user="bob"), 0), colour)
 
 
 # ---------------------------------------------------------------- outbox
@@ -494,7 +496,7 @@ fields = st.dictionaries(
     st.sampled_from(
         ["type", "room", "seq", "username", "message", "messages", "client_msg_id", "epoch", "mode", "id",
          "rooms", "users", "count", "limits", "online_users", "users_list", "from", "to", "timestamp",
-         "retry_after", "code", "before_seq", "more", "skipped", "epoch_changed", "usernames"]
+         "retry_after", "code", "before_seq", "more", "skipped", "epoch_changed", "usernames", "resumed"]
     ),
     st.one_of(
         st.sampled_from([*TYPES, "page", "resume", "general", "alice", "m1", EPOCH]),
@@ -515,5 +517,5 @@ def test_no_frame_from_a_server_crashes_the_client_state(batch: list[dict[str, A
     for frame in batch:
         for effect in s.frame(frame, 1.0):
             if isinstance(effect, Show):
-                assert "\x1b" not in effect.text  # colour is off here: nothing may inject escapes
+                assert "\x1b" not in RENDER.render(effect.event)  # colour is off: nothing may inject escapes
         s.pump(1.0)
