@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -519,3 +520,142 @@ def test_no_frame_from_a_server_crashes_the_client_state(batch: list[dict[str, A
             if isinstance(effect, Show):
                 assert "\x1b" not in RENDER.render(effect.event)  # colour is off: nothing may inject escapes
         s.pump(1.0)
+
+
+# ---------------------------------------------------------------- private messages for people not back yet
+
+
+def offline_pm(to: str = "bob", text: str = "pm while down") -> ClientState:
+    """alice was online, lost the connection, typed a private message, and is back before `to`."""
+    s = make()
+    online(s)
+    s.closed()
+    s.line(f"/msg {to} {text}", 1)
+    s.opened(2)
+    s.pump(2)
+    s.frame(accepted(), 2)
+    assert s.pump(2)[0] == [{"type": "private", "to": to, "message": text, "client_msg_id": "m1"}]
+    return s
+
+
+def not_online(to: str = "bob", cmid: str = "m1") -> dict[str, Any]:
+    return {"type": "error", "code": "no_such_user", "message": f"{to} is not online.", "client_msg_id": cmid}
+
+
+def test_a_private_message_that_waited_is_kept_until_its_recipient_comes_back() -> None:
+    s = offline_pm()
+    text = shown(s.frame(not_online(), 2))
+    assert 'bob is not online yet: "pm while down" is kept' in text and "/drop" in text
+    assert "Not sent" not in text
+    assert list(s.outbox) == ["m1"] and s.unsent == 0
+    assert s.pump(3) == ([], None)  # held: not sent again while bob is away
+    s.frame({"type": "user_join", "room": "general", "username": "carol", "message": "carol joined"}, 4)
+    assert s.pump(4) == ([], None)  # someone else
+    join = {"type": "user_join", "room": "general", "username": "Bob", "message": "Bob joined the chat"}
+    s.frame(join, 5)
+    frames, _ = s.pump(5)
+    assert frames == [{"type": "private", "to": "bob", "message": "pm while down", "client_msg_id": "m1"}]
+    assert s.pump(5) == ([], None)  # exactly once
+    s.frame({"type": "ack", "client_msg_id": "m1", "id": "p1", "seq": 1, "to": "Bob"}, 5)
+    assert not s.outbox
+
+
+def test_a_held_private_message_goes_out_when_a_list_or_a_resumed_join_names_the_recipient() -> None:
+    for seen in (
+        {"type": "online_users", "room": "general", "users": ["alice", "bob"], "count": 2},
+        {"type": "user_join", "room": "general", "username": "bob", "resumed": True},
+        {"type": "user_join", "room": "general", "usernames": ["bob", "dan"], "count_joined": 2},
+        {"type": "joined", "room": "dev", "users_list": ["bob"], "online_users": 1},
+    ):
+        s = offline_pm()
+        s.frame(not_online(), 2)
+        s.frame(seen, 3)
+        assert [f["client_msg_id"] for f in s.pump(3)[0]] == ["m1"], seen
+
+
+def test_a_private_message_typed_while_online_to_someone_offline_is_refused_at_once() -> None:
+    s = make()
+    online(s)
+    s.line("/msg bob hi", 0)
+    s.pump(0)
+    assert 'Not sent ("hi"): bob is not online.' in shown(s.frame(not_online(), 0))
+    assert not s.outbox
+
+
+def test_drop_forgets_held_private_messages_only() -> None:
+    s = offline_pm()
+    s.frame(not_online(), 2)
+    s.line("a room message", 2)
+    assert "Forgot 1 private message(s)" in shown(s.line("/drop", 3))
+    assert [item.frame["message"] for item in s.outbox.values()] == ["a room message"]
+    assert "No private message is waiting" in shown(s.line("/drop", 3))
+
+
+# ---------------------------------------------------------------- presence and history pages
+
+
+def test_a_resumed_join_is_not_news_but_a_new_one_and_a_room_leave_are_shown_as_the_server_says() -> None:
+    s = make()
+    online(s)
+    resumed = {"type": "user_join", "room": "general", "username": "bob", "resumed": True,
+               "message": "bob joined the chat", "online_users": 2}  # fmt: skip
+    assert s.frame(resumed, 0) == []
+    fresh = {**resumed, "resumed": False, "username": "carol", "message": "carol joined the chat"}
+    assert "carol joined the chat (2 online)" in shown(s.frame(fresh, 0))
+    left = {"type": "user_leave", "room": "general", "username": "bob", "message": "bob left #general",
+            "reason": "leave", "online_users": 1}  # fmt: skip
+    assert "bob left #general (1 online)" in shown(s.frame(left, 0))
+
+
+def test_a_history_page_the_server_could_not_read_is_asked_for_again_and_told_once() -> None:
+    s = make()
+    online(s, [chat(5), chat(6)])
+    request = sent(s.line("/history 2", 0))[0]
+    failed = {"type": "error", "code": "store_failed", "message": "The history could not be read.",
+              "retry_after": 2, "room": "general", "before_seq": 5}  # fmt: skip
+    text = shown(s.frame(failed, 0))
+    assert "Couldn't load older messages of #general; retrying in 2s." in text
+    assert "beginning" not in text and "No older messages" not in text
+    assert s.pump(1) == ([], 2)
+    assert s.pump(2)[0] == [request]
+    assert s.frame(failed, 2) == []  # told once
+    assert "Still loading older messages" in shown(s.line("/history", 3))
+    assert s.pump(4)[0] == [request]
+    out = s.frame({**history([chat(3), chat(4)], mode="page"), "before_seq": 5, "more": True}, 4)
+    assert "Older messages in #general (2):" in shown(out)
+    assert s.pump(10) == ([], None)
+
+
+def test_an_outbox_full_of_messages_is_not_delayed_by_frequent_pumps() -> None:
+    s = make()
+    s.opened(0)
+    s.pump(0)
+    s.frame(accepted(chat_rate=1, chat_burst=5), 0)
+    for i in range(10):
+        s.line(f"m{i}", 0)
+    _, wake = s.pump(0)
+    assert wake is not None
+    for t in (0.1, 0.2, 0.5, 0.9):  # incoming frames make the I/O pump early, often
+        frames, again = s.pump(t)
+        assert frames == [] and again == pytest.approx(wake)
+    assert len(s.pump(wake)[0]) == 1
+
+
+# ---------------------------------------------------------------- scripts
+
+
+def test_a_script_sees_no_welcome_hint_or_earlier_history_but_does_see_new_messages() -> None:
+    s = make(interactive=False)
+    out = online(s, [chat(1, "from before")])
+    assert shown(out) == ""
+    assert "bob: live" in shown(s.frame(chat(2, "live"), 0))
+
+
+def test_quiet_shows_only_problems() -> None:
+    s = ClientState(name="alice", quiet=True, interactive=False)
+    assert online(s, [chat(1)]) == []
+    assert s.frame(chat(2, "live"), 0) == []
+    s.line("x", 0)
+    s.pump(0)
+    err = {"type": "error", "code": "too_long", "message": "Too long.", "client_msg_id": next(iter(s.outbox))}
+    assert "Not sent" in shown(s.frame(err, 0))
