@@ -36,6 +36,7 @@ from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequeste
 from wschat.commands import backoff
 from wschat.console import (
     Console,
+    NoAddress,
     PlainConsole,
     TerminalConsole,
     ask_address,
@@ -383,15 +384,14 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if interactive:  # a script's output is the conversation, not the furniture
             console.show(BANNER)
         if where is None:
-            asked = await ask_address(console, renderer, settle)
-            if isinstance(asked[0], int):
-                return asked  # type: ignore[return-value]
-            where = asked  # type: ignore[assignment]
+            where = await ask_address(console, renderer, settle)
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
         status = await apps[0].run()
         return status, apps[0].final
+    except NoAddress as exc:
+        return exc.status, str(exc)
     except asyncio.CancelledError:  # Ctrl+C while asking for the address
         return 0, None
     finally:

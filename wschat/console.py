@@ -6,7 +6,8 @@
   through `aioconsole`.
 
 Both print exactly the text they are given: what to show, and how it looks, is decided by
-`wschat.clientstate` and `wschat.render`.
+`wschat.clientstate` and `wschat.render`. Also here: `ask_address()` (the start-up question),
+`handle_signals()` (Ctrl+C, SIGTERM, Ctrl+Z) and `unicode_ok()` (can the output show emojis).
 """
 
 from __future__ import annotations
@@ -209,22 +210,31 @@ def handle_signals(console: Console, on_signal: Callable[[], None]) -> None:
         loop.add_signal_handler(signal.SIGCONT, console.resume)
 
 
+class NoAddress(Exception):
+    """No usable address was given: str(self) says why; exit with `status`."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 async def ask_address(
     console: Console, renderer: Renderer, settle: Callable[[Address], Trust]
-) -> tuple[Address, Trust] | tuple[int, str]:
-    """Ask for the server address until it is usable: (address, trust), or (status, why not)."""
+) -> tuple[Address, Trust]:
+    """Ask for the server address until it is usable; NoAddress at end of input or if the known
+    servers file is unusable (asking again cannot help)."""
     console.show("\nServer Connection")
     while True:
         try:
             text = await console.readline(f"Enter server address (default: {DEFAULT_ADDRESS}): ")
         except EOFError:
-            return 1, "No server address given (end of input)."
+            raise NoAddress("No server address given (end of input).", 1) from None
         if isinstance(console, TerminalConsole):
             console.show(console.last_prompt + escape(text))
         try:
             address = parse_address(text)
             return address, settle(address)
         except KnownServersError as exc:
-            return EXIT_USAGE, str(exc)
+            raise NoAddress(str(exc), EXIT_USAGE) from None
         except (AddressError, TrustSetupError) as exc:
             console.show(renderer.render(Notice(str(exc), "error")))
