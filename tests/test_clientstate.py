@@ -659,3 +659,22 @@ def test_quiet_shows_only_problems() -> None:
     s.pump(0)
     err = {"type": "error", "code": "too_long", "message": "Too long.", "client_msg_id": next(iter(s.outbox))}
     assert "Not sent" in shown(s.frame(err, 0))
+
+
+def test_a_private_message_typed_before_the_first_login_is_refused_as_usual() -> None:
+    s = make()
+    s.line("/msg bob early", 0)
+    s.opened(0)
+    s.pump(0)
+    s.frame(accepted(), 0)
+    s.pump(0)
+    assert 'Not sent ("early"): bob is not online.' in shown(s.frame(not_online(), 0))
+    assert not s.outbox
+
+
+def test_quiet_shows_no_notice_for_typed_lines_but_their_problems() -> None:
+    s = ClientState(name="alice", quiet=True, interactive=False)
+    online(s)
+    s.closed()
+    assert s.line("queued while down", 0) == [] and len(s.outbox) == 1
+    assert "Unknown command" in shown(s.line("/dance", 0))

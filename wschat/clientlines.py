@@ -63,7 +63,8 @@ class TypedLines:
     max_chars: int
     new_id: Any
 
-    def line(self, text: str, now: float) -> list[Effect]:
+    def _typed(self, text: str, now: float) -> list[Effect]:
+        """What a typed line does (`ClientState.line()` is the entry point)."""
         if self.phase == NAMING:
             return self._naming_line(text, now)
         cmd = parse_line(text)
@@ -137,7 +138,8 @@ class TypedLines:
         cmid = self.new_id()
         frame["client_msg_id"] = cmid
         online = self.phase == ONLINE
-        self.outbox[cmid] = Outgoing(cmid, frame, waited=not online)
+        # typed while disconnected after a login: its recipient may not be back yet either
+        self.outbox[cmid] = Outgoing(cmid, frame, waited=not online and self.logins > 0)
         if online or not self.logins:  # before the first login it simply goes out at login
             return []
         n = len(self.outbox)

@@ -227,6 +227,10 @@ class ClientState(TypedLines, FrameHandlers):
 
     # ------------------------------------------------------------ server frames
 
+    def line(self, text: str, now: float) -> list[Effect]:
+        """A line the user typed (a name while naming, else a message or a command)."""
+        return self._filter(self._typed(text, now))
+
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
         if handler is None:  # unknown types are for newer clients
