@@ -32,7 +32,8 @@ address forms:
   ws://host:port     as the server prints it
   wss://host[:port]  TLS (port 443 unless given)
   [::1]:8765         IPv6
-  Without an address the client asks for one (default {DEFAULT_ADDRESS}).
+  Without an address the client asks for one (default {DEFAULT_ADDRESS}), as it
+  does for a missing --username; piped input cannot answer (see scripts below).
 
 commands while chatting:
 {commands}
@@ -44,6 +45,8 @@ connection:
   random jitter). It logs back in with the same name, rooms and place in each room:
   messages missed meanwhile are shown once, never twice. Messages typed while
   disconnected wait in an outbox and are sent, each exactly once, after reconnecting.
+  A private message among them whose recipient is not back yet is kept and sent
+  when they are seen online again (/drop forgets it).
 
 scripts:
   With piped input, each line is a message or command, and the end of input acts
@@ -64,7 +67,8 @@ TLS (wss:// addresses):
   Without a terminal to ask, an unknown certificate is refused (exit status 1).
 
 environment:
-  NO_COLOR  set to anything to turn colour off (also off when output is not a terminal)
+  NO_COLOR  set to anything to turn colour off (also off when output is not a terminal);
+            with colour, http(s) links in messages are terminal hyperlinks (OSC 8)
 
 exit status:
   0 after /quit, end of input or Ctrl+C; 1 if the name was refused and there is no

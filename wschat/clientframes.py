@@ -1,4 +1,4 @@
-"""Half of the terminal client's state machine: server frames about messages -> display events. NO I/O.
+"""A third of the terminal client's state machine: server frames about messages -> display events. NO I/O.
 
 `wschat.clientstate.ClientState` is the state machine; this module holds its effects (`Show`,
 `Send`, `QuitRequested`, `Stop`), the outbox entry (`Outgoing`) and `FrameHandlers`, the part of
