@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from support import ROOT, ServerProcess, logged_in, start_server
-from terminal import CLIENT, Term
+from terminal import CLIENT, ENV, Term
 
 from wschat.server import ChatServer
 
@@ -311,3 +311,72 @@ async def test_piped_input_to_an_unreachable_server_gives_up_after_the_flush_tim
     assert f"Cannot reach 127.0.0.1:{port}: connection refused - reconnecting in 2s (attempt 1)" in out
     assert "(attempt 3)" not in out  # the schedule was kept while waiting, no busy retrying
     assert "1 message(s) could not be sent" in out
+
+
+async def test_a_private_message_typed_while_down_waits_for_its_recipient_after_a_restart(
+    tmp_path: Path, terms: list[Term]
+) -> None:
+    port = free_port()
+    db = str(tmp_path / "chat.db")
+    proc = ServerProcess(db=db, port=port).wait_ready()
+    try:
+        t = await login_term(terms, port, "alice")
+        assert await proc.astop() == 0
+        await t.expect("Connection lost - reconnecting in 2s (attempt 1)")
+        t.type("/msg bob pm while down")
+        await t.expect('"pm while down" is queued and goes out')
+
+        proc = ServerProcess(db=db, port=port).wait_ready()
+        await t.expect("Reconnected as alice.", timeout=20)
+        await t.expect(
+            'bob is not online yet: "pm while down" is kept; it goes out when bob comes back online'
+        )
+        await t.expect("(/drop forgets it)")
+        bob = await logged_in(port, "bob")  # alice sees bob join #general: the message goes out
+        got = await bob.expect("private")
+        assert (got["from"], got["message"]) == ("alice", "pm while down")
+        await t.expect("you → bob: pm while down")
+        t.type("/quit")
+        assert await t.exit_status() == 0  # nothing left unsent
+        assert "Not sent" not in t.output()
+        assert t.count("you → bob: pm while down") == 1
+        await bob.chat("thanks")  # anything after the private message: it came exactly once
+        await bob.expect("chat", message="thanks")
+        assert [m["message"] for m in bob.seen if m["type"] == "private"] == ["pm while down"]
+        await bob.close()
+    finally:
+        await proc.astop()
+
+
+async def test_end_of_input_at_the_name_prompt_ends_with_the_reason_not_goodbye(
+    server: ChatServer, terms: list[Term]
+) -> None:
+    t = Term(f"127.0.0.1:{server.port}")
+    terms.append(t)
+    await t.expect("Enter your username: ")
+    t.p.sendeof()  # Ctrl+D
+    assert await t.exit_status() == 1
+    out = t.output()
+    assert "No username given (end of input)." in out
+    assert "Goodbye!" not in out
+
+
+async def test_links_in_messages_are_terminal_hyperlinks_and_escapes_stay_visible(
+    server: ChatServer, terms: list[Term]
+) -> None:
+    bob = await logged_in(server.port, "bob")
+    env = {k: v for k, v in ENV.items() if k != "NO_COLOR"}  # colour and escapes on
+    t = Term(f"127.0.0.1:{server.port}", "--username", "alice", env=env)
+    terms.append(t)
+    await t.expect("Welcome, alice!")
+    await bob.chat("docs at https://example.org/guide?x=1. and \x1b]8;;https://evil.example/\x07fake")
+    osc8 = "\x1b]8;;https://example.org/guide?x=1\x1b\\https://example.org/guide?x=1\x1b]8;;\x1b\\."
+    await t.expect(osc8)
+    await t.expect("fake")
+    t.type("/quit")
+    assert await t.exit_status() == 0
+    out = t.output()
+    assert "\x1b]8;;https://evil.example/\x07" not in out  # the sender's own sequence never runs...
+    ours = re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;;[!-~]*\x1b\\", "", out)
+    assert r"\x1b]8;;https://evil.example/\x07fake" in ours  # ...it is shown as text
+    await bob.close()

@@ -25,7 +25,8 @@ from terminal import CLIENT, ENV, Term
 from websockets.asyncio.client import connect
 
 from wschat import tls
-from wschat.client import (
+from wschat.trust import KNOWN_ENV, QUESTION, KnownServersError
+from wschat.trustio import (
     PinMismatch,
     TrustSetupError,
     cafile_context,
@@ -34,7 +35,6 @@ from wschat.client import (
     read_known,
     remember,
 )
-from wschat.trust import KNOWN_ENV, QUESTION, KnownServersError
 
 FINGERPRINT_RE = r"[0-9A-F]{2}(?::[0-9A-F]{2}){31}"
 
@@ -371,3 +371,16 @@ async def test_reconnects_keep_the_trust_without_asking_and_a_new_certificate_is
         assert t.count("Its SHA-256 fingerprint is:") == 1  # asked once, at the start
     finally:
         proc.stop()
+
+
+async def test_ws_to_a_tls_server_is_final_and_says_use_wss(
+    tls_server: tuple[ServerProcess, Path], tmp_path: Path
+) -> None:
+    srv, _ = tls_server
+    address = f"127.0.0.1:{srv.port}"
+    status, out, err = await run_piped(
+        [f"ws://{address}", "-u", "bot", "--flush-timeout", "20"], tmp_path / "k.json"
+    )
+    assert status == 2
+    assert f"{address} only speaks TLS; use wss://{address} instead of ws://." in err
+    assert "reconnecting" not in out

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from wschat.clientstate import (
     Show,
     Stop,
 )
-from wschat.commands import Formatter, Style
+from wschat.render import Renderer, Style
 
 EPOCH = "e1"
 
@@ -26,7 +27,6 @@ EPOCH = "e1"
 def make(name: str | None = "alice", interactive: bool = True, rooms: list[str] | None = None) -> ClientState:
     ids = (f"m{i}" for i in itertools.count(1))
     return ClientState(
-        Formatter(Style(tz=UTC), clock=lambda: 0.0),
         name=name,
         rooms=rooms,
         interactive=interactive,
@@ -63,8 +63,11 @@ def history(msgs: list[dict[str, Any]], mode: str = "recent", room: str = "gener
     return {"type": "history", "room": room, "epoch": EPOCH, "mode": mode, "messages": msgs, **extra}
 
 
-def shown(effects: list[Any]) -> str:
-    return "\n".join(e.text for e in effects if isinstance(e, Show))
+RENDER = Renderer(Style(tz=UTC), clock=lambda: 0.0)
+
+
+def shown(effects: list[Any], renderer: Renderer = RENDER) -> str:
+    return "\n".join(renderer.render(e.event) for e in effects if isinstance(e, Show))
 
 
 def sent(effects: list[Any]) -> list[dict[str, Any]]:
@@ -247,9 +250,9 @@ def test_private_messages_are_shown_once_by_id() -> None:
 def test_own_messages_are_recognised_as_such() -> None:
     s = make()
     online(s)
-    s.fmt = Formatter(Style(color=True, tz=UTC), clock=lambda: 0.0)
-    assert "\x1b[1;32malice" in shown(s.frame(chat(1, user="alice"), 0))
-    assert "\x1b[1;32m" not in shown(s.frame(chat(2, user="bob"), 0))
+    colour = Renderer(Style(color=True, tz=UTC), clock=lambda: 0.0)
+    assert "\x1b[1;32malice" in shown(s.frame(chat(1, user="alice"), 0), colour)
+    assert "\x1b[1;32m" not in shown(s.frame(chat(2, user="bob"), 0), colour)
 
 
 # ---------------------------------------------------------------- outbox
@@ -359,6 +362,9 @@ def test_a_full_outbox_is_paced_under_the_servers_rate_limit() -> None:
     frames, wake = s.pump(0)
     assert len(frames) == 3  # burst 5, less a margin of 2
     assert wake is not None and 1.0 < wake < 1.2  # one more a second, a little slower than the server
+    for t in (0.1, 0.2, 0.5, 0.9):  # incoming frames make the I/O pump early and often: no later turn
+        frames, again = s.pump(t)
+        assert frames == [] and again == pytest.approx(wake)
     assert len(s.pump(wake)[0]) == 1
 
 
@@ -494,7 +500,7 @@ fields = st.dictionaries(
     st.sampled_from(
         ["type", "room", "seq", "username", "message", "messages", "client_msg_id", "epoch", "mode", "id",
          "rooms", "users", "count", "limits", "online_users", "users_list", "from", "to", "timestamp",
-         "retry_after", "code", "before_seq", "more", "skipped", "epoch_changed", "usernames"]
+         "retry_after", "code", "before_seq", "more", "skipped", "epoch_changed", "usernames", "resumed"]
     ),
     st.one_of(
         st.sampled_from([*TYPES, "page", "resume", "general", "alice", "m1", EPOCH]),
@@ -515,5 +521,148 @@ def test_no_frame_from_a_server_crashes_the_client_state(batch: list[dict[str, A
     for frame in batch:
         for effect in s.frame(frame, 1.0):
             if isinstance(effect, Show):
-                assert "\x1b" not in effect.text  # colour is off here: nothing may inject escapes
+                assert "\x1b" not in RENDER.render(effect.event)  # colour is off: nothing may inject escapes
         s.pump(1.0)
+
+
+# ---------------------------------------------------------------- private messages for people not back yet
+
+
+def offline_pm(to: str = "bob", text: str = "pm while down") -> ClientState:
+    """alice was online, lost the connection, typed a private message, and is back before `to`."""
+    s = make()
+    online(s)
+    s.closed()
+    s.line(f"/msg {to} {text}", 1)
+    s.opened(2)
+    s.pump(2)
+    s.frame(accepted(), 2)
+    assert s.pump(2)[0] == [{"type": "private", "to": to, "message": text, "client_msg_id": "m1"}]
+    return s
+
+
+def not_online(to: str = "bob", cmid: str = "m1") -> dict[str, Any]:
+    return {"type": "error", "code": "no_such_user", "message": f"{to} is not online.", "client_msg_id": cmid}
+
+
+def test_a_private_message_that_waited_is_kept_until_its_recipient_comes_back() -> None:
+    s = offline_pm()
+    text = shown(s.frame(not_online(), 2))
+    assert 'bob is not online yet: "pm while down" is kept' in text and "/drop" in text
+    assert "Not sent" not in text
+    assert list(s.outbox) == ["m1"] and s.unsent == 0
+    assert s.pump(3) == ([], None)  # held: not sent again while bob is away
+    s.frame({"type": "user_join", "room": "general", "username": "carol", "message": "carol joined"}, 4)
+    assert s.pump(4) == ([], None)  # someone else
+    join = {"type": "user_join", "room": "general", "username": "Bob", "message": "Bob joined the chat"}
+    s.frame(join, 5)
+    frames, _ = s.pump(5)
+    assert frames == [{"type": "private", "to": "bob", "message": "pm while down", "client_msg_id": "m1"}]
+    assert s.pump(5) == ([], None)  # exactly once
+    s.frame({"type": "ack", "client_msg_id": "m1", "id": "p1", "seq": 1, "to": "Bob"}, 5)
+    assert not s.outbox
+
+
+def test_a_held_private_message_goes_out_when_a_list_or_a_resumed_join_names_the_recipient() -> None:
+    for seen in (
+        {"type": "online_users", "room": "general", "users": ["alice", "bob"], "count": 2},
+        {"type": "user_join", "room": "general", "username": "bob", "resumed": True},
+        {"type": "user_join", "room": "general", "usernames": ["bob", "dan"], "count_joined": 2},
+        {"type": "joined", "room": "dev", "users_list": ["bob"], "online_users": 1},
+    ):
+        s = offline_pm()
+        s.frame(not_online(), 2)
+        s.frame(seen, 3)
+        assert [f["client_msg_id"] for f in s.pump(3)[0]] == ["m1"], seen
+
+
+def test_a_private_message_typed_while_online_to_someone_offline_is_refused_at_once() -> None:
+    s = make()
+    online(s)
+    s.line("/msg bob hi", 0)
+    s.pump(0)
+    assert 'Not sent ("hi"): bob is not online.' in shown(s.frame(not_online(), 0))
+    assert not s.outbox
+
+
+def test_drop_forgets_held_private_messages_only() -> None:
+    s = offline_pm()
+    s.frame(not_online(), 2)
+    s.line("a room message", 2)
+    assert "Forgot 1 private message(s)" in shown(s.line("/drop", 3))
+    assert [item.frame["message"] for item in s.outbox.values()] == ["a room message"]
+    assert "No private message is waiting" in shown(s.line("/drop", 3))
+
+
+# ---------------------------------------------------------------- presence and history pages
+
+
+def test_a_resumed_join_is_not_news_but_a_new_one_and_a_room_leave_are_shown_as_the_server_says() -> None:
+    s = make()
+    online(s)
+    resumed = {"type": "user_join", "room": "general", "username": "bob", "resumed": True,
+               "message": "bob joined the chat", "online_users": 2}  # fmt: skip
+    assert s.frame(resumed, 0) == []
+    fresh = {**resumed, "resumed": False, "username": "carol", "message": "carol joined the chat"}
+    assert "carol joined the chat (2 online)" in shown(s.frame(fresh, 0))
+    left = {"type": "user_leave", "room": "general", "username": "bob", "message": "bob left #general",
+            "reason": "leave", "online_users": 1}  # fmt: skip
+    assert "bob left #general (1 online)" in shown(s.frame(left, 0))
+
+
+def test_a_history_page_the_server_could_not_read_is_asked_for_again_and_told_once() -> None:
+    s = make()
+    online(s, [chat(5), chat(6)])
+    request = sent(s.line("/history 2", 0))[0]
+    failed = {"type": "error", "code": "store_failed", "message": "The history could not be read.",
+              "retry_after": 2, "room": "general", "before_seq": 5}  # fmt: skip
+    text = shown(s.frame(failed, 0))
+    assert "Couldn't load older messages of #general; retrying in 2s." in text
+    assert "beginning" not in text and "No older messages" not in text
+    assert s.pump(1) == ([], 2)
+    assert s.pump(2)[0] == [request]
+    assert s.frame(failed, 2) == []  # told once
+    assert "Still loading older messages" in shown(s.line("/history", 3))
+    assert s.pump(4)[0] == [request]
+    out = s.frame({**history([chat(3), chat(4)], mode="page"), "before_seq": 5, "more": True}, 4)
+    assert "Older messages in #general (2):" in shown(out)
+    assert s.pump(10) == ([], None)
+
+
+# ---------------------------------------------------------------- scripts
+
+
+def test_a_script_sees_no_welcome_hint_or_earlier_history_but_does_see_new_messages() -> None:
+    s = make(interactive=False)
+    out = online(s, [chat(1, "from before")])
+    assert shown(out) == ""
+    assert "bob: live" in shown(s.frame(chat(2, "live"), 0))
+
+
+def test_quiet_shows_only_problems() -> None:
+    s = ClientState(name="alice", quiet=True, interactive=False)
+    assert online(s, [chat(1)]) == []
+    assert s.frame(chat(2, "live"), 0) == []
+    s.line("x", 0)
+    s.pump(0)
+    err = {"type": "error", "code": "too_long", "message": "Too long.", "client_msg_id": next(iter(s.outbox))}
+    assert "Not sent" in shown(s.frame(err, 0))
+
+
+def test_a_private_message_typed_before_the_first_login_is_refused_as_usual() -> None:
+    s = make()
+    s.line("/msg bob early", 0)
+    s.opened(0)
+    s.pump(0)
+    s.frame(accepted(), 0)
+    s.pump(0)
+    assert 'Not sent ("early"): bob is not online.' in shown(s.frame(not_online(), 0))
+    assert not s.outbox
+
+
+def test_quiet_shows_no_notice_for_typed_lines_but_their_problems() -> None:
+    s = ClientState(name="alice", quiet=True, interactive=False)
+    online(s)
+    s.closed()
+    assert s.line("queued while down", 0) == [] and len(s.outbox) == 1
+    assert "Unknown command" in shown(s.line("/dance", 0))

@@ -20,9 +20,10 @@ sequences are ignored, so nothing typed or pasted can put a control character in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from wschat.commands import char_width, display_width
+from wschat.render import char_width, display_width
 
 HISTORY_KEPT = 200
 
@@ -68,7 +69,9 @@ class LineEditor:
                 if end is None:  # incomplete: wait for the rest
                     self.pending = data[i:]
                     break
-                self._escape(data[i:end])
+                action = _ESCAPES.get(data[i:end])
+                if action is not None:
+                    action(self)
                 i = end
                 continue
             i += 1
@@ -76,59 +79,46 @@ class LineEditor:
                 if ch == "\r" and i < n and data[i] == "\n":
                     i += 1
                 events.append(Submitted(self._submit()))
-            elif ch == "\x04":  # Ctrl+D
-                if not self.chars:
-                    events.append(EndOfInput())
-                else:
-                    self._delete()
-            elif ch in ("\x7f", "\x08"):
-                self._backspace()
-            elif ch == "\x01":
-                self.pos = 0
-            elif ch == "\x05":
-                self.pos = len(self.chars)
-            elif ch == "\x02":
-                self.pos = max(0, self.pos - 1)
-            elif ch == "\x06":
-                self.pos = min(len(self.chars), self.pos + 1)
-            elif ch == "\x15":  # Ctrl+U
-                del self.chars[: self.pos]
-                self.pos = 0
-            elif ch == "\x0b":  # Ctrl+K
-                del self.chars[self.pos :]
-            elif ch == "\x17":  # Ctrl+W
-                self._cut_word()
-            elif ch == "\x10":
-                self._recall(-1)
-            elif ch == "\x0e":
-                self._recall(1)
+            elif ch == "\x04" and not self.chars:  # Ctrl+D on an empty line
+                events.append(EndOfInput())
+            elif (action := _CONTROLS.get(ch)) is not None:
+                action(self)
             elif ch.isprintable() or ch == " ":
                 self.chars.insert(self.pos, ch)
                 self.pos += 1
             # anything else (Tab, Ctrl+L, other controls) is ignored
         return events
 
-    def _escape(self, seq: str) -> None:
-        if seq in ("\x1b[D", "\x1bOD"):
-            self.pos = max(0, self.pos - 1)
-        elif seq in ("\x1b[C", "\x1bOC"):
-            self.pos = min(len(self.chars), self.pos + 1)
-        elif seq in ("\x1b[H", "\x1bOH", "\x1b[1~", "\x1b[7~"):
-            self.pos = 0
-        elif seq in ("\x1b[F", "\x1bOF", "\x1b[4~", "\x1b[8~"):
-            self.pos = len(self.chars)
-        elif seq == "\x1b[3~":
-            self._delete()
-        elif seq in ("\x1b[A", "\x1bOA"):
-            self._recall(-1)
-        elif seq in ("\x1b[B", "\x1bOB"):
-            self._recall(1)
-        elif seq in ("\x1bb", "\x1b[1;5D", "\x1b[1;3D"):
-            self.pos = self._word_start()
-        elif seq in ("\x1bf", "\x1b[1;5C", "\x1b[1;3C"):
-            self.pos = self._word_end()
-        elif seq in ("\x1b\x7f", "\x1b\x08"):
-            self._cut_word()
+    def _left(self) -> None:
+        self.pos = max(0, self.pos - 1)
+
+    def _right(self) -> None:
+        self.pos = min(len(self.chars), self.pos + 1)
+
+    def _home(self) -> None:
+        self.pos = 0
+
+    def _end(self) -> None:
+        self.pos = len(self.chars)
+
+    def _cut_to_start(self) -> None:
+        del self.chars[: self.pos]
+        self.pos = 0
+
+    def _cut_to_end(self) -> None:
+        del self.chars[self.pos :]
+
+    def _older(self) -> None:
+        self._recall(-1)
+
+    def _newer(self) -> None:
+        self._recall(1)
+
+    def _word_left(self) -> None:
+        self.pos = self._word_start()
+
+    def _word_right(self) -> None:
+        self.pos = self._word_end()
 
     # ------------------------------------------------------------ editing
 
@@ -205,6 +195,35 @@ class LineEditor:
         back = sum(widths[self.pos : end])
         move = f"\x1b[{back}D" if back else ""
         return f"\r\x1b[K{prompt}{''.join(shown)}{move}"
+
+
+_CONTROLS: dict[str, Callable[[LineEditor], None]] = {
+    "\x04": LineEditor._delete,  # Ctrl+D on a line with text
+    "\x7f": LineEditor._backspace,
+    "\x08": LineEditor._backspace,
+    "\x01": LineEditor._home,  # Ctrl+A
+    "\x05": LineEditor._end,  # Ctrl+E
+    "\x02": LineEditor._left,  # Ctrl+B
+    "\x06": LineEditor._right,  # Ctrl+F
+    "\x15": LineEditor._cut_to_start,  # Ctrl+U
+    "\x0b": LineEditor._cut_to_end,  # Ctrl+K
+    "\x17": LineEditor._cut_word,  # Ctrl+W
+    "\x10": LineEditor._older,  # Ctrl+P
+    "\x0e": LineEditor._newer,  # Ctrl+N
+}
+
+_ESCAPES: dict[str, Callable[[LineEditor], None]] = {
+    **dict.fromkeys(("\x1b[D", "\x1bOD"), LineEditor._left),
+    **dict.fromkeys(("\x1b[C", "\x1bOC"), LineEditor._right),
+    **dict.fromkeys(("\x1b[H", "\x1bOH", "\x1b[1~", "\x1b[7~"), LineEditor._home),
+    **dict.fromkeys(("\x1b[F", "\x1bOF", "\x1b[4~", "\x1b[8~"), LineEditor._end),
+    "\x1b[3~": LineEditor._delete,
+    **dict.fromkeys(("\x1b[A", "\x1bOA"), LineEditor._older),
+    **dict.fromkeys(("\x1b[B", "\x1bOB"), LineEditor._newer),
+    **dict.fromkeys(("\x1bb", "\x1b[1;5D", "\x1b[1;3D"), LineEditor._word_left),
+    **dict.fromkeys(("\x1bf", "\x1b[1;5C", "\x1b[1;3C"), LineEditor._word_right),
+    **dict.fromkeys(("\x1b\x7f", "\x1b\x08"), LineEditor._cut_word),
+}
 
 
 def _escape_end(data: str, i: int) -> int | None:

@@ -35,3 +35,14 @@ class TokenBucket:
         slot = max(now + (1 - self.tokens) / self.rate, self.promised_until + 1 / self.rate)
         self.promised_until = slot
         return slot - now
+
+    def ready_in(self, now: float) -> float:
+        """Seconds until a token is there (0: now), spending nothing and promising no slot.
+
+        For a sender pacing itself (the terminal client's outbox): it may ask as often as it
+        likes without pushing its own turn later, then `take()`s when this says 0.
+        """
+        if now < self.stamp:
+            return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate

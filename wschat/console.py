@@ -1,0 +1,240 @@
+"""The terminal client's screen and keyboard: an interactive terminal, or plain lines. I/O.
+
+- `TerminalConsole`: on an interactive terminal the client reads keys itself (see
+  `wschat.lineedit` for why), prints incoming text above the line being typed and redraws it;
+- `PlainConsole`: piped input, output to a file or pipe, or no raw terminal (Windows): lines
+  through `aioconsole`.
+
+Both print exactly the text they are given: what to show, and how it looks, is decided by
+`wschat.clientstate` and `wschat.render`. Also here: `ask_address()` (the start-up question),
+`handle_signals()` (Ctrl+C, SIGTERM, Ctrl+Z) and `unicode_ok()` (can the output show emojis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aioconsole
+
+from wschat.address import DEFAULT_ADDRESS, Address, AddressError, parse_address
+from wschat.clientargs import EXIT_USAGE
+from wschat.display import Notice
+from wschat.lineedit import EndOfInput, LineEditor, Submitted
+from wschat.render import Renderer, escape
+from wschat.trust import KnownServersError
+from wschat.trustio import Trust, TrustSetupError
+
+try:
+    import termios
+except ImportError:  # Windows: no raw terminal; aioconsole does the input
+    termios = None  # type: ignore[assignment]
+
+
+class Console(Protocol):
+    prompt: Callable[[], str]  # the input line's prompt while no question is asked
+
+    async def start(self) -> None: ...
+    def show(self, text: str) -> None: ...
+    async def readline(self, prompt: str | None = None) -> str: ...
+    def refresh(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class TerminalConsole:
+    """An interactive terminal: keys go to a `LineEditor`; incoming text is printed above the
+    line being typed, which is then redrawn, so nothing garbles it."""
+
+    def __init__(self, prompt: Callable[[], str]) -> None:
+        self.prompt = prompt
+        self.fd = sys.stdin.fileno()
+        self.out = sys.stdout
+        self.editor = LineEditor()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.lines: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+        self.asking: str | None = None  # a one-off prompt (the server address)
+        self.last_prompt = ""  # the prompt the last line was typed after
+        self.saved: list[Any] | None = None
+        self.mode: list[Any] = []
+
+    async def start(self) -> None:
+        assert termios is not None
+        self.saved = termios.tcgetattr(self.fd)
+        mode = termios.tcgetattr(self.fd)
+        # No echo, no line buffering; keep ISIG so Ctrl+C still arrives as SIGINT.
+        mode[3] &= ~(termios.ICANON | termios.ECHO | termios.IEXTEN)
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        self.mode = mode
+        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        asyncio.get_running_loop().add_reader(self.fd, self._readable)
+        self.refresh()
+
+    def suspend(self) -> None:
+        """Ctrl+Z: give the shell its terminal back as it was, then stop."""
+        self._write("\r\x1b[K")
+        if self.saved is not None and termios is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Back from Ctrl+Z (`fg`): shells do not restore a job's terminal mode, so set it again."""
+        if termios is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSANOW, self.mode)
+        self.refresh()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 4096)
+        except OSError:  # the terminal went away
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self.lines.put_nowait(None)
+            return
+        for event in self.editor.feed(self.decoder.decode(data)):
+            if isinstance(event, Submitted):
+                self.lines.put_nowait((self._prompt(), event.line))
+            elif isinstance(event, EndOfInput):
+                self.lines.put_nowait(None)
+        self.refresh()
+
+    def _write(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # a closed terminal must not crash the client
+            self.out.write(text)
+            self.out.flush()
+
+    def show(self, text: str) -> None:
+        self._write("\r\x1b[K" + text + "\n" + self._input_line())
+
+    def _input_line(self) -> str:
+        try:
+            width = os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, ValueError):
+            width = 80
+        return self.editor.render(self._prompt(), width)
+
+    def _prompt(self) -> str:
+        return self.asking if self.asking is not None else self.prompt()
+
+    def refresh(self) -> None:
+        self._write(self._input_line())
+
+    async def readline(self, prompt: str | None = None) -> str:
+        self.asking = prompt
+        self.refresh()
+        try:
+            got = await self.lines.get()
+        finally:
+            self.asking = None
+        if got is None:
+            self.lines.put_nowait(None)  # stays at end of input
+            raise EOFError
+        self.last_prompt, line = got
+        return line
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(self.fd)
+        self._write("\r\x1b[K")
+        if self.saved is not None and termios is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+
+class PlainConsole:
+    """Piped input, output to a file or pipe, or no raw terminal: lines through aioconsole."""
+
+    def __init__(self, prompt: Callable[[], str]) -> None:
+        self.prompt = prompt
+        self.blocking = {fd: _blocking(fd) for fd in (0, 1, 2)}
+
+    async def start(self) -> None:
+        self.reader, self.writer = await aioconsole.get_standard_streams()
+
+    def show(self, text: str) -> None:
+        self.writer.write(text + "\n")
+
+    async def readline(self, prompt: str | None = None) -> str:
+        # Chat prompts would only litter a log; the questions at start-up are shown as the seed did.
+        # Not aioconsole.ainput(): it drops a last line that has no newline.
+        if prompt:
+            self.writer.write(prompt)
+        data = await self.reader.readline()
+        if not data:
+            raise EOFError
+        return data.decode("utf-8", "replace").rstrip("\r\n")
+
+    def refresh(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.drain(), 5)
+        # aioconsole makes the standard streams non-blocking; a shell sharing them must not inherit that
+        for fd, was in self.blocking.items():
+            if was is not None:
+                with contextlib.suppress(OSError):
+                    os.set_blocking(fd, was)
+
+
+def _blocking(fd: int) -> bool | None:
+    try:
+        return os.get_blocking(fd)
+    except OSError:
+        return None
+
+
+def unicode_ok(stream: Any) -> bool:
+    """Whether the stream can show emojis and box-drawing characters."""
+    encoding = (getattr(stream, "encoding", "") or "").lower().replace("-", "").replace("_", "")
+    return encoding in ("utf8", "utf8sig")
+
+
+def handle_signals(console: Console, on_signal: Callable[[], None]) -> None:
+    """Ctrl+C, SIGTERM and hang-ups call `on_signal`; Ctrl+Z suspends a raw terminal cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal)
+    if isinstance(console, TerminalConsole):
+        loop.add_signal_handler(signal.SIGTSTP, console.suspend)
+        loop.add_signal_handler(signal.SIGCONT, console.resume)
+
+
+class NoAddress(Exception):
+    """No usable address was given: str(self) says why; exit with `status`."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def ask_address(
+    console: Console, renderer: Renderer, settle: Callable[[Address], Trust]
+) -> tuple[Address, Trust]:
+    """Ask for the server address until it is usable; NoAddress at end of input or if the known
+    servers file is unusable (asking again cannot help)."""
+    console.show("\nServer Connection")
+    while True:
+        try:
+            text = await console.readline(f"Enter server address (default: {DEFAULT_ADDRESS}): ")
+        except EOFError:
+            raise NoAddress("No server address given (end of input).", 1) from None
+        if isinstance(console, TerminalConsole):
+            console.show(console.last_prompt + escape(text))
+        try:
+            address = parse_address(text)
+            return address, settle(address)
+        except KnownServersError as exc:
+            raise NoAddress(str(exc), EXIT_USAGE) from None
+        except (AddressError, TrustSetupError) as exc:
+            console.show(renderer.render(Notice(str(exc), "error")))

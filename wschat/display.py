@@ -1,0 +1,126 @@
+"""What the terminal client shows, as display events: small typed records, not text. NO I/O.
+
+`wschat.clientstate` decides *what* to show and emits these; `wschat.render` decides *how*
+(time stamps, colour, emojis, escaping, hyperlinks, layout). Text in an event is as it came:
+network text is never escaped here, so the renderer can escape all of it, every time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A sentence of the client's own (it may quote network text, which the renderer escapes).
+
+    `kind` picks the symbol and colour: info, ok, error, offline, queued, history, users, rooms,
+    leave.
+    """
+
+    text: str
+    kind: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A room message. `tag` is its room when that is not the room being talked in, else None."""
+
+    sender: str
+    text: str
+    timestamp: str | None = None
+    tag: str | None = None
+    mine: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateMessage:
+    sender: str
+    to: str
+    text: str
+    timestamp: str | None = None
+    mine: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Someone joined or left a room; `text` is the server's sentence."""
+
+    joined: bool
+    text: str
+    count: int | None = None
+    tag: str | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A `system` frame from the server (shutting down, ...)."""
+
+    text: str
+    tag: str | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """Messages shown together under `title`.
+
+    With `end` (recent history, /history pages) they are marked as history and closed by
+    `── end ──`; without it (missed while away) they are ordinary message lines.
+    """
+
+    title: str
+    messages: tuple[ChatMessage, ...]
+    end: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomJoined:
+    """Now in a room: `switched` when the user asked for it (talking there now), else at login."""
+
+    room: str
+    count: int | None
+    names: tuple[str, ...]
+    me: str
+    switched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    room: str
+    count: int
+    names: tuple[str, ...]
+    me: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    name: str
+    members: int
+    joined: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList:
+    rooms: tuple[RoomInfo, ...]
+    current: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HelpText:
+    """The list of commands (`wschat.commands.HELP`)."""
+
+
+Display = (
+    Notice
+    | ChatMessage
+    | PrivateMessage
+    | Presence
+    | Announcement
+    | HistoryPage
+    | RoomJoined
+    | UserList
+    | RoomList
+    | HelpText
+)
