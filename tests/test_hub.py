@@ -2,87 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections import defaultdict
 from typing import Any
 
-from wschat.hub import Close, Config, Fetch, Hub, LoadRoom, Message, Persist, RoomState, Send, Snapshot
+from hubharness import Harness, only
 
-
-class Harness:
-    """Drives a Hub like the server does, recording what each connection receives."""
-
-    def __init__(self, snapshot: Snapshot | None = None, **config: Any) -> None:
-        counter = itertools.count(1)
-        self.hub = Hub(Config(**config), snapshot, new_token=lambda: f"tok{next(counter):06d}xxxxxxxxxxxx")
-        self.now = 1_000_000.0
-        self.inbox: dict[int, list[dict]] = defaultdict(list)
-        self.auto_commit = True
-        self.held: list[Message] = []
-        self.closed: dict[int, tuple[int, str]] = {}
-        self.fetches: list[Fetch] = []
-        self.stored: dict[str, RoomState] = {}  # what the "store" answers LoadRoom with
-        self.auto_load = True
-        self.loads: list[str] = []
-
-    def run(self, actions: list) -> None:
-        for a in actions:
-            if isinstance(a, Send):
-                assert isinstance(a.targets, tuple)
-                for t in a.targets:
-                    self.inbox[t].append(json.loads(a.data))
-            elif isinstance(a, Persist):
-                for m in a.messages:
-                    state = self.stored.setdefault(m.room, RoomState(m.epoch))
-                    state.recent.append(m)
-                    state.last_seq = m.seq
-                if self.auto_commit:
-                    self.run(self.hub.committed(a.messages, self.now))
-                else:
-                    self.held.extend(a.messages)
-            elif isinstance(a, Close):
-                self.closed[a.conn] = (a.code, a.reason)
-            elif isinstance(a, Fetch):
-                self.fetches.append(a)
-            elif isinstance(a, LoadRoom):
-                self.loads.append(a.room)
-                if self.auto_load:
-                    self.run(self.hub.room_loaded(a.room, self.stored.get(a.room), self.now))
-
-    def connect(self, cid: int) -> None:
-        self.run(self.hub.connect(cid, self.now))
-
-    def send(self, cid: int, obj: dict | str) -> None:
-        self.run(self.hub.receive(cid, obj if isinstance(obj, str) else json.dumps(obj), self.now))
-
-    def login(self, cid: int, name: str, **extra: Any) -> list[dict]:
-        self.connect(cid)
-        self.send(cid, {"type": "set_username", "username": name, **extra})
-        return self.take(cid)
-
-    def chat(self, cid: int, text: str, **extra: Any) -> None:
-        self.send(cid, {"type": "chat", "message": text, **extra})
-
-    def take(self, cid: int) -> list[dict]:
-        frames = self.inbox.pop(cid, [])
-        return frames
-
-    def types(self, cid: int) -> list[str]:
-        return [f["type"] for f in self.take(cid)]
-
-    def leave(self, cid: int) -> None:
-        self.run(self.hub.disconnect(cid, self.now))
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def only(frames: list[dict], type_: str) -> list[dict]:
-    return [f for f in frames if f["type"] == type_]
-
-
-# ---------------------------------------------------------------- login and presence
+from wschat.hub import Message, ReadPage, RoomState, Snapshot
 
 
 def test_login_sends_accepted_joined_history_then_user_join() -> None:
@@ -249,7 +174,7 @@ def test_messages_are_broadcast_only_after_they_are_committed() -> None:
     h.auto_commit = False
     h.chat(1, "hi", client_msg_id="m1")
     assert h.take(1) == []
-    h.run(h.hub.committed(h.held, h.now))
+    h.commit_held()
     assert [f["type"] for f in h.take(1)] == ["chat", "ack"]
 
 
@@ -288,7 +213,7 @@ def test_a_repeat_while_the_first_copy_is_being_stored_is_stored_once_and_acked_
     h.chat(1, "once", client_msg_id="m1")
     h.chat(1, "once", client_msg_id="m1")
     assert len(h.held) == 1
-    h.run(h.hub.committed(h.held, h.now))
+    h.commit_held()
     frames = h.take(1)
     assert len(only(frames, "chat")) == 1
     assert [a.get("duplicate", False) for a in only(frames, "ack")] == [False, True]
@@ -314,7 +239,7 @@ def test_the_ack_goes_to_the_users_new_connection_after_a_reconnect() -> None:
     h.chat(1, "in flight", client_msg_id="m1")
     h.leave(1)
     h.login(2, "Alice")
-    h.run(h.hub.committed(h.held, h.now))
+    h.commit_held()
     assert only(h.take(2), "ack")[0]["client_msg_id"] == "m1"
 
 
@@ -323,7 +248,7 @@ def test_a_failed_commit_tells_the_sender_to_retry_and_forgets_the_id() -> None:
     h.login(1, "Alice")
     h.auto_commit = False
     h.chat(1, "lost", client_msg_id="m1")
-    h.run(h.hub.commit_failed(h.held, "disk I/O error", h.now))
+    h.commit_held(OSError("disk I/O error"))
     (err,) = h.take(1)
     assert err["code"] == "store_failed" and err["client_msg_id"] == "m1" and err["retry_after"] > 0
     h.auto_commit = True
@@ -428,9 +353,9 @@ def test_fetch_history_older_than_memory_asks_the_store() -> None:
     h = filled(60, resume_cap=20)
     h.send(1, {"type": "fetch_history", "room": "general", "before_seq": 30, "limit": 10})
     assert h.take(1) == []
-    assert h.fetches == [Fetch(1, "general", 30, 10)]
+    assert h.fetches == [ReadPage("general", 30, 10)]
     older = [Message(i, "general", i, "Alice", "alice", "c", f"m{i}", h.now) for i in range(20, 30)]
-    h.run(h.hub.page_loaded(1, "general", 30, older))
+    h.answer_fetch(older)
     (page,) = h.take(1)
     assert [m["seq"] for m in page["messages"]] == list(range(20, 30))
 
@@ -584,7 +509,8 @@ def test_rate_limit_refuses_then_closes_a_flooder() -> None:
     frames = h.take(1)
     assert len(only(frames, "chat")) == 20
     errors = only(frames, "error")
-    assert len(errors) == 9 and all(e["code"] == "rate_limited" for e in errors)
+    # flood_strikes refusals are all answered; the one after them closes (PROTOCOL.md)
+    assert len(errors) == 10 and all(e["code"] == "rate_limited" for e in errors)
     assert errors[0]["client_msg_id"] == "id20" and errors[0]["retry_after"] > 0
     assert h.closed[1][0] == 1008
 
@@ -673,7 +599,7 @@ def test_joiners_wait_together_for_a_room_being_loaded() -> None:
     h.send(1, {"type": "join", "room": "dev"})
     h.send(2, {"type": "join", "room": "dev"})
     assert h.loads == ["dev"] and h.take(1) == [] and h.take(2) == []
-    h.run(h.hub.room_loaded("dev", None, h.now))
+    h.answer_load("dev", None)
     assert [f["type"] for f in h.take(1)] == ["joined", "history", "user_join", "user_join"]
     assert only(h.take(2), "joined")[0]["online_users"] == 2
 
@@ -684,7 +610,7 @@ def test_a_room_that_cannot_be_loaded_tells_who_waited_to_retry() -> None:
     h.login(1, "Alice")
     h.take(1)
     h.send(1, {"type": "join", "room": "dev"})
-    h.run(h.hub.room_loaded("dev", OSError("disk gone"), h.now))
+    h.answer_load("dev", OSError("disk gone"))
     (err,) = h.take(1)
     assert err["code"] == "store_failed" and err["room"] == "dev" and err["retry_after"] > 0
     assert "dev" not in h.hub.rooms and not h.hub.loading
@@ -749,9 +675,9 @@ def test_remembered_client_msg_ids_have_a_total_cap_forgetting_the_longest_quiet
         h.login(cid, f"user{cid}")
         for i in range(20):
             h.send(cid, {"type": "private", "to": f"user{cid}", "message": "x", "client_msg_id": f"m{i}"})
-    assert h.hub.sent_total <= 50
-    assert h.hub.sent_total == sum(len(v) for v in h.hub.sent.values())
-    assert "user1" not in h.hub.sent and "user5" in h.hub.sent
+    assert h.hub.ids.total <= 50
+    assert h.hub.ids.total == sum(len(v) for v in h.hub.ids.sent.values())
+    assert "user1" not in h.hub.ids.sent and "user5" in h.hub.ids.sent
 
 
 def test_committed_messages_keep_only_their_encoded_frame() -> None:
@@ -821,7 +747,7 @@ def test_requests_about_a_room_still_loading_wait_for_it_in_order() -> None:
     h.send(1, {"type": "get_users", "room": "dev"})
     h.chat(1, "two", room="dev")
     assert [f["type"] for f in h.take(1)] == ["username_accepted"]
-    h.run(h.hub.room_loaded("dev", None, h.now))
+    h.answer_load("dev", None)
     frames = h.take(1)
     assert [f["type"] for f in frames] == [
         "joined",
@@ -842,7 +768,7 @@ def test_a_room_that_fails_to_load_refuses_the_requests_held_for_it() -> None:
     h.send(1, {"type": "set_username", "username": "Alice", "rooms": ["dev"]})
     h.chat(1, "one", room="dev", client_msg_id="a")
     h.take(1)
-    h.run(h.hub.room_loaded("dev", OSError("disk gone"), h.now))
+    h.answer_load("dev", OSError("disk gone"))
     assert [(f["code"], f.get("client_msg_id")) for f in h.take(1)] == [
         ("store_failed", None),
         ("store_failed", "a"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from wschat.hub import Message
+from wschat.records import Append, Message, ReadPage
 from wschat.store import MemoryStore, SQLiteStore, StoreError, open_store
 
 
@@ -33,7 +33,7 @@ def msg(i: int, room: str = "general", cmid: str | None = None, epoch: str = "ep
 
 def commit(store: Any, inbox: Inbox, batch: list[Message]) -> Any:
     results: list[Any] = []
-    store.append(batch, results.append)
+    store.execute(Append(batch), results.append)
     fn, args, _ = inbox.next()
     fn(*args)
     return results[0]
@@ -78,7 +78,7 @@ def test_commits_happen_on_the_writer_thread_and_batch_what_queued_up(tmp_path: 
     store.db.set_trace_callback(lambda sql: statements.append((threading.current_thread().name, sql)))
     done: list[Any] = []
     for i in range(1, 201):
-        store.append([msg(i)], done.append)
+        store.execute(Append([msg(i)]), done.append)
     for _ in range(200):
         fn, args, thread = inbox.next()
         assert thread == "chat-db-write"
@@ -108,7 +108,7 @@ def test_page_reads_older_messages_oldest_first(tmp_path: Path) -> None:
     store.load()
     commit(store, inbox, [msg(i) for i in range(1, 31)])
     got: list[Any] = []
-    store.page("general", 21, 5, got.append)
+    store.execute(ReadPage("general", 21, 5), got.append)
     fn, args, thread = inbox.next()
     fn(*args)
     assert thread.startswith("chat-db-read")
@@ -157,7 +157,7 @@ def test_memory_store_pages_and_forgets_on_restart() -> None:
     assert isinstance(store, MemoryStore)
     assert commit(store, inbox, [msg(i) for i in range(1, 11)]) is None
     got: list[Any] = []
-    store.page("general", 5, 3, got.append)
+    store.execute(ReadPage("general", 5, 3), got.append)
     fn, args, _ = inbox.next()
     fn(*args)
     assert [m.seq for m in got[0]] == [2, 3, 4]

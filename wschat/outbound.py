@@ -209,6 +209,7 @@ def presence_batch(
     ts: float,
     online: int,
     resumed: bool,
+    reason: str | None = None,
 ) -> bytes:
     """A large room's batched `user_join` / `user_leave`: up to a few names and the total."""
     frame: dict[str, Any] = {
@@ -223,6 +224,8 @@ def presence_batch(
     }
     if resumed:
         frame["resumed"] = True
+    if reason is not None:
+        frame["reason"] = reason
     return encode(frame)
 
 

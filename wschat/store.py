@@ -1,4 +1,4 @@
-"""History persistence behind one small interface: memory and SQLite (the default).
+"""History persistence behind one interface, `execute(command, done)`: memory and SQLite.
 
 A store owns its threads; it never touches the event loop. Results come back through the
 `notify(callback, *args)` function given at construction (the server passes
@@ -8,17 +8,17 @@ store call.
 - `load()` returns the `Snapshot` the hub starts from (the database's epoch, `general` with its
   recent messages, the names of recently active rooms, the next id, recently used client
   message ids).
-- `load_room(room, done)` reads one room when someone joins it; `done(RoomState)`,
-  `done(None)` for a room with no history, or `done(exc)`.
-- `append(batch, done)` stores messages; `done(None)` once they are committed, or
-  `done(exc)` if nothing of the batch was stored.
-- `page(room, before_seq, limit, done)` reads older messages; `done(messages)` oldest first,
-  or `done(exc)`.
+- `execute(command, done)` carries out one store command of `wschat.records` and calls
+  `done(result)`, or `done(exc)` if it failed: `Append` (result None once committed),
+  `ReadPage` (the messages, oldest first), `LoadRoom` (a `RoomState`, or None for a room with
+  no history). `EXECUTORS` maps each command class to the method that runs it: a new stored
+  event kind adds its command there.
 - `close()` finishes pending writes and releases the database.
 
 SQLite runs in WAL mode with one writer thread that commits whatever has queued up since its
 last commit in one transaction (group commit), so the cost of a commit is shared by everyone who
-sent a message meanwhile.
+sent a message meanwhile. Reads run on two reader threads: one for room loads (someone waits to
+enter a room) and one for history pages, so a crowd paging old history never delays a join.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from wschat.hub import Message, RoomState, Snapshot
+from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
 
 log = logging.getLogger("wschat.store")
 
@@ -47,19 +47,23 @@ class StoreError(Exception):
     """The store cannot be used; str(self) is one sentence naming the file and the problem."""
 
 
+# command class -> the name of the store method that executes it: method(command, done)
+EXECUTORS: dict[type[Command], str] = {Append: "append", ReadPage: "read_page", LoadRoom: "load_room"}
+
+
 class Store:
     def load(self) -> Snapshot:
         raise NotImplementedError
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        raise NotImplementedError
+    def execute(self, command: Command, done: Done) -> None:
+        """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
+        method = EXECUTORS.get(type(command))
+        if method is None:
+            self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
+            return
+        getattr(self, method)(command, done)
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        raise NotImplementedError
-
-    def load_room(self, room: str, done: Done) -> None:
-        """`done(RoomState)` for a room with history, `done(None)` for an unknown one, or `done(exc)`."""
-        raise NotImplementedError
+    notify: Notify
 
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
@@ -77,24 +81,24 @@ class MemoryStore(Store):
     def load(self) -> Snapshot:
         return Snapshot(epoch=self.epoch)
 
-    def load_room(self, room: str, done: Done) -> None:
-        msgs = self.rooms.get(room)
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        msgs = self.rooms.get(command.room)
         state = None
         if msgs:
             state = RoomState(self.epoch, msgs[-1].seq, msgs[0].seq, msgs[-1000:])
         self.notify(done, state)
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        for m in batch:
+    def append(self, command: Append, done: Done) -> None:
+        for m in command.messages:
             msgs = self.rooms.setdefault(m.room, [])
             msgs.append(m)
             if len(msgs) > 2 * self.cap:
                 del msgs[: -self.cap]
         self.notify(done, None)
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        older = [m for m in self.rooms.get(room, ()) if m.seq < before_seq]
-        self.notify(done, older[-limit:])
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        older = [m for m in self.rooms.get(command.room, ()) if m.seq < command.before_seq]
+        self.notify(done, older[-command.limit :])
 
 
 _SCHEMA = """
@@ -154,7 +158,10 @@ class SQLiteStore(Store):
         self.first_seq: dict[str, int] = {}  # the writer's view, for retention
         self.known_rooms: set[str] = set()  # rooms with a row in the rooms table
         self.writer: threading.Thread | None = None
+        # Room loads have a reader of their own: someone is waiting to enter the room, and must
+        # not queue behind a crowd paging through old history (which took seconds).
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-read")
+        self.loader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-load")
         self._local = threading.local()
         self.closed = False
 
@@ -213,8 +220,8 @@ class SQLiteStore(Store):
 
     # -- writing
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        self.queue.put((batch, done))
+    def append(self, command: Append, done: Done) -> None:
+        self.queue.put((command.messages, done))
 
     def _write_loop(self) -> None:
         while True:
@@ -249,7 +256,11 @@ class SQLiteStore(Store):
                 self._trim(messages)
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK
+                # then fails with "no transaction is active", which must not hide the cause.
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the thread must survive anything: senders are told and retry
             log.error("could not store %d messages: %s", len(messages), exc)
@@ -287,11 +298,11 @@ class SQLiteStore(Store):
         ).fetchall()
         return RoomState(row[0], last or 0, first or 1, [_message(r) for r in reversed(recent)])
 
-    def load_room(self, room: str, done: Done) -> None:
-        self._read(done, self._room_state, room)
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        self._read(self.loader, done, self._room_state, command.room)
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        self._read(done, self._page, room, before_seq, limit)
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        self._read(self.reader, done, self._page, command.room, command.before_seq, command.limit)
 
     def _page(self, db: sqlite3.Connection, room: str, before_seq: int, limit: int) -> list[Message]:
         rows = db.execute(
@@ -300,8 +311,8 @@ class SQLiteStore(Store):
         ).fetchall()
         return [_message(r) for r in reversed(rows)]
 
-    def _read(self, done: Done, query: Callable[..., Any], *args: Any) -> None:
-        """Run `query(db, *args)` on the reader thread; `done(result)`, or `done(exc)`."""
+    def _read(self, pool: ThreadPoolExecutor, done: Done, query: Callable[..., Any], *args: Any) -> None:
+        """Run `query(db, *args)` on a thread of `pool`; `done(result)`, or `done(exc)`."""
 
         def run() -> None:
             try:
@@ -317,7 +328,7 @@ class SQLiteStore(Store):
         if self.closed:  # shutting down: say so instead of queueing on a stopped thread
             self.notify(done, StoreError("the server is shutting down"))
             return
-        self.reader.submit(run)
+        pool.submit(run)
 
     def close(self) -> None:
         if self.closed:
@@ -327,6 +338,7 @@ class SQLiteStore(Store):
             self.queue.put(_STOP)
             self.writer.join()
         self.reader.shutdown(wait=True)
+        self.loader.shutdown(wait=True)
 
 
 def _explain(exc: sqlite3.Error, path: str) -> str:
