@@ -116,3 +116,12 @@ class Harness:
 
 def only(frames: list[dict], kind: str) -> list[dict]:
     return [f for f in frames if f["type"] == kind]
+
+
+def filled(n: int, **config: Any) -> Harness:
+    h = Harness(chat_burst=10_000, **config)
+    h.login(1, "Alice")
+    for i in range(n):
+        h.chat(1, f"m{i + 1}")
+    h.take(1)
+    return h
