@@ -140,3 +140,16 @@ def test_resume_positions_match_rooms_however_they_are_spelled() -> None:
     frames = h.login(2, "Bob", rooms=["General"], resume={"#GENERAL": {"epoch": epoch, "seq": 3}})
     (history,) = only(frames, "history")
     assert history["mode"] == "resume" and [m["seq"] for m in history["messages"]] == [4, 5]
+
+
+def test_a_failed_page_read_is_a_store_failed_error_not_an_empty_page() -> None:
+    h = filled(60, resume_cap=20)
+    h.send(1, {"type": "fetch_history", "room": "general", "before_seq": 30, "limit": 10})
+    h.answer_fetch(OSError("disk I/O error"))
+    (err,) = h.take(1)
+    assert err["type"] == "error" and err["code"] == "store_failed"
+    assert err["room"] == "general" and err["before_seq"] == 30 and err["retry_after"] > 0
+    h.send(1, {"type": "fetch_history", "room": "general", "before_seq": 30, "limit": 10})
+    h.answer_fetch([Message(i, "general", i, "Alice", "alice", "c", f"m{i}", h.now) for i in range(20, 30)])
+    (page,) = h.take(1)
+    assert [m["seq"] for m in page["messages"]] == list(range(20, 30)) and page["more"] is True

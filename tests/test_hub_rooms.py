@@ -176,3 +176,83 @@ def test_a_room_that_fails_to_load_refuses_the_requests_held_for_it() -> None:
         ("store_failed", None),
         ("store_failed", "a"),
     ]
+
+
+# ---------------------------------------------------------------- join and leave notices
+
+
+def test_leaving_a_room_says_so_and_a_disconnect_says_left_the_chat() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    h.login(2, "Bob")
+    h.send(2, {"type": "join", "room": "dev"})
+    h.send(1, {"type": "join", "room": "dev"})
+    h.take(1)
+    h.send(2, {"type": "leave", "room": "general"})
+    (left,) = only(h.take(1), "user_leave")
+    assert left["message"] == "Bob left #general" and left["reason"] == "leave"
+    h.leave(2)
+    (gone,) = only(h.take(1), "user_leave")
+    assert gone["room"] == "dev" and gone["message"] == "Bob left the chat"
+    assert gone["reason"] == "disconnect"
+
+
+def test_a_reconnect_that_resumes_is_not_announced_as_news() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    epoch = h.hub.rooms["general"].epoch
+    h.login(2, "Bob")
+    (fresh,) = only(h.take(1), "user_join")
+    assert "resumed" not in fresh
+    h.leave(2)
+    h.take(1)
+    h.login(3, "Bob", resume={"general": {"epoch": epoch, "seq": 0}})
+    (back,) = only(h.take(1), "user_join")
+    assert back["resumed"] is True and back["online_users"] == 2 and back["users_list"] == ["Alice", "Bob"]
+    h.send(3, {"type": "join", "room": "dev", "epoch": epoch, "seq": 0})
+    h.send(1, {"type": "join", "room": "dev"})
+    assert "resumed" not in only(h.take(1), "user_join")[0]
+
+
+def test_a_session_takeover_is_a_resumed_join() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+    (accepted, *_) = h.login(2, "Bob")
+    h.take(1)
+    h.login(3, "Bob", session_token=accepted["session_token"])
+    leave, join = [f for f in h.take(1) if f["type"] in ("user_leave", "user_join")]
+    assert leave["reason"] == "disconnect" and join["resumed"] is True
+
+
+def test_batched_notices_say_resumed_only_when_every_join_was_a_reconnect() -> None:
+    h = Harness(large_room=2)
+    epoch = h.hub.rooms["general"].epoch
+    for cid, name in enumerate(["A", "B", "C"], start=1):
+        h.login(cid, name, resume={"general": {"epoch": epoch, "seq": 0}})
+    h.take(1)
+    h.run(h.hub.tick(h.now))
+    (notice,) = h.take(1)
+    assert notice["usernames"] == ["C"] and notice["resumed"] is True
+    h.login(4, "D", resume={"general": {"epoch": epoch, "seq": 0}})
+    h.login(5, "E")
+    h.run(h.hub.tick(h.now))
+    (mixed,) = h.take(1)
+    assert mixed["usernames"] == ["D", "E"] and "resumed" not in mixed
+
+
+def test_batched_leave_notices_keep_the_reason_when_all_agree() -> None:
+    h = Harness(large_room=2)
+    for cid, name in enumerate("ABCDEFG", start=1):
+        h.login(cid, name)
+    h.run(h.hub.tick(h.now))
+    h.take(1)
+    h.leave(7)
+    h.leave(6)
+    h.run(h.hub.tick(h.now))
+    (gone,) = h.take(1)
+    assert gone["message"] == "G, F left the chat" and gone["reason"] == "disconnect"
+    h.send(5, {"type": "leave", "room": "general"})
+    h.leave(4)
+    h.run(h.hub.tick(h.now))
+    (mixed,) = only(h.take(1), "user_leave")
+    assert mixed["message"] == "E, D left #general" and "reason" not in mixed
