@@ -98,19 +98,10 @@ def chat(
     client_msg_id: str | None,
 ) -> bytes:
     """A room message: built once when it is stored, then reused for every delivery and history."""
-    frame = {
-        "type": "chat",
-        "id": mid,
-        "room": room,
-        "seq": seq,
-        "username": username,
-        "message": message,
-        "timestamp": timestamp(ts),
-        "client_id": client_id,
-    }
-    if client_msg_id is not None:
-        frame["client_msg_id"] = client_msg_id
-    return encode(frame)
+    head = {"id": mid, "room": room, "seq": seq, "username": username}
+    return encode(
+        _stamped("chat", head, message, ts, {"client_id": client_id, "client_msg_id": client_msg_id})
+    )
 
 
 def private(
@@ -123,20 +114,22 @@ def private(
     client_id: str,
     client_msg_id: str | None,
 ) -> bytes:
-    frame = {
-        "type": "private",
-        "id": pid,
-        "seq": seq,
-        "username": sender,
-        "from": sender,
-        "to": to,
-        "message": message,
-        "timestamp": timestamp(ts),
-        "client_id": client_id,
-    }
-    if client_msg_id is not None:
-        frame["client_msg_id"] = client_msg_id
-    return encode(frame)
+    """A private message: `username` and `from` are both the sender (seed clients read the first)."""
+    head = {"id": pid, "seq": seq, "username": sender, "from": sender, "to": to}
+    return encode(
+        _stamped("private", head, message, ts, {"client_id": client_id, "client_msg_id": client_msg_id})
+    )
+
+
+def _stamped(
+    kind: str, head: dict[str, Any], message: str, ts: float, tail: dict[str, Any]
+) -> dict[str, Any]:
+    """A frame that carries a sentence and its time: `head`, them, then the `tail` fields not None."""
+    frame = {"type": kind, **head, "message": message, "timestamp": timestamp(ts)}
+    for key, value in tail.items():
+        if value is not None:
+            frame[key] = value
+    return frame
 
 
 def ack(
@@ -183,21 +176,8 @@ def presence(
     reason: str | None = None,
 ) -> bytes:
     """`user_join` or `user_leave` about one person; `users_list` only for small rooms."""
-    frame: dict[str, Any] = {
-        "type": kind,
-        "room": room,
-        "username": username,
-        "message": message,
-        "timestamp": timestamp(ts),
-        "online_users": online,
-    }
-    if users is not None:
-        frame["users_list"] = users
-    if resumed:
-        frame["resumed"] = True
-    if reason is not None:
-        frame["reason"] = reason
-    return encode(frame)
+    tail = {"online_users": online, "users_list": users, "resumed": resumed or None, "reason": reason}
+    return encode(_stamped(kind, {"room": room, "username": username}, message, ts, tail))
 
 
 def presence_batch(
@@ -212,21 +192,15 @@ def presence_batch(
     reason: str | None = None,
 ) -> bytes:
     """A large room's batched `user_join` / `user_leave`: up to a few names and the total."""
-    frame: dict[str, Any] = {
-        "type": kind,
+    counted = "count_joined" if kind == "user_join" else "count_left"
+    head = {
         "room": room,
         "username": usernames[0] if usernames else "",
         "usernames": usernames,
-        "count_joined" if kind == "user_join" else "count_left": count,
-        "message": message,
-        "timestamp": timestamp(ts),
-        "online_users": online,
+        counted: count,
     }
-    if resumed:
-        frame["resumed"] = True
-    if reason is not None:
-        frame["reason"] = reason
-    return encode(frame)
+    tail = {"online_users": online, "resumed": resumed or None, "reason": reason}
+    return encode(_stamped(kind, head, message, ts, tail))
 
 
 def online_users(room: str, users: list[str]) -> bytes:
@@ -238,7 +212,7 @@ def rooms(listing: list[dict[str, Any]]) -> bytes:
 
 
 def system(message: str, ts: float) -> bytes:
-    return encode({"type": "system", "message": message, "timestamp": timestamp(ts)})
+    return encode(_stamped("system", {}, message, ts, {}))
 
 
 def history(room: str, epoch: str, mode: str, payloads: Iterable[bytes], **extra: Any) -> bytes:
