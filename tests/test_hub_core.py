@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hubharness import Harness, only
 
 
@@ -71,3 +72,14 @@ def test_a_wall_clock_step_back_does_not_make_an_honest_client_a_flooder() -> No
     frames = h.take(1)
     assert len(only(frames, "chat")) == 60 and not only(frames, "error")
     assert h.closed == {}
+
+
+def test_a_request_kind_without_a_handler_is_a_bug_not_some_other_answer() -> None:
+    h = Harness()
+    h.login(1, "Alice")
+
+    class Unhandled:  # a request kind the protocol decodes but no handler was written for
+        pass
+
+    with pytest.raises(LookupError, match="no handler for Unhandled"):
+        h.hub.handle(h.hub.sessions[1], Unhandled(), h.now)  # type: ignore[arg-type]

@@ -52,6 +52,8 @@ EXECUTORS: dict[type[Command], str] = {Append: "append", ReadPage: "read_page", 
 
 
 class Store:
+    notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
+
     def load(self) -> Snapshot:
         raise NotImplementedError
 
@@ -62,8 +64,6 @@ class Store:
             self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
             return
         getattr(self, method)(command, done)
-
-    notify: Notify
 
     def close(self) -> None:
         """Finish pending writes. Idempotent."""

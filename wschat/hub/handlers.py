@@ -16,7 +16,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.hub import history, rooms, sessions
-from wschat.hub.state import Session
+from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
 from wschat.records import Append, Message, ReadPage
 
@@ -108,7 +108,7 @@ def get_users(hub: Hub, s: Session, req: p.GetUsers, now: float) -> list[Effect]
     name = check_room(req.room)
     room = hub.rooms.get(name)
     if room is None and name in hub.loading:
-        raise rooms.Loading(name)
+        raise Loading(name)
     if room is None:
         return [hub.error(s, p.NO_SUCH_ROOM, f"There is no room '{req.room[:40]}'.")]
     return [Send((s.cid,), outbound.online_users(room.name, rooms.names(hub, room)))]
