@@ -11,12 +11,14 @@ The hub asks its broker, and never learns which one it has, to:
 
 `LocalBroker` is the default: one process, everything in memory, no cost on the hot path
 beyond one dict lookup per message. A cluster broker (Redis, issue 13) implements the same
-methods: `publish` also sends the frame to the other processes and returns the local `Send`
-(local first; its own echo is dropped by sequence number); frames from other processes are
-delivered to the `members` given at `follow`; `next_seq` may answer 0 when the store assigns the
-seq atomically with the append (a Lua script), in which case the committed `Message` carries it;
-an answer that can only come later goes back through `Hub.store_result(token, result, now)`,
-like a store result. Nothing that crosses processes is pickled: frames are already bytes.
+methods: `publish` returns the local `Send` at once (local first) and hands the bytes to its
+own connection for the other processes (its own echo is dropped by sequence number); frames
+from other processes are delivered to the `members` given at `follow`; `next_seq` may answer 0
+when the store assigns the seq atomically with the append (a Lua script), in which case the
+committed `Message` carries it. What cannot be answered at once (a name claimed by a race
+between processes) becomes a store command executed by the cluster's store, whose answer comes
+back through `Hub.store_result(token, result, now)` to a continuation (`Hub.ask`). Nothing that
+crosses processes is pickled: frames are already bytes.
 """
 
 from __future__ import annotations
