@@ -68,6 +68,11 @@ class Command:
     __slots__ = ()
     batched: ClassVar[bool] = False
 
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> Command:
+        """For a batched kind: one command doing what all of `commands` (of this kind) do."""
+        raise NotImplementedError(f"{cls.__name__} is not batched")
+
 
 @dataclass(slots=True)
 class Append(Command):
@@ -76,11 +81,11 @@ class Append(Command):
     messages: list[Message]
     batched: ClassVar[bool] = True
 
-    @staticmethod
-    def merge(commands: Sequence[Append]) -> Append:
-        if len(commands) == 1:
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> Append:
+        if len(commands) == 1 and isinstance(commands[0], Append):
             return commands[0]
-        return Append([m for c in commands for m in c.messages])
+        return Append([m for c in commands if isinstance(c, Append) for m in c.messages])
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ def enter(
 ) -> None:
     """Put `s` in room `name`: `joined`, `history`, and a `user_join` (not news if `resumed`)."""
     room = hub.rooms.get(name)
-    if room is None:  # in the store, or new: load it first (loaded() comes back here)
+    if room is None:  # in the store, or new: load it first (_loaded comes back here)
         _load(hub, s, name, since, resumed, out)
         return
     touch(hub, room)
