@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from wschat.records import Append, LoadRoom, Message, ReadPage
+from wschat.records import Append, Command, LoadRoom, Message, ReadPage
 from wschat.store import MemoryStore, SQLiteStore, StoreError, open_store
 
 
@@ -210,3 +210,18 @@ def test_a_room_load_is_not_queued_behind_page_reads(tmp_path: Path) -> None:
         fn(*args)
     assert len(pages) == 50
     store.close()
+
+
+def test_a_command_a_store_does_not_know_is_refused_not_lost(tmp_path: Path) -> None:
+    class Unknown(Command):
+        __slots__ = ()
+
+    inbox = Inbox()
+    for store in (SQLiteStore(str(tmp_path / "chat.db"), inbox), MemoryStore(inbox)):
+        store.load()
+        got: list[Any] = []
+        store.execute(Unknown(), got.append)
+        fn, args, _ = inbox.next()
+        fn(*args)
+        assert isinstance(got[0], TypeError) and "Unknown" in str(got[0])
+        store.close()

@@ -11,14 +11,16 @@ store call.
 - `execute(command, done)` carries out one store command of `wschat.records` and calls
   `done(result)`, or `done(exc)` if it failed: `Append` (result None once committed),
   `ReadPage` (the messages, oldest first), `LoadRoom` (a `RoomState`, or None for a room with
-  no history). `EXECUTORS` maps each command class to the method that runs it: a new stored
-  event kind adds its command there.
+  no history). Each store's `executors` maps a command class to the method that runs it; a
+  command it does not know gets `done(TypeError)`.
 - `close()` finishes pending writes and releases the database.
 
 SQLite runs in WAL mode with one writer thread that commits whatever has queued up since its
 last commit in one transaction (group commit), so the cost of a commit is shared by everyone who
-sent a message meanwhile. Reads run on two reader threads: one for room loads (someone waits to
-enter a room) and one for history pages, so a crowd paging old history never delays a join.
+sent a message meanwhile: every write command (`Append` today) goes through that thread, and its
+`writers` entry writes a list of them inside the shared transaction. Reads run on two reader
+threads: one for room loads (someone waits to enter a room) and one for history pages, so a
+crowd paging old history never delays a join.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
 
@@ -47,19 +49,17 @@ class StoreError(Exception):
     """The store cannot be used; str(self) is one sentence naming the file and the problem."""
 
 
-# command class -> the name of the store method that executes it: method(command, done)
-EXECUTORS: dict[type[Command], str] = {Append: "append", ReadPage: "read_page", LoadRoom: "load_room"}
-
-
 class Store:
     notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
+    # command class -> the name of the method that executes it: method(command, done)
+    executors: ClassVar[dict[type[Command], str]] = {}
 
     def load(self) -> Snapshot:
         raise NotImplementedError
 
     def execute(self, command: Command, done: Done) -> None:
         """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
-        method = EXECUTORS.get(type(command))
+        method = self.executors.get(type(command))
         if method is None:
             self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
             return
@@ -71,6 +71,12 @@ class Store:
 
 class MemoryStore(Store):
     """History in this process only: gone when the server stops."""
+
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "append",
+        ReadPage: "read_page",
+        LoadRoom: "load_room",
+    }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
         self.notify = notify
@@ -139,6 +145,15 @@ def _message(row: tuple) -> Message:
 
 class SQLiteStore(Store):
     """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
+
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "write",
+        ReadPage: "read_page",
+        LoadRoom: "load_room",
+    }
+    # command class -> the method that writes a list of them inside the writer thread's
+    # transaction; it returns what to remember once they are committed
+    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends"}
 
     def __init__(
         self,
@@ -220,8 +235,12 @@ class SQLiteStore(Store):
 
     # -- writing
 
-    def append(self, command: Append, done: Done) -> None:
-        self.queue.put((command.messages, done))
+    def write(self, command: Command, done: Done) -> None:
+        """Queue a write for the writer thread: it commits all that queued up in one transaction."""
+        if type(command) not in self.writers:
+            self.notify(done, TypeError(f"this store cannot write {type(command).__name__}"))
+            return
+        self.queue.put((command, done))
 
     def _write_loop(self) -> None:
         while True:
@@ -242,18 +261,17 @@ class SQLiteStore(Store):
                 break
         self.db.close()
 
-    def _commit(self, items: list[tuple[list[Message], Done]]) -> None:
-        messages = [m for batch, _ in items for m in batch]
+    def _commit(self, items: list[tuple[Command, Done]]) -> None:
+        kinds: dict[type[Command], list[Command]] = {}
+        for command, _ in items:
+            kinds.setdefault(type(command), []).append(command)
         error: BaseException | None = None
+        afterwards: list[Callable[[], None]] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items()
-                )
-                self.db.executemany(_INSERT, [_row(m) for m in messages])
-                self._trim(messages)
+                for kind, commands in kinds.items():
+                    afterwards.append(getattr(self, self.writers[kind])(commands))
                 self.db.execute("COMMIT")
             except BaseException:
                 # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK
@@ -263,14 +281,27 @@ class SQLiteStore(Store):
                         self.db.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the thread must survive anything: senders are told and retry
-            log.error("could not store %d messages: %s", len(messages), exc)
+            log.error("could not store %d writes (%s): %s", len(items), _kinds(kinds), exc)
             error = exc
         else:
+            for remember in afterwards:
+                remember()
+        for _, done in items:
+            self.notify(done, error)
+
+    def _write_appends(self, commands: list[Command]) -> Callable[[], None]:
+        messages = [m for c in commands if isinstance(c, Append) for m in c.messages]
+        new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
+        self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
+        self.db.executemany(_INSERT, [_row(m) for m in messages])
+        self._trim(messages)
+
+        def committed() -> None:
             for m in messages:
                 self.known_rooms.add(m.room)
                 self.first_seq.setdefault(m.room, m.seq)
-        for _, done in items:
-            self.notify(done, error)
+
+        return committed
 
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""
@@ -339,6 +370,10 @@ class SQLiteStore(Store):
             self.writer.join()
         self.reader.shutdown(wait=True)
         self.loader.shutdown(wait=True)
+
+
+def _kinds(kinds: dict[type[Command], list[Command]]) -> str:
+    return ", ".join(f"{len(commands)} {kind.__name__}" for kind, commands in kinds.items())
 
 
 def _explain(exc: sqlite3.Error, path: str) -> str:
