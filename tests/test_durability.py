@@ -79,18 +79,12 @@ async def test_every_acknowledged_message_survives_20_kill_9_restarts(tmp_path: 
     finally:
         await srv.astop()
     assert len(acked) == counter
+    rows = stored_once(db, acked)
+    await replayed_in_order(db, rows)
 
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = conn.execute("SELECT id, seq, client_msg_id, text FROM messages ORDER BY seq").fetchall()
-    by_cmid: dict[str, list[tuple[str, int]]] = {}
-    for mid, seq, cmid, _ in rows:
-        by_cmid.setdefault(cmid, []).append((str(mid), seq))
-    assert {cmid: found for cmid, found in by_cmid.items()} == {c: [a] for c, a in acked.items()}
-    seqs = [seq for _, seq, _, _ in rows]
-    assert seqs == sorted(set(seqs))
 
-    # and through the protocol: the whole history, once, in seq order
+async def replayed_in_order(db: Path, rows: list[tuple]) -> None:
+    """Through the protocol: the whole history, once, in seq order."""
     with sqlite3.connect(db) as conn:
         epoch = conn.execute("SELECT epoch FROM rooms WHERE name = 'general'").fetchone()[0]
     srv = ServerProcess(db=str(db)).wait_ready()
@@ -103,6 +97,20 @@ async def test_every_acknowledged_message_survives_20_kill_9_restarts(tmp_path: 
         ]
     finally:
         await srv.astop()
+
+
+def stored_once(db: Path, acked: dict[str, tuple[str, int]]) -> list[tuple]:
+    """Every acknowledged message is in the database once, with the id and seq it was acked with."""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT id, seq, client_msg_id, text FROM messages ORDER BY seq").fetchall()
+    by_cmid: dict[str, list[tuple[str, int]]] = {}
+    for mid, seq, cmid, _ in rows:
+        by_cmid.setdefault(cmid, []).append((str(mid), seq))
+    assert {cmid: found for cmid, found in by_cmid.items()} == {c: [a] for c, a in acked.items()}
+    seqs = [seq for _, seq, _, _ in rows]
+    assert seqs == sorted(set(seqs))
+    return rows
 
 
 # ---------------------------------------------------------------- resume

@@ -224,9 +224,9 @@ async def test_a_frame_cut_short_when_the_server_starts_closing_is_finished_by_w
     raw = await Raw.open(server.port)
     try:
         conn = await raw.login(server, "Ann")
-        flood = b"".join(text({"type": "chat", "message": f"m{i}"}) for i in range(3))
+        flood = b"".join(text({"type": "chat", "message": f"m{i}"}) for i in range(4))
         last = text({"type": "chat", "message": "late"})
-        feed(conn, flood + last[:3], [])  # the third message is one too many: close 1008
+        feed(conn, flood + last[:3], [])  # 1 accepted, 2 refused, the fourth is one too many: 1008
         assert await raw.close_code() == 1008
         feed(conn, last[3:] + frame(struct.pack("!H", 1000), opcode=8), [])
         assert conn.protocol.close_rcvd is not None and conn.protocol.close_rcvd.code == 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from wschat.hub import Message
+from wschat.records import Append, Command, LoadRoom, Message, ReadPage
 from wschat.store import MemoryStore, SQLiteStore, StoreError, open_store
 
 
@@ -33,7 +34,7 @@ def msg(i: int, room: str = "general", cmid: str | None = None, epoch: str = "ep
 
 def commit(store: Any, inbox: Inbox, batch: list[Message]) -> Any:
     results: list[Any] = []
-    store.append(batch, results.append)
+    store.execute(Append(batch), results.append)
     fn, args, _ = inbox.next()
     fn(*args)
     return results[0]
@@ -78,7 +79,7 @@ def test_commits_happen_on_the_writer_thread_and_batch_what_queued_up(tmp_path: 
     store.db.set_trace_callback(lambda sql: statements.append((threading.current_thread().name, sql)))
     done: list[Any] = []
     for i in range(1, 201):
-        store.append([msg(i)], done.append)
+        store.execute(Append([msg(i)]), done.append)
     for _ in range(200):
         fn, args, thread = inbox.next()
         assert thread == "chat-db-write"
@@ -108,7 +109,7 @@ def test_page_reads_older_messages_oldest_first(tmp_path: Path) -> None:
     store.load()
     commit(store, inbox, [msg(i) for i in range(1, 31)])
     got: list[Any] = []
-    store.page("general", 21, 5, got.append)
+    store.execute(ReadPage("general", 21, 5), got.append)
     fn, args, thread = inbox.next()
     fn(*args)
     assert thread.startswith("chat-db-read")
@@ -157,8 +158,70 @@ def test_memory_store_pages_and_forgets_on_restart() -> None:
     assert isinstance(store, MemoryStore)
     assert commit(store, inbox, [msg(i) for i in range(1, 11)]) is None
     got: list[Any] = []
-    store.page("general", 5, 3, got.append)
+    store.execute(ReadPage("general", 5, 3), got.append)
     fn, args, _ = inbox.next()
     fn(*args)
     assert [m.seq for m in got[0]] == [2, 3, 4]
     assert open_store(":memory:", inbox).load().rooms == {}
+
+
+def test_a_full_disk_is_reported_as_a_full_disk_not_as_a_failed_rollback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = Inbox()
+    store = SQLiteStore(str(tmp_path / "chat.db"), inbox)
+    store.load()
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills up at once
+    batch = [Message(i, "general", i, "A", "a", "c1", "x" * 3000, 1.0, None, "ep") for i in range(1, 40)]
+    with caplog.at_level(logging.ERROR, logger="wschat.store"):
+        result = commit(store, inbox, batch)
+    assert isinstance(result, sqlite3.OperationalError) and "full" in str(result)
+    assert "full" in caplog.text and "cannot rollback" not in caplog.text
+    store.db.execute("PRAGMA max_page_count = 1000000")  # room again: the writer carries on
+    assert commit(store, inbox, [msg(1)]) is None
+    store.close()
+
+
+def test_a_room_load_is_not_queued_behind_page_reads(tmp_path: Path) -> None:
+    inbox = Inbox()
+    store = SQLiteStore(str(tmp_path / "chat.db"), inbox)
+    store.load()
+    commit(store, inbox, [msg(i, room="dormant") for i in range(1, 4)])
+    release = threading.Event()
+    real_page = store._page
+
+    def slow_page(*args: Any) -> Any:  # a crowd paging through old history, stuck on the disk
+        release.wait(10)
+        return real_page(*args)
+
+    store._page = slow_page  # type: ignore[method-assign]
+    pages: list[Any] = []
+    for _ in range(50):
+        store.execute(ReadPage("general", 10, 5), pages.append)
+    loaded: list[Any] = []
+    store.execute(LoadRoom("dormant"), loaded.append)
+    fn, args, _ = inbox.next()  # the first answer is the room load, while every page still waits
+    fn(*args)
+    assert not pages and loaded and loaded[0].last_seq == 3
+    release.set()
+    for _ in range(50):
+        fn, args, _ = inbox.next()
+        fn(*args)
+    assert len(pages) == 50
+    store.close()
+
+
+def test_a_command_a_store_does_not_know_is_refused_not_lost(tmp_path: Path) -> None:
+    class Unknown(Command):
+        __slots__ = ()
+
+    inbox = Inbox()
+    for store in (SQLiteStore(str(tmp_path / "chat.db"), inbox), MemoryStore(inbox)):
+        store.load()
+        got: list[Any] = []
+        store.execute(Unknown(), got.append)
+        fn, args, _ = inbox.next()
+        fn(*args)
+        assert isinstance(got[0], TypeError) and "Unknown" in str(got[0])
+        store.close()

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from functools import cache
 
+from wschat import protocol as p
 from wschat.protocol import ProtocolError
 
 MAX_NAME_CHARS = 32
@@ -74,22 +75,22 @@ def check_username(raw: str) -> tuple[str, str]:
     """
     name = raw.strip(" ")
     if not name:
-        raise InvalidName("name_empty", "Please choose a name: it cannot be empty.")
+        raise InvalidName(p.NAME_EMPTY, "Please choose a name: it cannot be empty.")
     if len(name) > MAX_NAME_CHARS:
         raise InvalidName(
-            "name_too_long", f"That name has {len(name)} characters; the limit is {MAX_NAME_CHARS}."
+            p.NAME_TOO_LONG, f"That name has {len(name)} characters; the limit is {MAX_NAME_CHARS}."
         )
     for ch in name:
         why = _bad_char(ch)
         if why:
-            raise InvalidName("name_invalid_chars", f"Names cannot contain that character: {why}.")
+            raise InvalidName(p.NAME_INVALID_CHARS, f"Names cannot contain that character: {why}.")
     if unicodedata.category(name[0]).startswith("M"):
-        raise InvalidName("name_invalid_chars", "A name cannot start with a combining mark.")
+        raise InvalidName(p.NAME_INVALID_CHARS, "A name cannot start with a combining mark.")
     if "  " in name:
-        raise InvalidName("name_invalid_chars", "Use single spaces between words in a name.")
+        raise InvalidName(p.NAME_INVALID_CHARS, "Use single spaces between words in a name.")
     key = name_key(name)
     if key in RESERVED or lookalike_keys(name) & _RESERVED_LOOKS:
-        raise InvalidName("name_reserved", f"'{name}' is reserved for the server; choose another name.")
+        raise InvalidName(p.NAME_RESERVED, f"'{name}' is reserved for the server; choose another name.")
     return name, key
 
 
@@ -139,7 +140,7 @@ def check_room(raw: str) -> str:
     room = unicodedata.normalize("NFKC", raw.strip()).removeprefix("#").lower()
     if not _ROOM_RE.fullmatch(room):
         raise InvalidName(
-            "bad_room",
+            p.BAD_ROOM,
             "Room names are 1-32 characters of lower-case letters, digits, '-' and '_'.",
         )
     return room

@@ -1,24 +1,76 @@
-"""The wire format: decode and validate inbound frames, build outbound frames. NO I/O.
+"""The wire format: one registry of every frame type, inbound and outbound; codes. NO I/O.
 
-This module imports neither asyncio nor websockets. `decode()` turns the text of one frame into
-one of the request dataclasses below or raises `ProtocolError` with a code from PROTOCOL.md;
-`encode()` turns an outbound dict into the bytes of one JSON text, built once however many
-people receive it. PROTOCOL.md is the specification; keep the two in step.
+This module imports neither asyncio nor websockets. It owns:
+
+- `FRAME_TYPES`: every frame type of PROTOCOL.md, with its direction (a test checks the two
+  agree), and for client frames the function that decodes and validates one;
+- the error codes, `username_error` codes and close codes, as named constants;
+- `decode()`: the text of one inbound frame -> one request dataclass, or `ProtocolError`;
+- the outbound builders (`wschat.outbound`, re-exported here): each server frame is built by
+  one function and encoded once (`bytes`, orjson), however many people receive it.
+
+PROTOCOL.md is the specification; keep the two in step.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from wschat import outbound
+from wschat.outbound import encode, error, timestamp
+
+__all__ = ["encode", "error", "timestamp"]  # re-exported: the one encoder and clock format
 
 MAX_CLIENT_MSG_ID = 64
 MAX_ROOMS_PER_LOGIN = 50
 MAX_PAGE = 100
+
+# -- error codes (`error` frames), PROTOCOL.md's Errors table
+BAD_JSON = "bad_json"
+BAD_FRAME = "bad_frame"
+UNKNOWN_TYPE = "unknown_type"
+BAD_FIELD = "bad_field"
+TOO_LONG = "too_long"
+BINARY_UNSUPPORTED = "binary_unsupported"
+NOT_LOGGED_IN = "not_logged_in"
+ALREADY_LOGGED_IN = "already_logged_in"
+BAD_ROOM = "bad_room"
+NOT_IN_ROOM = "not_in_room"
+NO_SUCH_ROOM = "no_such_room"
+TOO_MANY_ROOMS = "too_many_rooms"
+NO_SUCH_USER = "no_such_user"
+RATE_LIMITED = "rate_limited"
+INTERNAL_ERROR = "internal_error"
+STORE_FAILED = "store_failed"
+ERROR_CODES = (
+    BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
+    ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
+    RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED,
+)  # fmt: skip
+
+# -- `username_error` codes (the name rules live in wschat.names)
+NAME_EMPTY = "name_empty"
+NAME_TOO_LONG = "name_too_long"
+NAME_INVALID_CHARS = "name_invalid_chars"
+NAME_RESERVED = "name_reserved"
+NAME_TAKEN = "name_taken"
+NAME_CONFUSABLE = "name_confusable"
+NAME_ERROR_CODES = (
+    NAME_EMPTY, NAME_TOO_LONG, NAME_INVALID_CHARS, NAME_RESERVED, NAME_TAKEN, NAME_CONFUSABLE,
+    RATE_LIMITED,
+)  # fmt: skip
+
+# -- close codes
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the server is shutting down
+CLOSE_BAD_DATA = 1007  # a text frame that is not UTF-8
+CLOSE_POLICY = 1008  # flooding, or no name chosen in time
+CLOSE_TOO_BIG = 1009
+CLOSE_TAKEOVER = 4000  # the same user logged in again from another connection
+CLOSE_CODES = (CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_BAD_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TAKEOVER)
 
 
 class ProtocolError(ValueError):
@@ -109,9 +161,9 @@ def _loads(text: str) -> Any:
     try:
         obj = _DECODER.decode(text)
     except RecursionError:
-        raise ProtocolError("bad_json", "The JSON nests too deeply.") from None
+        raise ProtocolError(BAD_JSON, "The JSON nests too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, or an int beyond Python's digit limit
-        raise ProtocolError("bad_json", f"The frame is not valid JSON ({exc}).") from None
+        raise ProtocolError(BAD_JSON, f"The frame is not valid JSON ({exc}).") from None
     # A \ud800 escape decodes to a lone surrogate, which no UTF-8 frame can carry: refuse it
     # here, once for the whole frame, before any of its text is stored or echoed back.
     if "\\u" in text:
@@ -119,7 +171,7 @@ def _loads(text: str) -> Any:
             json.dumps(obj, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise ProtocolError(
-                "bad_json", "The frame holds an invalid \\u escape (a lone surrogate)."
+                BAD_JSON, "The frame holds an invalid \\u escape (a lone surrogate)."
             ) from None
     return obj
 
@@ -128,36 +180,36 @@ def _text(obj: dict, key: str, *, required: bool = True, default: str | None = N
     value = obj.get(key)
     if value is None:
         if required:
-            raise ProtocolError("bad_field", f"The field '{key}' is missing.")
+            raise ProtocolError(BAD_FIELD, f"The field '{key}' is missing.")
         return default
     if not isinstance(value, str):
-        raise ProtocolError("bad_field", f"The field '{key}' must be a string.")
+        raise ProtocolError(BAD_FIELD, f"The field '{key}' must be a string.")
     return value
 
 
 def _int(obj: dict, key: str, *, default: int | None = None) -> int:
     value = obj.get(key, default)
     if value is None:
-        raise ProtocolError("bad_field", f"The field '{key}' is missing.")
+        raise ProtocolError(BAD_FIELD, f"The field '{key}' is missing.")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
-        raise ProtocolError("bad_field", f"The field '{key}' must be a whole number from 0.")
+        raise ProtocolError(BAD_FIELD, f"The field '{key}' must be a whole number from 0.")
     return value
 
 
 def _client_msg_id(obj: dict) -> str | None:
     cmid = _text(obj, "client_msg_id", required=False)
     if cmid is not None and not 1 <= len(cmid) <= MAX_CLIENT_MSG_ID:
-        raise ProtocolError("bad_field", f"'client_msg_id' must be 1-{MAX_CLIENT_MSG_ID} characters.")
+        raise ProtocolError(BAD_FIELD, f"'client_msg_id' must be 1-{MAX_CLIENT_MSG_ID} characters.")
     return cmid
 
 
 def _message(obj: dict, limits: Limits, cmid: str | None) -> str:
     text = _text(obj, "message")
     if not text.strip():
-        raise ProtocolError("bad_field", "The message is empty.", cmid)
+        raise ProtocolError(BAD_FIELD, "The message is empty.", cmid)
     if len(text) > limits.max_message_chars:
         raise ProtocolError(
-            "too_long",
+            TOO_LONG,
             f"The message has {len(text)} characters; the limit is {limits.max_message_chars}. "
             "Split it into several messages.",
             cmid,
@@ -167,7 +219,7 @@ def _message(obj: dict, limits: Limits, cmid: str | None) -> str:
 
 def _position(value: Any, where: str) -> Position:
     if not isinstance(value, dict):
-        raise ProtocolError("bad_field", f"'{where}' must be an object with 'epoch' and 'seq'.")
+        raise ProtocolError(BAD_FIELD, f"'{where}' must be an object with 'epoch' and 'seq'.")
     return Position(_text(value, "epoch"), _int(value, "seq"))
 
 
@@ -175,11 +227,11 @@ def _set_username(obj: dict, limits: Limits) -> SetUsername:
     rooms = obj.get("rooms", [])
     resume = obj.get("resume", {})
     if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
-        raise ProtocolError("bad_field", "'rooms' must be a list of room names.")
+        raise ProtocolError(BAD_FIELD, "'rooms' must be a list of room names.")
     if not isinstance(resume, dict):
-        raise ProtocolError("bad_field", "'resume' must be an object of room -> {epoch, seq}.")
+        raise ProtocolError(BAD_FIELD, "'resume' must be an object of room -> {epoch, seq}.")
     if len(rooms) + len(resume) > MAX_ROOMS_PER_LOGIN:
-        raise ProtocolError("bad_field", f"At most {MAX_ROOMS_PER_LOGIN} rooms at login.")
+        raise ProtocolError(BAD_FIELD, f"At most {MAX_ROOMS_PER_LOGIN} rooms at login.")
     positions = {str(room): _position(pos, f"resume.{room}") for room, pos in resume.items()}
     return SetUsername(
         username=_text(obj, "username"),
@@ -209,34 +261,63 @@ def _join(obj: dict, limits: Limits) -> Join:
 def _fetch_history(obj: dict, limits: Limits) -> FetchHistory:
     limit = _int(obj, "limit", default=50)
     if not 1 <= limit <= MAX_PAGE:
-        raise ProtocolError("bad_field", f"'limit' must be 1-{MAX_PAGE}.")
+        raise ProtocolError(BAD_FIELD, f"'limit' must be 1-{MAX_PAGE}.")
     return FetchHistory(_text(obj, "room"), _int(obj, "before_seq"), limit)
 
 
-_DECODERS = {
-    "set_username": _set_username,
-    "chat": _chat,
-    "private": _private,
-    "get_users": lambda o, lim: GetUsers(_text(o, "room", required=False, default="general")),
-    "list_rooms": lambda o, lim: ListRooms(),
-    "join": _join,
-    "leave": lambda o, lim: Leave(_text(o, "room")),
-    "fetch_history": _fetch_history,
-}
+@dataclass(frozen=True, slots=True)
+class FrameType:
+    """One frame type of PROTOCOL.md: how a client frame is decoded, how a server frame is built."""
+
+    name: str
+    decode: Callable[[dict, Limits], Request] | None = None  # client -> server
+    build: Callable[..., bytes] | None = None  # server -> client
+
+
+def _frame_types(*types: FrameType) -> dict[str, FrameType]:
+    return {t.name: t for t in types}
+
+
+FRAME_TYPES = _frame_types(
+    # both directions
+    FrameType("chat", _chat, outbound.chat),
+    FrameType("private", _private, outbound.private),
+    # client -> server
+    FrameType("set_username", _set_username),
+    FrameType("get_users", lambda o, lim: GetUsers(_text(o, "room", required=False, default="general"))),
+    FrameType("list_rooms", lambda o, lim: ListRooms()),
+    FrameType("join", _join),
+    FrameType("leave", lambda o, lim: Leave(_text(o, "room"))),
+    FrameType("fetch_history", _fetch_history),
+    # server -> client
+    FrameType("username_accepted", build=outbound.username_accepted),
+    FrameType("username_error", build=outbound.username_error),
+    FrameType("joined", build=outbound.joined),
+    FrameType("left", build=outbound.left),
+    FrameType("history", build=outbound.history),
+    FrameType("ack", build=outbound.ack),
+    FrameType("user_join", build=outbound.presence),
+    FrameType("user_leave", build=outbound.presence),
+    FrameType("online_users", build=outbound.online_users),
+    FrameType("rooms", build=outbound.rooms),
+    FrameType("system", build=outbound.system),
+    FrameType("error", build=outbound.error),
+)
+_DECODERS = {t.name: t.decode for t in FRAME_TYPES.values() if t.decode is not None}
 
 
 def decode(text: str, limits: Limits = Limits()) -> Request:
     """Decode one inbound text frame. Raises ProtocolError; never anything else."""
     obj = _loads(text)
     if not isinstance(obj, dict):
-        raise ProtocolError("bad_frame", "Each frame must be one JSON object with a 'type'.")
+        raise ProtocolError(BAD_FRAME, "Each frame must be one JSON object with a 'type'.")
     kind = obj.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("bad_frame", "The frame has no string 'type'.")
+        raise ProtocolError(BAD_FRAME, "The frame has no string 'type'.")
     decoder = _DECODERS.get(kind)
     if decoder is None:
         shown = kind if len(kind) <= 40 else kind[:40] + "…"
-        raise ProtocolError("unknown_type", f"Unknown message type '{shown}'. See PROTOCOL.md.")
+        raise ProtocolError(UNKNOWN_TYPE, f"Unknown message type '{shown}'. See PROTOCOL.md.")
     try:
         return decoder(obj, limits)
     except ProtocolError as exc:
@@ -246,44 +327,3 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
         if exc.client_msg_id is None and isinstance(cmid, str) and 1 <= len(cmid) <= MAX_CLIENT_MSG_ID:
             exc.client_msg_id = cmid
         raise
-
-
-def encode(obj: dict[str, Any]) -> bytes:
-    """One outbound frame's payload: compact UTF-8 JSON.
-
-    orjson writes the same text as `json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`
-    for the values frames hold, five times faster even with the copy below; a chat message is
-    encoded twice (the message and its acknowledgement), which made the standard encoder a
-    tenth of the server's time per message.
-
-    The copy matters: the bytes orjson returns keep its whole working buffer, so every frame
-    kept alive (queued, or in a room's history) pinned a fresh 4 KiB page and cost a page
-    fault. Copied, a kept frame costs its own size.
-    """
-    return bytes(memoryview(orjson.dumps(obj)))
-
-
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
-
-
-def timestamp(now: float) -> str:
-    """ISO 8601 UTC with milliseconds, as every frame carries it.
-
-    The same text as `datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")`
-    (microseconds rounded half to even, then cut to milliseconds), but the date and time of
-    day are formatted once a second instead of for every message.
-    """
-    frac, whole = math.modf(now)
-    micro = round(frac * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1, micro - 1_000_000
-    elif micro < 0:
-        whole, micro = whole - 1, micro + 1_000_000
-    if whole != _second[0]:
-        _second[0] = whole
-        _second[1] = datetime.fromtimestamp(whole, UTC).isoformat(timespec="seconds")[:-6]
-    return f"{_second[1]}.{micro // 1000:03d}+00:00"
-
-
-def error(code: str, message: str, **extra: Any) -> bytes:
-    return encode({"type": "error", "code": code, "message": message, **extra})

@@ -7,9 +7,9 @@ events. It feeds each text frame to `Hub.receive()` and carries out the actions 
   every recipient) and queued per connection; once per event-loop iteration each connection
   gets everything queued for it in a single `write()`. One write per delivery would cap a core
   near 100,000 deliveries a second; merging lifts that by the batch size.
-- `Persist`: messages queued in one iteration go to the store as one batch; the hub hears back
-  through `committed()` on the loop thread.
-- `Close` and `Fetch` as they say.
+- `Execute`: a store command; those of one iteration that can be merged (appends) go to the
+  store as one batch; the hub hears back through `store_result()` on the loop thread.
+- `Close` as it says.
 
 Frames bypass websockets' receive queue: `ChatConnection.data_received` parses complete text
 frames itself and hands them straight to the hub (`process_event` does the same for those
@@ -53,7 +53,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 
 from wschat import __version__, protocol
-from wschat.hub import Close, Config, Fetch, Hub, LoadRoom, Message, Persist, Send
+from wschat.hub import Close, Config, Execute, Hub, Send
 from wschat.store import Store, StoreError, open_store
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
@@ -457,7 +457,7 @@ class ChatServer:
         self.conns: dict[int, ChatConnection] = {}
         self.echoes: set[ChatConnection] = set()  # /echo connections (no chat, no name)
         self.pending: dict[int, list[bytes]] = {}
-        self.to_store: list[Message] = []
+        self.to_store: list[Execute] = []  # batched store commands of this loop iteration
         self.flush_scheduled = False
         self.next_cid = 1
         self.per_ip: dict[str, int] = {}
@@ -733,20 +733,19 @@ class ChatServer:
     # -- carrying out the hub's actions
 
     def run(self, actions: Iterable[Any]) -> None:
+        """Carry out the hub's effects (wschat.effects), whichever feature made them."""
         for action in actions:
             kind = type(action)
             if kind is Send:
                 self._send(action.targets, action.data)
-            elif kind is Persist:
-                self.to_store.extend(action.messages)
-                self._schedule()
+            elif kind is Execute:
+                if action.command.batched:  # merged with this loop iteration's others: _flush_store
+                    self.to_store.append(action)
+                    self._schedule()
+                else:
+                    self.store.execute(action.command, functools.partial(self._stored, action.token))
             elif kind is Close:
                 self._close(action.conn, action.code, action.reason)
-            elif kind is LoadRoom:
-                self.store.load_room(action.room, functools.partial(self._room_loaded, action.room))
-            elif kind is Fetch:
-                done = functools.partial(self._page_loaded, action.conn, action.room, action.before_seq)
-                self.store.page(action.room, action.before_seq, action.limit, done)
 
     def _send(self, targets: tuple[int, ...], data: bytes) -> None:
         frame = ws_frame(data)
@@ -768,8 +767,7 @@ class ChatServer:
         """Once per loop iteration: one store batch, and one write per connection."""
         self.flush_scheduled = False
         if self.to_store:
-            batch, self.to_store = self.to_store, []
-            self.store.append(batch, functools.partial(self._committed, batch))
+            self._flush_store()
         pending, self.pending = self.pending, {}
         conns = self.conns
         for cid, frames in pending.items():
@@ -834,20 +832,24 @@ class ChatServer:
         log.info("closing client %d (%s): %d %s", cid, ws.ip, code, reason)
         self._spawn(ws.close(code, reason))
 
-    def _committed(self, batch: list[Message], error: BaseException | None) -> None:
+    def _flush_store(self) -> None:
+        """This loop iteration's batched store commands, merged: one store batch per kind."""
+        batch, self.to_store = self.to_store, []
+        kinds: dict[type, list[Execute]] = {}
+        for action in batch:
+            kinds.setdefault(type(action.command), []).append(action)
+        for kind, actions in kinds.items():
+            command = kind.merge([a.command for a in actions])
+            self.store.execute(command, functools.partial(self._stored_all, [a.token for a in actions]))
+
+    def _stored(self, token: int, result: Any) -> None:
+        self.run(self.hub.store_result(token, result, time.time()))
+
+    def _stored_all(self, tokens: list[int], result: Any) -> None:
         now = time.time()
-        if error is None:
-            self.run(self.hub.committed(batch, now))
-        else:
-            self.run(self.hub.commit_failed(batch, str(error), now))
-
-    def _room_loaded(self, room: str, state: Any) -> None:
-        self.run(self.hub.room_loaded(room, state, time.time()))
-
-    def _page_loaded(self, cid: int, room: str, before_seq: int, result: Any) -> None:
-        if isinstance(result, BaseException):
-            result = []
-        self.run(self.hub.page_loaded(cid, room, before_seq, result))
+        store_result = self.hub.store_result
+        for token in tokens:
+            self.run(store_result(token, result, now))
 
     # -- timers
 

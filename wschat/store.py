@@ -1,4 +1,4 @@
-"""History persistence behind one small interface: memory and SQLite (the default).
+"""History persistence behind one interface, `execute(command, done)`: memory and SQLite.
 
 A store owns its threads; it never touches the event loop. Results come back through the
 `notify(callback, *args)` function given at construction (the server passes
@@ -8,17 +8,19 @@ store call.
 - `load()` returns the `Snapshot` the hub starts from (the database's epoch, `general` with its
   recent messages, the names of recently active rooms, the next id, recently used client
   message ids).
-- `load_room(room, done)` reads one room when someone joins it; `done(RoomState)`,
-  `done(None)` for a room with no history, or `done(exc)`.
-- `append(batch, done)` stores messages; `done(None)` once they are committed, or
-  `done(exc)` if nothing of the batch was stored.
-- `page(room, before_seq, limit, done)` reads older messages; `done(messages)` oldest first,
-  or `done(exc)`.
+- `execute(command, done)` carries out one store command of `wschat.records` and calls
+  `done(result)`, or `done(exc)` if it failed: `Append` (result None once committed),
+  `ReadPage` (the messages, oldest first), `LoadRoom` (a `RoomState`, or None for a room with
+  no history). Each store's `executors` maps a command class to the method that runs it; a
+  command it does not know gets `done(TypeError)`.
 - `close()` finishes pending writes and releases the database.
 
 SQLite runs in WAL mode with one writer thread that commits whatever has queued up since its
 last commit in one transaction (group commit), so the cost of a commit is shared by everyone who
-sent a message meanwhile.
+sent a message meanwhile: every write command (`Append` today) goes through that thread, and its
+`writers` entry writes a list of them inside the shared transaction. Reads run on two reader
+threads: one for room loads (someone waits to enter a room) and one for history pages, so a
+crowd paging old history never delays a join.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
-from wschat.hub import Message, RoomState, Snapshot
+from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
 
 log = logging.getLogger("wschat.store")
 
@@ -48,18 +50,20 @@ class StoreError(Exception):
 
 
 class Store:
+    notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
+    # command class -> the name of the method that executes it: method(command, done)
+    executors: ClassVar[dict[type[Command], str]] = {}
+
     def load(self) -> Snapshot:
         raise NotImplementedError
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        raise NotImplementedError
-
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        raise NotImplementedError
-
-    def load_room(self, room: str, done: Done) -> None:
-        """`done(RoomState)` for a room with history, `done(None)` for an unknown one, or `done(exc)`."""
-        raise NotImplementedError
+    def execute(self, command: Command, done: Done) -> None:
+        """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
+        method = self.executors.get(type(command))
+        if method is None:
+            self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
+            return
+        getattr(self, method)(command, done)
 
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
@@ -67,6 +71,12 @@ class Store:
 
 class MemoryStore(Store):
     """History in this process only: gone when the server stops."""
+
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "append",
+        ReadPage: "read_page",
+        LoadRoom: "load_room",
+    }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
         self.notify = notify
@@ -77,24 +87,24 @@ class MemoryStore(Store):
     def load(self) -> Snapshot:
         return Snapshot(epoch=self.epoch)
 
-    def load_room(self, room: str, done: Done) -> None:
-        msgs = self.rooms.get(room)
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        msgs = self.rooms.get(command.room)
         state = None
         if msgs:
             state = RoomState(self.epoch, msgs[-1].seq, msgs[0].seq, msgs[-1000:])
         self.notify(done, state)
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        for m in batch:
+    def append(self, command: Append, done: Done) -> None:
+        for m in command.messages:
             msgs = self.rooms.setdefault(m.room, [])
             msgs.append(m)
             if len(msgs) > 2 * self.cap:
                 del msgs[: -self.cap]
         self.notify(done, None)
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        older = [m for m in self.rooms.get(room, ()) if m.seq < before_seq]
-        self.notify(done, older[-limit:])
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        older = [m for m in self.rooms.get(command.room, ()) if m.seq < command.before_seq]
+        self.notify(done, older[-command.limit :])
 
 
 _SCHEMA = """
@@ -136,6 +146,15 @@ def _message(row: tuple) -> Message:
 class SQLiteStore(Store):
     """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
 
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "write",
+        ReadPage: "read_page",
+        LoadRoom: "load_room",
+    }
+    # command class -> the method that writes a list of them inside the writer thread's
+    # transaction; it returns what to remember once they are committed
+    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends"}
+
     def __init__(
         self,
         path: str,
@@ -154,7 +173,10 @@ class SQLiteStore(Store):
         self.first_seq: dict[str, int] = {}  # the writer's view, for retention
         self.known_rooms: set[str] = set()  # rooms with a row in the rooms table
         self.writer: threading.Thread | None = None
+        # Room loads have a reader of their own: someone is waiting to enter the room, and must
+        # not queue behind a crowd paging through old history (which took seconds).
         self.reader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-read")
+        self.loader = ThreadPoolExecutor(1, thread_name_prefix="chat-db-load")
         self._local = threading.local()
         self.closed = False
 
@@ -213,8 +235,12 @@ class SQLiteStore(Store):
 
     # -- writing
 
-    def append(self, batch: list[Message], done: Done) -> None:
-        self.queue.put((batch, done))
+    def write(self, command: Command, done: Done) -> None:
+        """Queue a write for the writer thread: it commits all that queued up in one transaction."""
+        if type(command) not in self.writers:
+            self.notify(done, TypeError(f"this store cannot write {type(command).__name__}"))
+            return
+        self.queue.put((command, done))
 
     def _write_loop(self) -> None:
         while True:
@@ -235,31 +261,47 @@ class SQLiteStore(Store):
                 break
         self.db.close()
 
-    def _commit(self, items: list[tuple[list[Message], Done]]) -> None:
-        messages = [m for batch, _ in items for m in batch]
+    def _commit(self, items: list[tuple[Command, Done]]) -> None:
+        kinds: dict[type[Command], list[Command]] = {}
+        for command, _ in items:
+            kinds.setdefault(type(command), []).append(command)
         error: BaseException | None = None
+        afterwards: list[Callable[[], None]] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items()
-                )
-                self.db.executemany(_INSERT, [_row(m) for m in messages])
-                self._trim(messages)
+                for kind, commands in kinds.items():
+                    afterwards.append(getattr(self, self.writers[kind])(commands))
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK
+                # then fails with "no transaction is active", which must not hide the cause.
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the thread must survive anything: senders are told and retry
-            log.error("could not store %d messages: %s", len(messages), exc)
+            log.error("could not store %d writes (%s): %s", len(items), _kinds(kinds), exc)
             error = exc
         else:
+            for remember in afterwards:
+                remember()
+        for _, done in items:
+            self.notify(done, error)
+
+    def _write_appends(self, commands: list[Command]) -> Callable[[], None]:
+        messages = [m for c in commands if isinstance(c, Append) for m in c.messages]
+        new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
+        self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
+        self.db.executemany(_INSERT, [_row(m) for m in messages])
+        self._trim(messages)
+
+        def committed() -> None:
             for m in messages:
                 self.known_rooms.add(m.room)
                 self.first_seq.setdefault(m.room, m.seq)
-        for _, done in items:
-            self.notify(done, error)
+
+        return committed
 
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""
@@ -287,11 +329,11 @@ class SQLiteStore(Store):
         ).fetchall()
         return RoomState(row[0], last or 0, first or 1, [_message(r) for r in reversed(recent)])
 
-    def load_room(self, room: str, done: Done) -> None:
-        self._read(done, self._room_state, room)
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        self._read(self.loader, done, self._room_state, command.room)
 
-    def page(self, room: str, before_seq: int, limit: int, done: Done) -> None:
-        self._read(done, self._page, room, before_seq, limit)
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        self._read(self.reader, done, self._page, command.room, command.before_seq, command.limit)
 
     def _page(self, db: sqlite3.Connection, room: str, before_seq: int, limit: int) -> list[Message]:
         rows = db.execute(
@@ -300,8 +342,8 @@ class SQLiteStore(Store):
         ).fetchall()
         return [_message(r) for r in reversed(rows)]
 
-    def _read(self, done: Done, query: Callable[..., Any], *args: Any) -> None:
-        """Run `query(db, *args)` on the reader thread; `done(result)`, or `done(exc)`."""
+    def _read(self, pool: ThreadPoolExecutor, done: Done, query: Callable[..., Any], *args: Any) -> None:
+        """Run `query(db, *args)` on a thread of `pool`; `done(result)`, or `done(exc)`."""
 
         def run() -> None:
             try:
@@ -317,7 +359,7 @@ class SQLiteStore(Store):
         if self.closed:  # shutting down: say so instead of queueing on a stopped thread
             self.notify(done, StoreError("the server is shutting down"))
             return
-        self.reader.submit(run)
+        pool.submit(run)
 
     def close(self) -> None:
         if self.closed:
@@ -327,6 +369,11 @@ class SQLiteStore(Store):
             self.queue.put(_STOP)
             self.writer.join()
         self.reader.shutdown(wait=True)
+        self.loader.shutdown(wait=True)
+
+
+def _kinds(kinds: dict[type[Command], list[Command]]) -> str:
+    return ", ".join(f"{len(commands)} {kind.__name__}" for kind, commands in kinds.items())
 
 
 def _explain(exc: sqlite3.Error, path: str) -> str:

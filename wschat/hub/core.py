@@ -1,0 +1,188 @@
+"""The Hub: the chat state machine's entry points, rate limits and the store-result path. NO I/O.
+
+This module imports neither asyncio nor websockets nor sqlite3. It knows connection ids, never
+sockets. Every entry point takes the current time and returns a list of effects
+(`wschat.effects`) for the runtime to carry out, in order.
+
+Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text frame,
+`binary()` for each binary frame, `disconnect()` exactly once when it closes, `tick()` about
+once a second, and `store_result(token, result, now)` with the result (or the exception) of
+each `Execute(token, command)` effect.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.broker import Broker, LocalBroker
+from wschat.effects import Close, Effect, Execute, Send
+from wschat.hub import history, rooms, sessions
+from wschat.hub.dedup import SentIds
+from wschat.hub.handlers import HANDLERS
+from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
+from wschat.ratelimit import TokenBucket
+from wschat.records import Command, Snapshot
+
+# what to call with a store result: continuation(hub, context, result, now) -> effects
+Continuation = Callable[["Hub", Any, Any, float], list[Effect]]
+
+
+class Hub:
+    def __init__(
+        self,
+        config: Config | None = None,
+        snapshot: Snapshot | None = None,
+        *,
+        broker: Broker | None = None,
+        new_token: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+    ) -> None:
+        self.config = config = config or Config()
+        self.limits = p.Limits(max_message_chars=config.max_message_chars)
+        self.new_token = new_token
+        self.broker: Broker = broker or LocalBroker()
+        snapshot = snapshot or Snapshot()
+        self.sessions: dict[int, Session] = {}
+        self.by_key: dict[str, int] = {}
+        self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
+        # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
+        # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
+        self.unnamed: dict[int, tuple[float, float]] = {}
+        self.rooms: dict[str, Room] = {}  # loaded rooms, least recently used first
+        # room being loaded -> who waits to enter it: (cid, resume position, resumed)
+        self.loading: dict[str, list[tuple[int, p.Position | None, bool]]] = {}
+        # requests about a room being loaded, from people waiting to enter it: replayed after
+        self.held: dict[str, list[tuple[int, p.Request]]] = {}
+        self.dormant: dict[str, None] = {}  # rooms with history, not loaded; most recent last
+        self.window_bytes = 0  # all loaded rooms' windows together
+        self.last_tick = 0.0
+        self.next_id = snapshot.next_id
+        self.next_private = 1
+        self.run_id = new_token()[:6]
+        self.epoch = snapshot.epoch or new_token()[:12]
+        self.ids = SentIds(config.remembered_ids_per_user, config.remembered_ids)
+        self.asked: dict[int, tuple[Continuation, Any]] = {}  # token -> who waits for the store
+        self.next_token = 1
+        for name, state in snapshot.rooms.items():
+            rooms.install(self, name, state)
+        for name in snapshot.known_rooms:
+            history.remember_dormant(self, name)
+        for user_key, cmid, room_name, mid, seq in snapshot.sent_ids:
+            self.ids.remember(user_key, cmid, room_name, str(mid), seq)
+        if GENERAL not in self.rooms:
+            rooms.install(self, GENERAL, None)
+
+    # ------------------------------------------------------------ entry points
+
+    def connect(self, cid: int, now: float) -> list[Effect]:
+        cfg = self.config
+        self.sessions[cid] = Session(
+            cid,
+            client_id=f"c{cid:x}{self.new_token()[:6]}",
+            chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
+            control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
+        )
+        self.unnamed[cid] = (now, now + self.config.name_timeout)
+        return []
+
+    def disconnect(self, cid: int, now: float) -> list[Effect]:
+        return sessions.logout(self, cid, now)
+
+    def receive(self, cid: int, text: str, now: float) -> list[Effect]:
+        s = self.sessions.get(cid)
+        if s is None:  # closed by the hub (takeover, flood); frames may still trickle in
+            return []
+        try:
+            req = p.decode(text, self.limits)
+        except p.ProtocolError as exc:
+            wait = s.control_bucket.take(now)
+            if wait:
+                return self._limited(s, None, wait, exc.client_msg_id)
+            return [self.error(s, exc.code, str(exc), exc.client_msg_id)]
+        is_message = type(req) is p.Chat or type(req) is p.Private
+        wait = (s.chat_bucket if is_message else s.control_bucket).take(now)
+        if wait:
+            return self._limited(s, req, wait, getattr(req, "client_msg_id", None))
+        if now >= s.chat_bucket.promised_until and now >= s.control_bucket.promised_until:
+            s.strikes = 0  # it waited as told: what it sent too fast before was not a flood
+        return self.handle(s, req, now)
+
+    def binary(self, cid: int, now: float) -> list[Effect]:
+        s = self.sessions.get(cid)
+        if s is None:
+            return []
+        if wait := s.control_bucket.take(now):
+            return self._limited(s, None, wait, None)
+        msg = "Binary frames are not supported; send JSON text frames (see PROTOCOL.md)."
+        return [self.error(s, p.BINARY_UNSUPPORTED, msg)]
+
+    def store_result(self, token: int, result: Any, now: float) -> list[Effect]:
+        """The result of `Execute(token, command)`, or the exception the store raised for it."""
+        entry = self.asked.pop(token, None)
+        if entry is None:
+            return []
+        continuation, context = entry
+        return continuation(self, context, result, now)
+
+    def tick(self, now: float) -> list[Effect]:
+        out: list[Effect] = []
+        sessions.expire_unnamed(self, now, out)
+        for room in self.rooms.values():
+            if room.joined_count or room.left_count:
+                rooms.flush_presence(self, room, now, out)
+        return out
+
+    def shutdown_notice(self, now: float) -> list[Effect]:
+        text = "The server is shutting down; your client will reconnect when it is back."
+        return [Send(tuple(self.by_key.values()), outbound.system(text, now))]
+
+    def stats(self) -> dict[str, int]:
+        return {"connections": len(self.sessions), "users": len(self.by_key), "rooms": len(self.rooms)}
+
+    # ------------------------------------------------------------ for the handlers
+
+    def handle(self, s: Session, req: p.Request, now: float) -> list[Effect]:
+        """Run the handler of `req`'s kind; hold it if it concerns a room being loaded."""
+        entry = HANDLERS.get(type(req))
+        if entry is None:  # a request kind without a handler: a bug, never another answer
+            raise LookupError(f"no handler for {type(req).__name__}")
+        handler, needs_name = entry
+        cmid = getattr(req, "client_msg_id", None)
+        if needs_name and not s.name:
+            return [self.error(s, p.NOT_LOGGED_IN, "Choose a name first: send set_username.", cmid)]
+        try:
+            return handler(self, s, req, now)
+        except Loading as wait:
+            held = self.held.setdefault(wait.room, [])
+            if len(held) < MAX_HELD:
+                held.append((s.cid, req))
+                return []
+            text = f"#{wait.room} is still opening; send that again in a moment."
+            return [self.error(s, p.RATE_LIMITED, text, cmid)]
+        except p.ProtocolError as exc:
+            return [self.error(s, exc.code, str(exc), exc.client_msg_id or cmid)]
+
+    def ask(self, command: Command, continuation: Continuation, context: Any) -> Execute:
+        """A store command; `continuation(hub, context, result, now)` runs when it is answered."""
+        token = self.next_token
+        self.next_token = token + 1
+        self.asked[token] = (continuation, context)
+        return Execute(token, command)
+
+    def error(self, s: Session, code: str, message: str, cmid: str | None = None) -> Send:
+        return Send((s.cid,), outbound.error(code, message, client_msg_id=cmid))
+
+    def _limited(self, s: Session, req: p.Request | None, wait: float, cmid: str | None) -> list[Effect]:
+        """Refuse a frame sent too fast; past `flood_strikes` refusals in a row, close (1008)."""
+        s.strikes += 1
+        if s.strikes > self.config.flood_strikes:
+            return [Close(s.cid, p.CLOSE_POLICY, "flooding: too many messages too fast")]
+        retry = math.ceil((wait + 0.01) * 10) / 10  # rounded up: coming back on time must succeed
+        text = f"You are sending too fast; wait {retry:g} s. Keep flooding and you will be disconnected."
+        if isinstance(req, p.SetUsername):
+            return [Send((s.cid,), outbound.username_error(p.RATE_LIMITED, text, retry))]
+        return [Send((s.cid,), outbound.error(p.RATE_LIMITED, text, retry_after=retry, client_msg_id=cmid))]

@@ -1,0 +1,168 @@
+"""One handler per request kind, and the registry that maps each to its handler. NO I/O.
+
+A handler takes the hub, the sender's session, the decoded request and the time, and returns
+the effects. Handlers that need the store ask it with `hub.ask(command, continuation, context)`;
+the continuation gets the result through `Hub.store_result`. `HANDLERS` maps every request
+class of `wschat.protocol` to its handler; a request class without one is a bug that the hub
+reports as `internal_error`, never as some other answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.hub import history, rooms, sessions
+from wschat.hub.state import Loading, Session
+from wschat.names import check_room, name_key
+from wschat.records import Append, Message, ReadPage
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+Handler = Callable[["Hub", Session, Any, float], list[Effect]]
+
+
+def chat(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect]:
+    """A room message: stored first (Append); delivered and acknowledged once committed."""
+    room = rooms.member_room(hub, s, req.room)
+    cmid = req.client_msg_id
+    if cmid is not None:
+        if (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+            return [Send((s.cid,), dup)]
+        if not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
+            return []
+    seq = hub.broker.next_seq(room.name)
+    if seq > room.last_seq:
+        room.last_seq = seq
+    room.inflight += 1
+    m = Message(hub.next_id, room.name, seq, s.name, s.key, s.client_id, req.message, now, cmid, room.epoch)
+    hub.next_id += 1
+    return [hub.ask(Append([m]), _committed, m)]
+
+
+def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
+    """The store answered for `m`: deliver and acknowledge it, or tell its sender to resend."""
+    room = hub.rooms[m.room]  # loaded: a room with messages in flight is never unloaded
+    room.inflight -= 1
+    cmid = m.client_msg_id
+    repeats = hub.ids.stored(m.user_key, cmid) if cmid is not None else 0
+    holder = hub.by_key.get(m.user_key)
+    if isinstance(result, BaseException):
+        if holder is None:
+            return []
+        text = (
+            "The server could not save your message (its storage failed); "
+            "it was not delivered. Send it again in a few seconds."
+        )
+        frame = outbound.error(
+            p.STORE_FAILED, text, retry_after=hub.config.store_retry, room=m.room, client_msg_id=cmid
+        )
+        return [Send((holder,), frame)]
+    if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
+        room.last_seq = m.seq
+    m.payload = history.chat_payload(m)
+    history.add(hub, room, m)
+    room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
+    rooms.touch(hub, room)
+    out: list[Effect] = [hub.broker.publish(room.name, m.payload)]
+    if cmid is not None:
+        mid = str(m.id)
+        hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
+        if holder is not None:
+            out.append(Send((holder,), outbound.ack(cmid, mid, m.seq, room=m.room)))
+            if repeats:
+                again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
+                out.extend(Send((holder,), again) for _ in range(repeats))
+    history.evict(hub)
+    return out
+
+
+def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
+    """A private message: delivered at once to both ends, not stored."""
+    cmid = req.client_msg_id
+    if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+        return [Send((s.cid,), dup)]
+    target_cid = hub.by_key.get(name_key(req.to))
+    if target_cid is None:
+        return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
+    t = hub.sessions[target_cid]
+    # One counter for every private message: it grows within each conversation, and keeps
+    # no state per pair of names (which anyone could multiply).
+    seq = hub.next_private
+    pid = f"p{hub.run_id}-{seq}"
+    hub.next_private += 1
+    frame = outbound.private(pid, seq, s.name, t.name, req.message, now, s.client_id, cmid)
+    targets = (s.cid,) if t.cid == s.cid else (s.cid, t.cid)
+    out: list[Effect] = [Send(targets, frame)]
+    if cmid is not None:
+        hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
+        out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
+    return out
+
+
+def get_users(hub: Hub, s: Session, req: p.GetUsers, now: float) -> list[Effect]:
+    name = check_room(req.room)
+    room = hub.rooms.get(name)
+    if room is None and name in hub.loading:
+        raise Loading(name)
+    if room is None:
+        return [hub.error(s, p.NO_SUCH_ROOM, f"There is no room '{req.room[:40]}'.")]
+    return [Send((s.cid,), outbound.online_users(room.name, rooms.names(hub, room)))]
+
+
+def list_rooms(hub: Hub, s: Session, req: p.ListRooms, now: float) -> list[Effect]:
+    return [Send((s.cid,), rooms.listing(hub, s))]
+
+
+def join(hub: Hub, s: Session, req: p.Join, now: float) -> list[Effect]:
+    out: list[Effect] = []
+    rooms.enter(hub, s, check_room(req.room), req.since, req.since is not None, now, out)
+    return out
+
+
+def leave(hub: Hub, s: Session, req: p.Leave, now: float) -> list[Effect]:
+    room = rooms.member_room(hub, s, req.room)
+    out: list[Effect] = [Send((s.cid,), outbound.left(room.name))]
+    rooms.leave(hub, s, room, "leave", now, out)
+    return out
+
+
+def fetch_history(hub: Hub, s: Session, req: p.FetchHistory, now: float) -> list[Effect]:
+    """A page of older messages: from the room's window if it holds them all, else the store."""
+    room = rooms.member_room(hub, s, req.room)
+    frame = history.page_in_window(room, req.before_seq, req.limit)
+    if frame is not None:
+        return [Send((s.cid,), frame)]
+    asked = ReadPage(room.name, req.before_seq, req.limit)
+    return [hub.ask(asked, _page_read, (s.cid, room.name, req.before_seq))]
+
+
+def _page_read(hub: Hub, asked: tuple[int, str, int], result: Any, now: float) -> list[Effect]:
+    cid, room_name, before_seq = asked
+    room = hub.rooms.get(room_name)
+    if cid not in hub.sessions or room is None:
+        return []
+    if isinstance(result, BaseException):
+        # Not an empty page: that would say "nothing older" and the client would stop asking.
+        text = "The server could not read older messages (its storage failed); it will try again."
+        retry = hub.config.store_retry
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=retry, room=room_name, before_seq=before_seq)
+        return [Send((cid,), frame)]
+    return [Send((cid,), history.page(room, before_seq, result))]
+
+
+# request class -> (handler, whether the connection must have a name first)
+HANDLERS: dict[type, tuple[Handler, bool]] = {
+    p.SetUsername: (sessions.login, False),
+    p.Chat: (chat, True),
+    p.Private: (private, True),
+    p.GetUsers: (get_users, True),
+    p.ListRooms: (list_rooms, True),
+    p.Join: (join, True),
+    p.Leave: (leave, True),
+    p.FetchHistory: (fetch_history, True),
+}

@@ -1,0 +1,193 @@
+"""Rooms and presence: entering and leaving, join and leave notices, large-room batching. NO I/O.
+
+Only rooms in use are in memory; a room that is not is loaded from the store first (a
+`LoadRoom` command) and whoever wants in waits in `hub.loading` until it answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.hub import history
+from wschat.hub.state import GENERAL, Loading, Room, Session
+from wschat.names import check_room
+from wschat.records import LoadRoom, RoomState
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+
+def install(hub: Hub, name: str, state: RoomState | None) -> Room:
+    """Make room `name` live in memory, from the store's `state` (None: a new room)."""
+    if state is None:
+        room = Room(name, hub.epoch)
+    else:
+        room = Room(name, state.epoch, state.last_seq, state.first_seq)
+        history.fill(hub, room, state.recent)
+    hub.dormant.pop(name, None)
+    hub.rooms[name] = room
+    hub.broker.follow(name, room.members, room.last_seq)
+    return room
+
+
+def touch(hub: Hub, room: Room) -> None:
+    """Mark `room` as the most recently used (the end of `hub.rooms`)."""
+    rooms = hub.rooms
+    if next(reversed(rooms)) != room.name:
+        rooms[room.name] = rooms.pop(room.name)
+
+
+def member_room(hub: Hub, s: Session, raw: str) -> Room:
+    name = check_room(raw)
+    if name not in s.rooms and any(cid == s.cid for cid, _, _ in hub.loading.get(name, ())):
+        raise Loading(name)
+    if name not in s.rooms:
+        raise p.ProtocolError(p.NOT_IN_ROOM, f"You are not in #{name}; join it first.")
+    return hub.rooms[name]
+
+
+def names(hub: Hub, room: Room) -> list[str]:
+    sessions = hub.sessions
+    return [sessions[c].name for c in room.members]
+
+
+def enter(
+    hub: Hub, s: Session, name: str, since: p.Position | None, resumed: bool, now: float, out: list[Effect]
+) -> None:
+    """Put `s` in room `name`: `joined`, `history`, and a `user_join` (not news if `resumed`)."""
+    room = hub.rooms.get(name)
+    if room is None:  # in the store, or new: load it first (_loaded comes back here)
+        _load(hub, s, name, since, resumed, out)
+        return
+    touch(hub, room)
+    rejoin = s.cid in room.members
+    if not rejoin:
+        if len(s.rooms) >= hub.config.max_rooms_per_user:
+            raise p.ProtocolError(p.TOO_MANY_ROOMS, "You are in too many rooms; leave one first.")
+        room.members[s.cid] = None
+        s.rooms[name] = None
+    small = len(room.members) <= hub.config.large_room
+    listed = names(hub, room) if small else None
+    out.append(Send((s.cid,), outbound.joined(name, room.epoch, len(room.members), listed)))
+    out.append(Send((s.cid,), history.on_entry(hub, room, since)))
+    if rejoin:
+        return
+    where = "the chat" if name == GENERAL else f"#{name}"
+    notice = outbound.presence(
+        "user_join", name, s.name, f"{s.name} joined {where}", now, len(room.members), listed, resumed=resumed
+    )
+    if small:
+        out.append(hub.broker.publish(name, notice))
+        return
+    out.append(Send((s.cid,), notice))
+    room.joined_count += 1
+    room.joins_resumed = room.joins_resumed and resumed
+    if len(room.joins) < hub.config.presence_names:
+        room.joins.append(s.name)
+
+
+def _load(
+    hub: Hub, s: Session, name: str, since: p.Position | None, resumed: bool, out: list[Effect]
+) -> None:
+    waiting = hub.loading.get(name)
+    if waiting is not None:
+        waiting.append((s.cid, since, resumed))
+        return
+    if sum(1 for r in hub.rooms.values() if r.members) + len(hub.loading) >= hub.config.max_rooms:
+        raise p.ProtocolError(p.TOO_MANY_ROOMS, "The server has too many rooms in use; join an existing one.")
+    hub.loading[name] = [(s.cid, since, resumed)]
+    out.append(hub.ask(LoadRoom(name), _loaded, name))
+
+
+def _loaded(hub: Hub, name: str, state: RoomState | BaseException | None, now: float) -> list[Effect]:
+    """The store has read room `name` (None: it has no history): let in who was waiting."""
+    waiting = hub.loading.pop(name, [])
+    held = hub.held.pop(name, [])
+    out: list[Effect] = []
+    if isinstance(state, BaseException):
+        text = f"Could not open #{name}: the server's storage failed. Try again in a few seconds."
+        for cid, req in [*((cid, None) for cid, _, _ in waiting), *held]:
+            if cid in hub.sessions:
+                cmid = getattr(req, "client_msg_id", None)
+                frame = outbound.error(
+                    p.STORE_FAILED, text, room=name, retry_after=hub.config.store_retry, client_msg_id=cmid
+                )
+                out.append(Send((cid,), frame))
+        return out
+    if name not in hub.rooms:
+        install(hub, name, state)
+    for cid, since, resumed in waiting:
+        s = hub.sessions.get(cid)
+        if s is None or not s.name:
+            continue
+        try:
+            enter(hub, s, name, since, resumed, now, out)
+        except p.ProtocolError as exc:
+            out.append(hub.error(s, exc.code, str(exc)))
+    for cid, req in held:
+        s = hub.sessions.get(cid)
+        if s is not None:
+            out.extend(hub.handle(s, req, now))
+    history.evict(hub)
+    return out
+
+
+def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[Effect]) -> None:
+    """Take `s` out of `room`; `reason` is "leave" (it asked) or "disconnect" (it is gone)."""
+    del room.members[s.cid]
+    del s.rooms[room.name]
+    if len(room.members) <= hub.config.large_room:
+        where = f"#{room.name}" if reason == "leave" else "the chat"
+        text = f"{s.name} left {where}"
+        online = len(room.members)
+        notice = outbound.presence(
+            "user_leave", room.name, s.name, text, now, online, names(hub, room), reason=reason
+        )
+        out.append(hub.broker.publish(room.name, notice))
+    else:
+        room.left_count += 1
+        room.leaves_reason = reason if room.leaves_reason in ("", reason) else None
+        if len(room.leaves) < hub.config.presence_names:
+            room.leaves.append(s.name)
+    if not room.members and room.last_seq == 0 and room.name != GENERAL:
+        history.unload(hub, room)
+
+
+def flush_presence(hub: Hub, room: Room, now: float, out: list[Effect]) -> None:
+    """A large room's batched notices, at most once a second: who joined, who left, how many."""
+    where = "the chat" if room.name == GENERAL else f"#{room.name}"
+    online = len(room.members)
+    if room.joined_count:
+        text = _who(room.joins, room.joined_count) + f" joined {where}"
+        frame = outbound.presence_batch(
+            "user_join", room.name, room.joins, room.joined_count, text, now, online, room.joins_resumed
+        )
+        out.append(hub.broker.publish(room.name, frame))
+    if room.left_count:
+        reason = room.leaves_reason or None  # None: leaves and disconnects mixed
+        where = "the chat" if reason == "disconnect" else f"#{room.name}"  # true of both kinds
+        text = _who(room.leaves, room.left_count) + f" left {where}"
+        frame = outbound.presence_batch(
+            "user_leave", room.name, room.leaves, room.left_count, text, now, online, False, reason
+        )
+        out.append(hub.broker.publish(room.name, frame))
+    room.joins, room.leaves, room.joined_count, room.left_count = [], [], 0, 0
+    room.joins_resumed, room.leaves_reason = True, ""
+
+
+def _who(names: list[str], count: int) -> str:
+    others = count - len(names)
+    return ", ".join(names) + (f" and {others} others" if others else "")
+
+
+def listing(hub: Hub, s: Session) -> bytes:
+    """The `rooms` frame: rooms in use or with history, busiest first, at most 200."""
+    listed = [(len(r.members), r.name) for r in hub.rooms.values() if r.members or r.last_seq]
+    listed += [(0, name) for name in hub.dormant]
+    listed.sort(key=lambda r: (-r[0], r[1]))
+    return outbound.rooms(
+        [{"name": name, "members": n, "joined": name in s.rooms} for n, name in listed[:200]]
+    )

@@ -1,0 +1,145 @@
+"""Sessions and names: choosing a name, taking a session over, leaving, the name deadline. NO I/O.
+
+A connection has a `Session` from `connect()`; it becomes a user when `set_username` is
+accepted. Names are unique after NFKC and case folding (`names.name_key`), and a name that looks
+like the name of someone online is refused; the broker owns names across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from typing import TYPE_CHECKING
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.effects import Close, Effect, Send
+from wschat.hub import rooms
+from wschat.hub.state import GENERAL, Session
+from wschat.names import InvalidName, check_room, check_username, lookalike_keys
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+
+def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
+    """`set_username`: accept the name (taking over its session with the token) and enter rooms."""
+    if s.name:
+        return [hub.error(s, p.ALREADY_LOGGED_IN, f"You are already logged in as {s.name}.")]
+    since, _ = hub.unnamed[s.cid]
+    timeout = hub.config.name_timeout
+    hub.unnamed[s.cid] = (since, min(now + timeout, since + 6 * timeout))
+    try:
+        name, key = check_username(req.username)
+    except InvalidName as exc:
+        return [Send((s.cid,), outbound.username_error(exc.code, str(exc)))]
+    looks = lookalike_keys(name)
+    refusal = _refusal(hub, s, name, key, looks, req.session_token)
+    if refusal is not None:
+        return [Send((s.cid,), refusal)]
+    out: list[Effect] = []
+    holder = hub.by_key.get(key)
+    takeover = holder is not None
+    if holder is not None:
+        out.append(Close(holder, p.CLOSE_TAKEOVER, "logged in again from another connection"))
+        out.extend(logout(hub, holder, now))
+    if not hub.broker.claim(key, s.cid):
+        text = f"The name '{name}' is taken (names ignore case and width); choose another."
+        return [Send((s.cid,), outbound.username_error(p.NAME_TAKEN, text))]
+    hub.unnamed.pop(s.cid, None)
+    s.name, s.key, s.token, s.looks = name, key, hub.new_token(), looks
+    hub.by_key[key] = s.cid
+    for look in looks:
+        hub.by_look[look] = s.cid
+    wanted = _wanted_rooms(hub, s, req, out)
+    cfg = hub.config
+    limits = {
+        "max_message_chars": cfg.max_message_chars,
+        "history_size": cfg.history_size,
+        "page_size": cfg.page_size,
+        "chat_rate": cfg.chat_rate,
+        "chat_burst": cfg.chat_burst,
+    }
+    out.insert(
+        0, Send((s.cid,), outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits))
+    )
+    # A reconnect that resumes is not news: the others update their lists without "X joined".
+    resumed = takeover or bool(req.resume)
+    for room_name, position in wanted.items():
+        try:
+            rooms.enter(hub, s, room_name, position, resumed, now, out)
+        except p.ProtocolError as exc:
+            out.append(hub.error(s, exc.code, str(exc)))
+    return out
+
+
+def _refusal(
+    hub: Hub, s: Session, name: str, key: str, looks: frozenset[str], token: str | None
+) -> bytes | None:
+    """The `username_error` for a name someone online holds or looks like, else None."""
+    holder = hub.by_key.get(key)
+    for look in looks:
+        other = hub.by_look.get(look)
+        if other is not None and other not in (s.cid, holder):  # the same name: see below
+            who = hub.sessions[other].name
+            text = f"'{name}' looks too much like '{who}', who is online; choose another name."
+            return outbound.username_error(p.NAME_CONFUSABLE, text)
+    if holder is None:
+        return None
+    old = hub.sessions[holder]
+    offered = (token or "").encode()  # bytes: compare_digest refuses non-ASCII str
+    if offered and secrets.compare_digest(offered, old.token.encode()):
+        return None
+    text = f"The name '{old.name}' is taken (names ignore case and width); choose another."
+    return outbound.username_error(p.NAME_TAKEN, text)
+
+
+def _wanted_rooms(
+    hub: Hub, s: Session, req: p.SetUsername, out: list[Effect]
+) -> dict[str, p.Position | None]:
+    """The rooms a login asks for (`rooms` and `resume`), with the position to resume from."""
+    wanted: dict[str, p.Position | None] = {}
+    resume = {}
+    for raw, position in req.resume.items():
+        with contextlib.suppress(InvalidName):  # a bad name is reported below
+            resume[check_room(raw)] = position
+    for raw in (*req.rooms, *req.resume):
+        try:
+            room_name = check_room(raw)
+            wanted.setdefault(room_name, resume.get(room_name))
+        except InvalidName as exc:
+            out.append(hub.error(s, exc.code, f"Room '{raw[:40]}': {exc}"))
+    if not wanted:
+        wanted[GENERAL] = None
+    return wanted
+
+
+def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
+    """The connection is gone: free its name and leave its rooms ("left the chat")."""
+    s = hub.sessions.pop(cid, None)
+    hub.unnamed.pop(cid, None)
+    if s is None or not s.name:
+        return []
+    if hub.by_key.get(s.key) == cid:
+        del hub.by_key[s.key]
+    hub.broker.release(s.key, cid)
+    for look in s.looks:
+        if hub.by_look.get(look) == cid:
+            del hub.by_look[look]
+    out: list[Effect] = []
+    for room_name in list(s.rooms):
+        rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
+    return out
+
+
+def expire_unnamed(hub: Hub, now: float, out: list[Effect]) -> None:
+    """Close connections that chose no name in time (the deadline moves with the wall clock)."""
+    if now < hub.last_tick:  # the wall clock stepped back: deadlines move with it
+        step = hub.last_tick - now
+        hub.unnamed = {cid: (since - step, end - step) for cid, (since, end) in hub.unnamed.items()}
+    hub.last_tick = now
+    expired = [cid for cid, (_, deadline) in hub.unnamed.items() if now >= deadline]
+    for cid in expired:
+        del hub.unnamed[cid]
+        reason = f"no name chosen within {hub.config.name_timeout:g} s"
+        out.append(Close(cid, p.CLOSE_POLICY, reason))

@@ -1,0 +1,76 @@
+"""The hub's configuration and the state it keeps per connection and per room. NO I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wschat import protocol as p
+from wschat.ratelimit import TokenBucket
+from wschat.records import Message
+
+GENERAL = "general"
+MAX_HELD = 1000  # requests held per room while it loads (each was already rate limited)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    history_size: int = 50
+    resume_cap: int = 1000
+    large_room: int = 100
+    max_rooms: int = 1000  # rooms with people in them at once
+    loaded_rooms: int = 200  # rooms kept in memory although nobody is in them
+    history_bytes: int = 256 * 1024  # what a newcomer's history may weigh, at most
+    window_budget: int = 64 * 1024 * 1024  # all rooms' in-memory history together
+    max_rooms_per_user: int = 50
+    max_messages_per_room: int = 10_000
+    max_message_chars: int = 4000
+    name_timeout: float = 10.0
+    chat_rate: float = 5.0
+    chat_burst: float = 20.0
+    control_rate: float = 2.0
+    control_burst: float = 30.0
+    flood_strikes: int = 50
+    remembered_ids_per_user: int = 1000
+    remembered_ids: int = 200_000  # in all; the users heard from longest ago are forgotten first
+    presence_names: int = 10
+    page_size: int = p.MAX_PAGE
+    store_retry: float = 5.0  # the retry_after of a store_failed error
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    cid: int
+    client_id: str
+    chat_bucket: TokenBucket
+    control_bucket: TokenBucket
+    name: str = ""
+    key: str = ""
+    token: str = ""
+    rooms: dict[str, None] = field(default_factory=dict)
+    strikes: int = 0
+    looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
+
+
+@dataclass(slots=True, eq=False)
+class Room:
+    name: str
+    epoch: str
+    last_seq: int = 0  # highest seq assigned (possibly not yet committed)
+    first_seq: int = 1  # lowest seq the store still holds
+    members: dict[int, None] = field(default_factory=dict)  # join order
+    window: list[Message] = field(default_factory=list)  # committed, seq order
+    window_bytes: int = 0
+    inflight: int = 0  # messages handed to the store and not yet committed
+    joins: list[str] = field(default_factory=list)  # batched presence (large rooms)
+    leaves: list[str] = field(default_factory=list)
+    joined_count: int = 0
+    left_count: int = 0
+    joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
+    leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
+
+
+class Loading(Exception):
+    """A request about a room that is being loaded: hold it until the room is in memory."""
+
+    def __init__(self, room: str) -> None:
+        self.room = room

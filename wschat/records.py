@@ -1,0 +1,104 @@
+"""What crosses between the hub and the store: stored records and store commands. NO I/O.
+
+A store command is a small dataclass; the store executes it (`Store.execute(command, done)`)
+and the hub hears the result through `Hub.store_result(token, result, now)`. A command whose
+class says `batched = True` may be merged with the others of its kind made in the same
+event-loop iteration (`merge`), so that a burst of messages costs one store transaction
+(group commit); its result then goes to each of them.
+
+Adding a stored event kind (a reaction, an edit) means a command here, its execution in
+`wschat.store`, and the handler that emits it; the runtime does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """A room message. `payload` is its `chat` frame, encoded once and reused in history."""
+
+    id: int
+    room: str
+    seq: int
+    username: str
+    user_key: str
+    client_id: str
+    text: str
+    ts: float
+    client_msg_id: str | None = None
+    epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What the store knows about a room when it is loaded."""
+
+    epoch: str
+    last_seq: int = 0
+    first_seq: int = 1
+    recent: list[Message] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything the hub needs from the store to start: `rooms` need hold only `general`."""
+
+    rooms: dict[str, RoomState] = field(default_factory=dict)
+    # The history's epoch: fixed for the life of a database, so a room created later (or an empty
+    # room re-created after a restart) keeps the epoch clients already hold. "" = make one up.
+    epoch: str = ""
+    next_id: int = 1
+    # (user_key, client_msg_id, room, id, seq), oldest first
+    sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    # rooms with history that are not loaded at start, most recently active last (for list_rooms)
+    known_rooms: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- store commands
+
+
+class Command:
+    """Base of every store command."""
+
+    __slots__ = ()
+    batched: ClassVar[bool] = False
+
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> Command:
+        """For a batched kind: one command doing what all of `commands` (of this kind) do."""
+        raise NotImplementedError(f"{cls.__name__} is not batched")
+
+
+@dataclass(slots=True)
+class Append(Command):
+    """Store these messages. Result: None once they are committed."""
+
+    messages: list[Message]
+    batched: ClassVar[bool] = True
+
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> Append:
+        if len(commands) == 1 and isinstance(commands[0], Append):
+            return commands[0]
+        return Append([m for c in commands if isinstance(c, Append) for m in c.messages])
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPage(Command):
+    """Read up to `limit` messages of `room` with seq < `before_seq`. Result: a list, oldest first."""
+
+    room: str
+    before_seq: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRoom(Command):
+    """Read a room when someone joins it. Result: a RoomState, or None for a room with no history."""
+
+    room: str
