@@ -59,6 +59,7 @@ from wschat.commands import (
     Users,
     parse_line,
 )
+from wschat.protocol import CLOSE_TAKEOVER
 from wschat.ratelimit import TokenBucket
 from wschat.render import seconds
 from wschat.roomview import NO_SEQ_BELOW, RoomView, SeqSet
@@ -75,7 +76,6 @@ __all__ = [
     "Stop",
 ]
 
-CLOSE_TAKEOVER = 4000  # same as wschat.protocol.CLOSE_TAKEOVER
 
 
 class ClientState(TypedLines, FrameHandlers):
