@@ -77,7 +77,6 @@ __all__ = [
 ]
 
 
-
 class ClientState(TypedLines, FrameHandlers):
     def __init__(
         self,
