@@ -72,19 +72,29 @@ def username_error(code: str, message: str, retry_after: float | None = None) ->
 
 
 def username_accepted(
-    username: str, client_id: str, session_token: str, rooms: list[str], limits: dict[str, Any]
+    username: str,
+    client_id: str,
+    session_token: str,
+    rooms: list[str],
+    limits: dict[str, Any],
+    *,
+    account: bool = False,
+    session_id: str | None = None,
 ) -> bytes:
-    return encode(
-        {
-            "type": "username_accepted",
-            "username": username,
-            "client_id": client_id,
-            "message": f"Welcome, {username}!",
-            "session_token": session_token,
-            "rooms": rooms,
-            "limits": limits,
-        }
-    )
+    """`account: true` (and the device's `session_id`) when the name is a logged-in account."""
+    frame: dict[str, Any] = {
+        "type": "username_accepted",
+        "username": username,
+        "client_id": client_id,
+        "message": f"Welcome, {username}!",
+        "session_token": session_token,
+        "rooms": rooms,
+        "limits": limits,
+    }
+    if account:
+        frame["account"] = True
+        frame["session_id"] = session_id
+    return encode(frame)
 
 
 def chat(
@@ -225,3 +235,23 @@ def history(room: str, epoch: str, mode: str, payloads: Iterable[bytes], **extra
     head.update((k, v) for k, v in extra.items() if v is not None)
     encoded = encode(head)
     return b"".join((encoded[:-1], b',"messages":[', b",".join(payloads), b"]}"))
+
+
+# -- accounts (wschat.features.accounts)
+
+
+def account_sessions(sessions: list[dict[str, Any]]) -> bytes:
+    """`sessions`: the account's devices, each `{id, device, created, last_used, current}`."""
+    return encode({"type": "sessions", "sessions": sessions})
+
+
+def logged_out(message: str) -> bytes:
+    return encode({"type": "logged_out", "message": message})
+
+
+def session_revoked(session_id: str) -> bytes:
+    return encode({"type": "session_revoked", "id": session_id})
+
+
+def password_changed(message: str, ended: int) -> bytes:
+    return encode({"type": "password_changed", "message": message, "sessions_ended": ended})

@@ -57,6 +57,7 @@ class Snapshot:
     sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     # rooms with history that are not loaded at start, most recently active last (for list_rooms)
     known_rooms: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)  # every registered name
 
 
 # ---------------------------------------------------------------- store commands

@@ -678,7 +678,7 @@ class ChatServer:
         cid = ws.cid = self.next_cid
         self.next_cid += 1
         self.conns[cid] = ws
-        self.run(self.hub.connect(cid, time.time()))
+        self.run(self.hub.connect(cid, time.time(), ws.ip))
         ws.chat = self
         ws.between_frames()  # lets go of the handshake request now if it can (idle clients)
         try:

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.accountstore import AccountStore
 from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
 
 log = logging.getLogger("wschat.store")
@@ -68,6 +70,12 @@ class Store:
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
 
+    # accounts and their sessions (wschat.accountstore), in the same database
+    accounts: AccountStore
+
+    def account(self, command: Command, done: Done) -> None:
+        self.accounts.execute(command, done)
+
 
 class MemoryStore(Store):
     """History in this process only: gone when the server stops."""
@@ -76,16 +84,21 @@ class MemoryStore(Store):
         Append: "append",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
         self.notify = notify
+        self.accounts = AccountStore(":memory:", notify)
         self.cap = history_cap
         self.rooms: dict[str, list[Message]] = {}
         self.epoch = secrets.token_urlsafe(9)
 
     def load(self) -> Snapshot:
-        return Snapshot(epoch=self.epoch)
+        return Snapshot(epoch=self.epoch, accounts=self.accounts.open())
+
+    def close(self) -> None:
+        self.accounts.close()
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         msgs = self.rooms.get(command.room)
@@ -150,6 +163,7 @@ class SQLiteStore(Store):
         Append: "write",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
@@ -166,6 +180,7 @@ class SQLiteStore(Store):
     ) -> None:
         self.path = path
         self.notify = notify
+        self.accounts = AccountStore(path, notify)
         self.synchronous = synchronous.upper()
         self.cap = history_cap
         self.window = window
@@ -228,6 +243,7 @@ class SQLiteStore(Store):
             (SENT_IDS_LOADED,),
         ).fetchall()
         snap.sent_ids = list(reversed(rows))
+        snap.accounts = self.accounts.open()
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
         self.writer.start()
@@ -370,6 +386,7 @@ class SQLiteStore(Store):
             self.writer.join()
         self.reader.shutdown(wait=True)
         self.loader.shutdown(wait=True)
+        self.accounts.close()
 
 
 def _kinds(kinds: dict[type[Command], list[Command]]) -> str:

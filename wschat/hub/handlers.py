@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
+from wschat.features import accounts
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -166,3 +167,4 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
 }
+HANDLERS.update(accounts.HANDLERS)  # replaces set_username's: guests may not take registered names
