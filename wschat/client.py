@@ -32,6 +32,8 @@ from websockets.exceptions import ConnectionClosed
 
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
+from wschat.clientauth import PasswordUnavailable, TokenFile, default_path, device_label, read_password
+from wschat.clientframes import SaveToken
 from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
 from wschat.console import (
@@ -45,6 +47,7 @@ from wschat.console import (
     unicode_ok,
 )
 from wschat.display import Display, Notice
+from wschat.protocol import CLOSE_SESSION_ENDED
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
 from wschat.trust import KnownServersError
@@ -85,6 +88,7 @@ class App:
         self.ws: ClientConnection | None = None
         self.outq: asyncio.Queue[str] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.tokens: TokenFile | None = None  # an account's session token file (--login, --register)
 
     # -- plumbing
 
@@ -117,6 +121,8 @@ class App:
                 self.request_quit()
             elif isinstance(e, Stop):
                 self.give_up(e.status, e.message)
+            elif isinstance(e, SaveToken) and self.tokens is not None:
+                self.tokens.save(e.token)
         self.pump()
         self.console.refresh()
         self.notify()
@@ -295,6 +301,12 @@ class App:
         if code == CLOSE_TAKEOVER:
             self.give_up(1, "Another connection logged in with this name and took over; not reconnecting.")
             return False
+        if code == CLOSE_SESSION_ENDED:  # revoked, or the password changed on another device
+            if self.tokens is not None:
+                self.tokens.save(None)
+            again = f"run again with --login {self.state.name} to type your password"
+            self.give_up(1, f"This device's session was ended from another device; {again}.")
+            return False
         if code not in NORMAL_CLOSE and reason:
             self.say(f"The server closed the connection: {reason}", "offline")
         return True
@@ -347,6 +359,31 @@ class App:
         self.apply(effects)
 
 
+def _token_file(opts: argparse.Namespace, address: Address) -> TokenFile:
+    path = default_path(os.environ, os.path.expanduser("~"), os.name == "nt")
+    return TokenFile(path, address.display, opts.username)
+
+
+def _password(opts: argparse.Namespace, address: Address | None) -> str | None:
+    """For --register, and --login without a token kept for this server: the password, read now
+    (before the terminal goes into raw mode). Raises PasswordUnavailable."""
+    if not opts.account:
+        return None
+    if opts.account == "login" and address is not None and _token_file(opts, address).load():
+        return None
+    return read_password(opts.username, opts.account == "register")
+
+
+def _tokens(opts: argparse.Namespace, state: ClientState, address: Address) -> TokenFile | None:
+    """An account's token file; the token this device has for it (--login) goes to `state`."""
+    if not opts.account:
+        return None
+    tokens = _token_file(opts, address)
+    if opts.account == "login":
+        state.account_token = tokens.load()
+    return tokens
+
+
 async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
     interactive = sys.stdin.isatty()
     if not interactive and (problem := script_problem(opts)):
@@ -362,8 +399,18 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
     renderer = Renderer(
         Style(color, unicode_ok(sys.stdout), links=links_enabled(os.environ, color)), time.time
     )
+    try:
+        password = _password(opts, where[0] if where else None)
+    except PasswordUnavailable as exc:
+        return EXIT_USAGE, str(exc)
     state = ClientState(
-        name=opts.username, rooms=opts.room or None, interactive=interactive, quiet=opts.quiet
+        name=opts.username,
+        rooms=opts.room or None,
+        interactive=interactive,
+        quiet=opts.quiet,
+        account=opts.account,
+        password=password,
+        device=device_label(),
     )
     raw_terminal = (
         termios is not None and interactive and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
@@ -388,6 +435,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
+        apps[0].tokens = _tokens(opts, state, where[0])
         status = await apps[0].run()
         return status, apps[0].final
     except NoAddress as exc:

@@ -78,6 +78,21 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Logout:
+    """End this device's account session (wschat.clientaccount)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """List the account's sessions."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -89,7 +104,11 @@ class Usage:
     message: str
 
 
-Command = Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
+Command = (
+    Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
+    | Logout | Sessions | Revoke
+)  # fmt: skip
+ACCOUNT_COMMANDS = (Logout, Sessions, Revoke)
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -100,6 +119,9 @@ HELP: list[tuple[str, str]] = [
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
+    ("/sessions", "your account's devices (with --login or --register)"),
+    ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
+    ("/logout", "log this device out of your account and quit (forgets its session token)"),
     ("/help", "this list"),
     ("/quit", "leave the chat (also Ctrl+C, or Ctrl+D on an empty line)"),
     ("//text", "send a message that starts with '/'"),
@@ -171,6 +193,9 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("msg", "m", "w", "whisper"), _msg),
     "drop": lambda _: Drop(),
     "history": _history,
+    "logout": lambda _: Logout(),
+    "sessions": lambda _: Sessions(),
+    "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
 }
 
 
