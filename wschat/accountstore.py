@@ -41,12 +41,16 @@ from wschat.features.account_records import (
     ReadSessions,
     SetPassword,
 )
+from wschat.features.private_records import MarkDelivered, ReadConversation, ReadMissed, StorePrivate
+from wschat.privatestore import SCHEMA as PRIVATE_SCHEMA
+from wschat.privatestore import mark_delivered, read_conversation, read_missed, start_cursor, store
 from wschat.records import Command
 
 log = logging.getLogger("wschat.accounts")
 
 COMMANDS: tuple[type[Command], ...] = (
     CreateAccount, CheckPassword, CheckToken, EndSession, ReadSessions, SetPassword,
+    StorePrivate, MarkDelivered, ReadMissed, ReadConversation,
 )  # fmt: skip
 _HASHING = (CreateAccount, CheckPassword, SetPassword)
 
@@ -97,6 +101,7 @@ class AccountStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 5000")
         db.executescript(SCHEMA)
+        db.executescript(PRIVATE_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]
 
@@ -152,6 +157,9 @@ class AccountStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (session_id, key, token_hash(token), device, now, now),
         )
+        with self.lock:
+            assert self.db is not None
+            start_cursor(self.db, session_id, key)
         return AccountSession(name, key, session_id, token)
 
     def _createaccount(self, c: CreateAccount) -> AccountSession | None:
@@ -207,6 +215,25 @@ class AccountStore:
             (c.key,),
         )
         return [DeviceSession(*row) for row in rows]
+
+    # -- stored private messages (wschat.privatestore)
+
+    def _locked(self, run: Callable[[sqlite3.Connection, Any], Any], command: Command) -> Any:
+        assert self.db is not None
+        with self.lock:
+            return run(self.db, command)
+
+    def _storeprivate(self, c: StorePrivate) -> None:
+        self._locked(store, c)
+
+    def _markdelivered(self, c: MarkDelivered) -> None:
+        self._locked(mark_delivered, c)
+
+    def _readmissed(self, c: ReadMissed) -> list:
+        return self._locked(read_missed, c)
+
+    def _readconversation(self, c: ReadConversation) -> list:
+        return self._locked(read_conversation, c)
 
     def _setpassword(self, c: SetPassword) -> int | None:
         rows = self._sql("SELECT hash FROM accounts WHERE key = ?", (c.key,))

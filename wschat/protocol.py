@@ -206,9 +206,18 @@ class ChangePassword:
     new: str
 
 
+@dataclass(frozen=True, slots=True)
+class FetchPrivate:
+    """A page of the stored conversation with `with_` (accounts; wschat.features.offline)."""
+
+    with_: str
+    before_seq: int
+    limit: int = 50
+
+
 Request = (
     SetUsername | Chat | Private | GetUsers | ListRooms | Join | Leave | FetchHistory
-    | Register | Login | Logout | ListSessions | RevokeSession | ChangePassword
+    | Register | Login | Logout | ListSessions | RevokeSession | ChangePassword | FetchPrivate
 )  # fmt: skip
 
 
@@ -333,6 +342,13 @@ def _login(obj: dict, limits: Limits) -> Login:
     return Login(named.username, password, token, named.rooms, named.resume, device)
 
 
+def _fetch_private(obj: dict, limits: Limits) -> FetchPrivate:
+    limit = _int(obj, "limit", default=50)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ProtocolError(BAD_FIELD, f"'limit' must be 1-{MAX_PAGE}.")
+    return FetchPrivate(_text(obj, "with"), _int(obj, "before_seq", default=2**53 - 1), limit)
+
+
 def _chat(obj: dict, limits: Limits) -> Chat:
     cmid = _client_msg_id(obj)
     return Chat(_message(obj, limits, cmid), _text(obj, "room", required=False, default="general"), cmid)
@@ -387,6 +403,7 @@ FRAME_TYPES = _frame_types(
     FrameType("sessions", lambda o, lim: ListSessions(), outbound.account_sessions),
     FrameType("revoke_session", lambda o, lim: RevokeSession(_text(o, "id"))),
     FrameType("change_password", lambda o, lim: ChangePassword(_secret(o, "old"), _secret(o, "new"))),
+    FrameType("fetch_private", _fetch_private),
     # server -> client
     FrameType("username_accepted", build=outbound.username_accepted),
     FrameType("username_error", build=outbound.username_error),
@@ -403,6 +420,8 @@ FRAME_TYPES = _frame_types(
     FrameType("logged_out", build=outbound.logged_out),
     FrameType("session_revoked", build=outbound.session_revoked),
     FrameType("password_changed", build=outbound.password_changed),
+    FrameType("delivered", build=outbound.delivered),
+    FrameType("private_history", build=outbound.private_history),
 )
 _DECODERS = {t.name: t.decode for t in FRAME_TYPES.values() if t.decode is not None}
 

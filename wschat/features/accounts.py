@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
+from wschat.features import offline
 from wschat.features.account_records import (
     AccountSession,
     CheckPassword,
@@ -217,6 +218,7 @@ def _logged_in(
     out = sessions.accept(hub, s, account.name, account.key, looks, named, now, login)
     if s.name:
         s.account, s.session_id = True, account.session_id
+        out.append(offline.after_login(hub, s))  # private messages this device has not seen
     return out
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.features import accounts
+from wschat.features import accounts, offline
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -168,3 +168,5 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.FetchHistory: (fetch_history, True),
 }
 HANDLERS.update(accounts.HANDLERS)  # replaces set_username's: guests may not take registered names
+
+HANDLERS.update(offline.HANDLERS)  # replaces private's: stored between accounts (calls `private`)
