@@ -122,3 +122,48 @@ async def test_logout_forgets_the_token_and_a_revoked_device_stops(
     await revoked.expect("This device's session has ended")
     assert await revoked.exit_status() == 1
     assert json.loads(tokens.read_text()) == {}
+
+
+async def test_private_messages_wait_for_an_offline_account_and_say_delivered(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    tokens = tmp_path / "s.json"
+    bob = await Client.open(server.port)
+    await bob.send({"type": "register", "username": "Bob", "password": PASSWORD})
+    bob_login = await bob.expect("username_accepted")
+    await bob.close()
+    t = await register(terms, server.port, tokens, "Alice")
+    t.type("/msg Bob are you there?")
+    await t.expect("→ Bob")  # shown as sent (stored for Bob)
+    bob = await Client.open(server.port)
+    await bob.send({"type": "login", "username": "Bob", "session_token": bob_login["session_token"]})
+    waiting = await bob.expect("private")
+    assert waiting["message"] == "are you there?" and waiting["offline"] is True
+    await t.expect("Delivered to Bob (message 1).")
+    t.type("/quit")
+    assert await t.exit_status() == 0
+    await bob.send({"type": "private", "to": "Alice", "message": "yes, while you were out"})
+    await bob.expect("private", message="yes, while you were out")
+    again = client(terms, server.port, tokens, "--login", "Alice")
+    await again.expect("Private messages that arrived while you were away:")
+    await again.expect("yes, while you were out")
+    again.type("/conversation Bob")
+    await again.expect("Private conversation with Bob, 2 messages:")
+    await again.expect("are you there?")
+    again.type("/quit")
+    assert await again.exit_status() == 0
+
+
+async def test_a_guest_is_told_its_private_messages_are_not_stored(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    bob = await logged_in(server.port, "Bob")
+    guest = client(terms, server.port, tmp_path / "s.json", "--username", "Ann")
+    await guest.expect("Welcome, Ann!")
+    guest.type("/msg Bob hello")
+    await guest.expect("Private messages with Bob are not stored (you are a guest)")
+    await bob.expect("private", message="hello")
+    guest.type("/conversation Bob")
+    await guest.expect("That is for registered accounts")
+    guest.type("/quit")
+    assert await guest.exit_status() == 0

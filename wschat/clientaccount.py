@@ -11,8 +11,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from wschat.clientframes import CONNECTED, NAMING, OFFLINE, SaveToken, Send, Stop, as_num, as_str, note
-from wschat.commands import Logout, Revoke, Sessions
+from wschat import display as d
+from wschat.clientframes import (
+    CONNECTED,
+    NAMING,
+    OFFLINE,
+    FrameHandlers,
+    SaveToken,
+    Send,
+    Show,
+    Stop,
+    as_int,
+    as_num,
+    as_str,
+    note,
+)
+from wschat.commands import Conversation, Logout, Revoke, Sessions
 from wschat.render import seconds
 
 if TYPE_CHECKING:
@@ -74,6 +88,12 @@ def command(st: ClientState, cmd: Any) -> list[Effect]:
         return [Send({"type": "logout"})]
     if isinstance(cmd, Sessions):
         return [Send({"type": "sessions"})]
+    if isinstance(cmd, Conversation):
+        frame: dict[str, Any] = {"type": "fetch_private", "with": cmd.name, "limit": cmd.count}
+        before = st.conversation_before.get(cmd.name.casefold())
+        if before is not None:
+            frame["before_seq"] = before
+        return [Send(frame)]
     assert isinstance(cmd, Revoke)
     return [Send({"type": "revoke_session", "id": cmd.id})]
 
@@ -103,7 +123,58 @@ def on_password_changed(st: ClientState, frame: dict[str, Any], now: float) -> l
     return [note(as_str(frame.get("message")) or "Your password is changed.", "ok")]
 
 
+# -- private messages between accounts (stored; PROTOCOL.md "Stored private messages")
+
+
+def on_private(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
+    shown = FrameHandlers._on_private(st, frame, now)
+    if shown and frame.get("offline") is True and not st.offline_told:
+        st.offline_told = True
+        return [note("Private messages that arrived while you were away:", "history"), *shown]
+    return shown
+
+
+def on_ack(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
+    out = FrameHandlers._on_ack(st, frame, now)
+    to = as_str(frame.get("to"))
+    if to and frame.get("stored") is False and to not in st.unstored_told:
+        st.unstored_told.add(to)
+        why = "you are a guest" if not st.account else f"{to} is a guest"
+        out.append(
+            note(f"Private messages with {to} are not stored ({why}): they reach {to} only while online.")
+        )
+    return out
+
+
+def on_delivered(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
+    return [note(f"Delivered to {as_str(frame.get('to'))} (message {as_int(frame.get('seq'))}).", "ok")]
+
+
+def on_private_history(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
+    other = as_str(frame.get("with"))
+    raw = frame.get("messages")
+    messages = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    if not messages:
+        return [note(f"No stored private messages with {other}.", "history")]
+    first = as_int(messages[0].get("seq"))
+    if first is not None:  # the next /conversation with them goes on from here
+        st.conversation_before[other.casefold()] = first
+    more = f" (/conversation {other} again for older ones)" if frame.get("more") is True else ""
+    head = f"Private conversation with {other}, {len(messages)} messages{more}:"
+    out: list[Effect] = [note(head, "history")]
+    for m in messages:
+        sender = as_str(m.get("from"))
+        event = d.PrivateMessage(sender, as_str(m.get("to")), as_str(m.get("message")),
+                                 as_str(m.get("timestamp")) or None, sender == st.me)  # fmt: skip
+        out.append(Show(event))
+    return out
+
+
 FRAMES = {
+    "private": on_private,
+    "ack": on_ack,
+    "delivered": on_delivered,
+    "private_history": on_private_history,
     "logged_out": on_logged_out,
     "sessions": on_sessions,
     "session_revoked": on_session_revoked,

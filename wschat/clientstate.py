@@ -124,6 +124,9 @@ class ClientState(TypedLines, FrameHandlers):
         self.password = password  # read with getpass; forgotten once the server answers
         self.account_token = account_token  # this device's session token
         self.device = device
+        self.offline_told = False  # "arrived while you were away" said since the last log-in
+        self.unstored_told: set[str] = set()  # names told "private messages not stored" about
+        self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
 
     # ------------------------------------------------------------ questions
 
@@ -271,6 +274,7 @@ class ClientState(TypedLines, FrameHandlers):
         self.logins += 1
         self.phase = ONLINE
         saved = clientaccount.accepted(self, frame) if self.account else []
+        self.offline_told = False
         if self.reconnecting:
             extra = f" Sending {self.unsent} queued message(s)." if self.unsent else ""
             return [*saved, note(f"Reconnected as {self.me}.{extra}", "ok")]

@@ -93,6 +93,14 @@ class Revoke:
 
 
 @dataclass(frozen=True, slots=True)
+class Conversation:
+    """Page back through the stored private conversation with `name` (accounts)."""
+
+    name: str
+    count: int = DEFAULT_HISTORY
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -106,9 +114,9 @@ class Usage:
 
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
-    | Logout | Sessions | Revoke
+    | Logout | Sessions | Revoke | Conversation
 )  # fmt: skip
-ACCOUNT_COMMANDS = (Logout, Sessions, Revoke)
+ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -119,6 +127,7 @@ HELP: list[tuple[str, str]] = [
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
+    ("/conversation USER [N]", "show N older stored private messages with USER (accounts)"),
     ("/sessions", "your account's devices (with --login or --register)"),
     ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
     ("/logout", "log this device out of your account and quit (forgets its session token)"),
@@ -183,6 +192,17 @@ def _history(arg: str) -> Command:
     return History(int(arg))
 
 
+def _conversation(arg: str) -> Command:
+    split = _split_name(arg)
+    usage = Usage(f"Usage: /conversation USER [N], N from 1 to {MAX_HISTORY}")
+    if split is None or not split[0]:
+        return usage
+    name, count = split
+    if count and (not count.isdigit() or not 1 <= int(count) <= MAX_HISTORY):
+        return usage
+    return Conversation(name, int(count) if count else DEFAULT_HISTORY)
+
+
 _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("help", "?", "h"), lambda _: Help()),
     **dict.fromkeys(("quit", "exit", "q"), lambda _: Quit()),
@@ -193,6 +213,7 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("msg", "m", "w", "whisper"), _msg),
     "drop": lambda _: Drop(),
     "history": _history,
+    **dict.fromkeys(("conversation", "conv"), lambda arg: _conversation(arg)),
     "logout": lambda _: Logout(),
     "sessions": lambda _: Sessions(),
     "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
