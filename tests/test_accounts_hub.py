@@ -9,6 +9,7 @@ from hubharness import Harness
 
 from wschat.features.account_records import AccountSession, CheckPassword, CreateAccount
 from wschat.features.login_limits import Attempts
+from wschat.features.private_records import MarkDelivered, StorePrivate
 from wschat.hub import Snapshot
 
 
@@ -20,7 +21,7 @@ class AccountHarness(Harness):
         self.asked: list[tuple[int, Any]] = []
 
     def execute(self, token: int, command: Any) -> None:
-        if type(command).__module__ == "wschat.features.account_records":
+        if type(command).__module__.startswith("wschat.features."):
             self.asked.append((token, command))
         else:
             super().execute(token, command)
@@ -88,7 +89,11 @@ def test_failures_per_name_make_it_wait_before_anything_is_hashed() -> None:
     asked = len(h.asked)
     h.attempt(1, "Alice")
     refusal = h.take(1)[0]
-    assert refusal["code"] == "rate_limited" and refusal["retry_after"] == 1.0 and "wait 1 s" in refusal["message"]
+    assert (
+        refusal["code"] == "rate_limited"
+        and refusal["retry_after"] == 1.0
+        and "wait 1 s" in refusal["message"]
+    )
     assert len(h.asked) == asked  # refused before a hash was asked for
     h.attempt(1, "Bob")  # another name from the same address is not held back (20 free)
     assert len(h.asked) == asked + 1
@@ -106,3 +111,41 @@ def test_a_registration_logs_in_and_the_name_is_then_registered() -> None:
     assert accepted["account"] is True and accepted["session_token"] == "t" * 43
     assert accepted["session_id"] == "s1"
     assert h.login(2, "ALICE")[0]["code"] == "name_registered"
+
+
+def logged_in_account(h: AccountHarness, cid: int, name: str) -> None:
+    """An account logged in on `cid` (the store's answer given at once)."""
+    h.connect(cid)
+    h.attempt(cid, name, "the password")
+    token, _ = h.asked[-1]
+    h.answer(token, AccountSession(name, name.lower(), f"s{cid}", f"t{cid}"))
+    h.take(cid)
+
+
+def test_a_private_message_between_accounts_is_stored_before_it_is_delivered() -> None:
+    h = AccountHarness(Snapshot(accounts=["Alice", "Bob"]))
+    logged_in_account(h, 1, "Alice")
+    h.send(1, {"type": "private", "to": "bob", "message": "hi", "client_msg_id": "c1"})
+    assert h.take(1) == []  # nothing before the store answers
+    token, command = h.asked[-1]
+    assert isinstance(command, StorePrivate) and command.messages[0].conversation == "alice\nbob"
+    command.messages[0].id, command.messages[0].seq = 7, 1  # as the store fills them in
+    h.answer(token, None)
+    frames = h.take(1)
+    assert [f["type"] for f in frames] == ["private", "ack"]
+    assert frames[0]["stored"] is True and frames[1] == {
+        "type": "ack", "client_msg_id": "c1", "id": "pm7", "seq": 1, "to": "Bob", "stored": True,
+    }  # fmt: skip
+    _, mark = h.asked[-1]
+    assert isinstance(mark, MarkDelivered) and mark.ids == [] and mark.cursors == {"s1": 7}
+
+
+def test_a_private_message_with_a_guest_is_not_stored() -> None:
+    h = AccountHarness(Snapshot(accounts=["Alice"]))
+    logged_in_account(h, 1, "Alice")
+    h.login(2, "Guest")
+    asked = len(h.asked)
+    h.send(1, {"type": "private", "to": "Guest", "message": "hi", "client_msg_id": "c1"})
+    assert len(h.asked) == asked
+    ack = next(f for f in h.take(1) if f["type"] == "ack")
+    assert ack["stored"] is False
