@@ -154,8 +154,10 @@ class ServerProcess:
                 self.banner.append(line.rstrip("\n"))
                 if m := re.match(r"Starting WebSocket chat server on wss?://[^ ]*:(\d+)", line):
                     self.port = int(m.group(1))
-        while not self.banner[-1].startswith("Share the network address"):
+        # the banner ends with a sentence after its second rule
+        while self.banner.count("=" * 50) < 2:
             self.banner.append(self.proc.stdout.readline().rstrip("\n"))
+        self.banner.append(self.proc.stdout.readline().rstrip("\n"))
         return self
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
