@@ -13,7 +13,8 @@ from typing import Any
 
 from support import TIMEOUT, start_server
 
-from wschat.server import ChatConnection, ChatServer
+from wschat.server import ChatServer
+from wschat.transport import ChatConnection, ws_frame
 
 
 def frame(payload: bytes, opcode: int = 1, fin: bool = True, mask: bool = True) -> bytes:
@@ -248,6 +249,174 @@ async def test_an_idle_connection_does_not_keep_its_handshake_request() -> None:
         assert "request" not in conn.protocol.parser.gi_frame.f_locals
         assert not conn.request.headers
         conn = await raw.login(server, "Ann")  # and the replacement parser still parses
+        raw.writer.write(text({"type": "chat", "message": "still here"}))
+        assert (await raw.expect("chat"))["message"] == "still here"
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+# ---------------------------------------------------------------- more edges of the fast path
+
+
+def test_ws_frame_uses_the_shortest_length_field() -> None:
+    for n, head in ((0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
+        data = ws_frame(b"x" * n)
+        assert len(data) == head + n and data[0] == 0x81
+        assert data[1] == (n if n < 126 else 126 if n < 65536 else 127)
+
+
+async def test_a_frame_split_inside_its_16_bit_length_field_is_delivered_once() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        long_text = "z" * 300
+        data = text({"type": "chat", "message": long_text}) + text({"type": "chat", "message": "next"})
+        feed(conn, data, [3, 1])  # the first read ends in the middle of the length field
+        assert [(await raw.expect("chat"))["message"] for _ in range(2)] == [long_text, "next"]
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+async def test_a_frame_with_a_64_bit_length_goes_through_websockets_and_the_fast_path_resumes() -> None:
+    server = await start_server("--max-frame-bytes", "131072", "--max-message-chars", "70000")
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        big = "b" * 66000  # over 65,535 bytes: the 64-bit length field the fast path leaves alone
+        data = text({"type": "chat", "message": big}) + text({"type": "chat", "message": "small"})
+        feed(conn, data, [1000])
+        assert [(await raw.expect("chat"))["message"] for _ in range(2)] == [big, "small"]
+        raw.writer.write(text({"type": "chat", "message": "fast again"}))
+        assert (await raw.expect("chat"))["message"] == "fast again"
+        assert conn.between_frames()
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+async def test_pings_and_pongs_between_the_pieces_of_a_fragmented_message_are_allowed() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        body = json.dumps({"type": "chat", "message": "around controls"}).encode()
+        stream = frame(body[:6], fin=False) + frame(b"p1", opcode=9) + frame(b"", opcode=10)
+        stream += frame(body[6:12], opcode=0, fin=False) + frame(b"p2", opcode=9)
+        stream += frame(body[12:], opcode=0) + text({"type": "chat", "message": "then whole"})
+        feed(conn, stream, [len(stream) // 3, len(stream) // 3])
+        seen = [await raw.read_frame() for _ in range(4)]
+        assert [d for op, d in seen if op == 10] == [b"p1", b"p2"]
+        assert [json.loads(d)["message"] for op, d in seen if op == 1] == ["around controls", "then whole"]
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+async def test_frames_sent_in_the_same_packet_as_the_handshake_request_are_handled_after_it() -> None:
+    server = await start_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            + text({"type": "set_username", "username": "Early"})
+            + text({"type": "chat", "message": "right away"})
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101")
+        raw = Raw(reader, writer)
+        assert (await raw.expect("username_accepted"))["username"] == "Early"
+        assert (await raw.expect("chat"))["message"] == "right away"
+    finally:
+        writer.close()
+        await server.stop()
+
+
+async def test_two_pipelined_http_requests_get_one_answer_and_a_clean_close_every_time(caplog) -> None:
+    server = await start_server()
+    try:
+        for _ in range(20):  # the old failure (an AssertionError in websockets) came 13 times in 20
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # until the server closes
+            assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
+            writer.close()
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        assert "Traceback" not in caplog.text and "AssertionError" not in caplog.text
+    finally:
+        await server.stop()
+
+
+# ---------------------------------------------------------------- backpressure
+
+
+async def test_requests_wait_while_the_output_backlog_is_over_the_cap_and_resume_in_order() -> None:
+    server = await start_server("--control-rate", "1000", "--control-burst", "1000")
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        real = server.backlogged
+        blocked = True
+        server.backlogged = lambda ws: blocked or real(ws)  # as if the socket were full
+        asks = b"".join(text({"type": "get_users", "room": "general", "n": i}) for i in range(3))
+        feed(conn, asks + text({"type": "chat", "message": "after the asks"}), [])
+        assert conn.paused and conn.held.startswith(asks[:10])
+        blocked = False
+        server.backlogged = real
+        conn.resume_input()
+        for _ in range(3):
+            assert (await raw.expect("online_users"))["users"] == ["Ann"]
+        assert (await raw.expect("chat"))["message"] == "after the asks"
+        assert not conn.paused
+    finally:
+        raw.writer.close()
+        await server.stop()
+
+
+# ---------------------------------------------------------------- control frames
+
+
+async def _flood(port: int, opcode: int, name: str | None) -> int | None:
+    raw = await Raw.open(port)
+    try:
+        if name:
+            raw.writer.write(text({"type": "set_username", "username": name}))
+            await raw.expect("username_accepted")
+        raw.writer.write(frame(b"", opcode=opcode) * 2000)
+        return await raw.close_code()
+    finally:
+        raw.writer.close()
+
+
+async def test_a_flood_of_pongs_or_pings_is_closed_with_1008_named_or_not_and_others_chat_on() -> None:
+    server = await start_server()
+    bystander = await Raw.open(server.port)
+    try:
+        await bystander.login(server, "Bystander")
+        for opcode, name in ((10, None), (9, None), (10, "Ponger"), (9, "Pinger")):
+            assert await _flood(server.port, opcode, name) == 1008
+            bystander.writer.write(text({"type": "chat", "message": f"after {opcode} {name}"}))
+            assert (await bystander.expect("chat"))["message"] == f"after {opcode} {name}"
+    finally:
+        bystander.writer.close()
+        await server.stop()
+
+
+async def test_keepalive_pings_and_pongs_stay_free() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        await raw.login(server, "Steady")
+        for i in range(40):  # more than the burst, each answered: as often as any keepalive needs
+            raw.writer.write(frame(b"k%d" % i, opcode=9))
+            while (got := await raw.read_frame())[0] != 10:
+                pass
+            assert got == (10, b"k%d" % i)
+            (conn,) = server.conns.values()
+            conn.control.stamp -= 1.0  # a second passes between keepalives
         raw.writer.write(text({"type": "chat", "message": "still here"}))
         assert (await raw.expect("chat"))["message"] == "still here"
     finally:
