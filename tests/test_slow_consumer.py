@@ -17,7 +17,7 @@ import urllib.request
 
 import psutil
 import pytest
-from rawws import RawClient
+from rawws import RawClient, text
 from support import Client, ServerProcess
 from websockets.exceptions import ConnectionClosed
 
@@ -128,6 +128,82 @@ async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(record_
             await r.close()
         await asyncio.gather(*reading)
         stalled.close()
+    finally:
+        sampling = False
+        srv.stop()
+
+
+def connections(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        return json.loads(resp.read())["connections"]
+
+
+FLOODERS, ASKS, MESSAGE_CHARS = 10, 30, 24_000
+
+
+@pytest.mark.slow
+async def test_history_requests_from_clients_that_never_read_are_answered_one_at_a_time(
+    record_property,
+) -> None:
+    """30 fetch_history (100 messages of 24 KB each) in one packet from each of 10 clients that
+    never read: the old server built every answer at once, one 70 MB write per client."""
+    srv = ServerProcess(
+        *("--rate", "1000", "--burst", "1000", "--max-message-chars", str(MESSAGE_CHARS)),
+        *("--ping-interval", "3"),  # bounds how long the old server kept them
+    ).wait_ready()
+    rss_samples: list[int] = []
+    sampling = True
+
+    def sample(proc: psutil.Process) -> None:
+        while sampling:
+            rss_samples.append(proc.memory_info().rss)
+            time.sleep(0.02)
+
+    try:
+        proc = psutil.Process(srv.proc.pid)
+        filler = await Client.open(srv.port)
+        await filler.login("Filler")
+        for i in range(100):
+            await filler.chat("w" * MESSAGE_CHARS, client_msg_id=f"f{i}")
+        last = 0
+        for _ in range(100):
+            last = (await filler.expect("ack"))["seq"]
+        bystander = await Client.open(srv.port)
+        await bystander.login("Bystander")
+        flooders = []
+        for i in range(FLOODERS):
+            c = await RawClient.connect(srv.port, rcvbuf=4096)
+            c.send({"type": "set_username", "username": f"Mute{i}"})
+            while (await c.recv_json())["type"] != "history":
+                pass
+            c.writer.transport.pause_reading()  # from here on it never reads again
+            flooders.append(c)
+        rss_before = proc.memory_info().rss
+        sampler = threading.Thread(target=sample, args=(proc,), daemon=True)
+        sampler.start()
+        ask = {"type": "fetch_history", "room": "general", "before_seq": last + 1, "limit": 100}
+        for c in flooders:
+            c.send_raw(b"".join(text(ask) for _ in range(ASKS)))  # one write: one packet
+        t0 = time.monotonic()
+        await bystander.chat("are you there?")
+        assert (await bystander.expect("chat", 10.0, message="are you there?"))["username"] == "Bystander"
+        round_trip_s = time.monotonic() - t0
+        for _ in range(1200):  # bounded: every flooder is dropped within a minute
+            if connections(srv.port) == 2:
+                break
+            await asyncio.sleep(0.05)
+        sampling = False
+        sampler.join()
+        assert connections(srv.port) == 2  # only Filler and Bystander are left
+        peak_growth = (max(rss_samples) - rss_before) / 2**20
+        record_property("never-reading clients: server peak RSS growth MiB", round(peak_growth, 1))
+        record_property("never-reading clients: bystander round trip s", round(round_trip_s, 3))
+        # one answer is 2.4 MB; the old server held all 30 of each client's: about 700 MB
+        assert peak_growth < 150
+        for c in flooders:
+            c.close()
+        await filler.close()
+        await bystander.close()
     finally:
         sampling = False
         srv.stop()
