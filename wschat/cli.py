@@ -1,4 +1,5 @@
-"""The server's command line: every option, its environment default and its checks.
+"""The server's command line: every option, its environment default and its checks; the hub's
+configuration and the TLS context the options ask for.
 
 Each numeric option is checked by argparse itself, so a bad value (`--port 99999`,
 `--rate -1`, `CHAT_PORT=abc`) ends in one sentence and exit status 2, never in a traceback
@@ -10,9 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import ssl
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from wschat.banner import certificate_names
+from wschat.hub import Config
+from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
 DEFAULT_DB = "chat-data/chat.db"
 MAX_COUNT = 1 << 40  # beyond any sensible size or count, and far from where numbers overflow
@@ -106,6 +112,48 @@ def _origin_arg(value: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; str(self) is one plain sentence for the person running the server."""
+
+
+def hub_config(opts: argparse.Namespace) -> Config:
+    return Config(
+        history_size=opts.history_size,
+        large_room=opts.large_room,
+        max_rooms=opts.max_rooms,
+        window_budget=opts.history_memory * 1024 * 1024,
+        max_messages_per_room=opts.max_messages_per_room,
+        max_message_chars=opts.max_message_chars,
+        name_timeout=opts.name_timeout,
+        chat_rate=opts.rate,
+        chat_burst=opts.burst,
+        control_rate=opts.control_rate,
+        control_burst=opts.control_burst,
+        flood_strikes=opts.flood_strikes,
+    )
+
+
+def server_tls(opts: argparse.Namespace) -> tuple[ssl.SSLContext | None, str, list[str]]:
+    """The TLS options as (context or None, certificate fingerprint, notes for the banner)."""
+    if opts.keyfile and not opts.certfile:
+        raise StartupError("--keyfile needs --certfile (the certificate that goes with the key).")
+    if opts.self_signed and opts.certfile:
+        raise StartupError("Choose either --self-signed or --certfile, not both.")
+    notes: list[str] = []
+    try:
+        if opts.self_signed:
+            folder = "chat-data" if opts.db == ":memory:" else (os.path.dirname(opts.db) or ".")
+            names, addresses = certificate_names(opts.host)
+            certfile, keyfile, notes = self_signed(folder, names, addresses)
+        elif opts.certfile:
+            certfile, keyfile = opts.certfile, opts.keyfile
+        else:
+            return None, "", []
+        return server_context(certfile, keyfile), fingerprint(certfile), notes
+    except TLSSetupError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

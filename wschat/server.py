@@ -1,8 +1,9 @@
 """The server's I/O runtime: connections, the hub's actions, timers, signals, main().
 
 Everything that decides *what* to send lives in `wschat.hub`; this module only moves bytes and
-events, and wires the other I/O modules together: `wschat.transport` (frames in, backpressure),
-`wschat.routes` (HTTP and who may connect), `wschat.cli` (options), `wschat.banner`.
+events, and wires the other I/O modules together: `wschat.transport` (frames in),
+`wschat.routes` (HTTP), `wschat.admission` (connection counts), `wschat.cli` (options),
+`wschat.banner`.
 It feeds each text frame to `Hub.receive()` and carries out the actions it gets back:
 
 - `Send`: the frame is built once (server frames are unmasked, so the bytes are the same for
@@ -13,10 +14,7 @@ It feeds each text frame to `Hub.receive()` and carries out the actions it gets 
   through `committed()` on the loop thread.
 - `Close` and `Fetch` as they say.
 
-A connection's output backlog (queued frames and the socket's write buffer) is capped: while it
-is over --max-pending-bytes, the transport hands the hub none of that connection's requests
-(`backlogged`), so what a client that never reads can make the server hold is one answer at a
-time; past 16 times the cap, or behind for longer than --slow-client-grace, it is dropped.
+What waits for each connection is capped by `wschat.output.Backpressure`, a part of this class.
 """
 
 from __future__ import annotations
@@ -41,46 +39,24 @@ from websockets.http11 import Request, Response
 
 from wschat import __version__, protocol
 from wschat.admission import Admission, bind_error, dual_stack_socket
-from wschat.banner import banner, certificate_names
-from wschat.cli import DEFAULT_DB, parse_args
-from wschat.hub import Close, Config, Fetch, Hub, LoadRoom, Message, Persist, Send
+from wschat.banner import banner
+from wschat.cli import DEFAULT_DB, StartupError, hub_config, parse_args, server_tls
+from wschat.hub import Close, Fetch, Hub, LoadRoom, Message, Persist, Send
+from wschat.output import Backpressure
 from wschat.routes import Routes, own_origins
 from wschat.store import Store, StoreError, open_store
-from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
-from wschat.transport import PING_FRAME, ChatConnection, ws_frame
-
-__all__ = ["ChatConnection", "ChatServer", "StartupError", "main", "own_origins", "parse_args", "ws_frame"]
+from wschat.transport import ChatConnection, ws_frame
 
 log = logging.getLogger("wschat.server")
 
 CLOSE_TIMEOUT = 3.0  # seconds a peer has to answer our close frame before it is cut off
 
 
-class StartupError(Exception):
-    """Start-up cannot go on; str(self) is one plain sentence for the person running the server."""
-
-
-def hub_config(opts: argparse.Namespace) -> Config:
-    return Config(
-        history_size=opts.history_size,
-        large_room=opts.large_room,
-        max_rooms=opts.max_rooms,
-        window_budget=opts.history_memory * 1024 * 1024,
-        max_messages_per_room=opts.max_messages_per_room,
-        max_message_chars=opts.max_message_chars,
-        name_timeout=opts.name_timeout,
-        chat_rate=opts.rate,
-        chat_burst=opts.burst,
-        control_rate=opts.control_rate,
-        control_burst=opts.control_burst,
-        flood_strikes=opts.flood_strikes,
-    )
-
-
-class ChatServer:
+class ChatServer(Backpressure):
     """One chat server: `await start()`, then `await stop()`."""
 
     def __init__(self, opts: argparse.Namespace) -> None:
+        super().__init__()
         self.opts = opts
         self.hub: Hub
         self.store: Store
@@ -97,8 +73,6 @@ class ChatServer:
         self.max_frame_bytes = opts.max_frame_bytes
         self.hard_cap = 16 * opts.max_pending_bytes
         self.tasks: set[asyncio.Task] = set()
-        self.behind: set[ChatConnection] = set()  # clients with output beyond --max-pending-bytes
-        self.paused: set[ChatConnection] = set()  # clients whose input waits for their output
         self.ssl: ssl.SSLContext | None = None
         self.fingerprint = ""  # of the certificate, when serving TLS
         self.tls_notes: list[str] = []
@@ -112,7 +86,7 @@ class ChatServer:
         self.loop = asyncio.get_running_loop()
         note = self.admission.fit_descriptors()
         self.notes += [note] if note else []
-        self._setup_tls()
+        self.ssl, self.fingerprint, self.tls_notes = server_tls(opts)
         if opts.db == DEFAULT_DB:
             os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
         self.store = open_store(
@@ -160,26 +134,6 @@ class ChatServer:
             ssl=self.ssl,
             **({"ssl_handshake_timeout": opts.handshake_timeout} if self.ssl else {}),
         )
-
-    def _setup_tls(self) -> None:
-        opts = self.opts
-        if opts.keyfile and not opts.certfile:
-            raise StartupError("--keyfile needs --certfile (the certificate that goes with the key).")
-        if opts.self_signed and opts.certfile:
-            raise StartupError("Choose either --self-signed or --certfile, not both.")
-        try:
-            if opts.self_signed:
-                folder = "chat-data" if opts.db == ":memory:" else (os.path.dirname(opts.db) or ".")
-                names, addresses = certificate_names(opts.host)
-                certfile, keyfile, self.tls_notes = self_signed(folder, names, addresses)
-            elif opts.certfile:
-                certfile, keyfile = opts.certfile, opts.keyfile
-            else:
-                return
-            self.ssl = server_context(certfile, keyfile)
-            self.fingerprint = fingerprint(certfile)
-        except TLSSetupError as exc:
-            raise StartupError(str(exc)) from None
 
     async def stop(self) -> None:
         """Tell everyone, store what is pending, close every connection with 1001."""
@@ -355,82 +309,6 @@ class ChatServer:
         if self.paused:
             self._resume_paused()
 
-    def _write(self, ws: ChatConnection, frames: list[bytes]) -> None:
-        """Write to one connection, dropping it if it has stopped reading.
-
-        A client is behind when more than --max-pending-bytes still wait for it as new output
-        arrives. It is dropped when it stays behind for --slow-client-grace seconds, or at once
-        when 16 times that much waits. The check looks at the backlog *before* this write, so a
-        single large frame (a long history after a reconnect) never counts against a client
-        that was keeping up, even when it does not fit in the socket buffer at once. (What its
-        own requests can add is bounded by `backlogged`.)
-        """
-        if ws.closing or not ws.is_open():
-            return
-        transport = ws.transport
-        before = transport.get_write_buffer_size()
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        cap = self.opts.max_pending_bytes
-        if before <= cap:
-            ws.behind_since = 0.0
-            return
-        now = self.loop.time()
-        if not ws.behind_since:
-            ws.behind_since = now
-            self.behind.add(ws)  # checked again every second, even if nothing more is sent
-        if now - ws.behind_since > self.opts.slow_client_grace or before > self.hard_cap:
-            self._drop_slow(ws)
-
-    def backlogged(self, ws: ChatConnection) -> bool:
-        """Whether `ws` has more output waiting than --max-pending-bytes (queued or unsent).
-
-        The transport asks before handing each request to the hub: while this holds, the
-        connection's input waits (`_resume_paused` lets it go on), so a client that never reads
-        makes the server hold the answer to one request at a time, not to a packet full of them.
-        """
-        size = ws.transport.get_write_buffer_size()
-        queued = self.pending.get(ws.cid)
-        if queued:
-            size += sum(map(len, queued))
-        if size <= self.opts.max_pending_bytes:
-            return False
-        if size > self.hard_cap:
-            self._drop_slow(ws)
-        else:
-            self.paused.add(ws)
-        return True
-
-    def _resume_paused(self) -> None:
-        for ws in list(self.paused):
-            ws.resume_input()
-            if not ws.paused or ws.closing:
-                self.paused.discard(ws)
-
-    def _check_behind(self) -> None:
-        """Drop clients still behind after the grace period; forget those that caught up."""
-        now = self.loop.time()
-        cap, grace = self.opts.max_pending_bytes, self.opts.slow_client_grace
-        for ws in list(self.behind):
-            if ws.closing or ws.transport.is_closing():
-                self.behind.discard(ws)
-            elif ws.transport.get_write_buffer_size() <= cap:
-                ws.behind_since = 0.0
-                self.behind.discard(ws)
-            elif now - ws.behind_since > grace:
-                self.behind.discard(ws)
-                self._drop_slow(ws)
-
-    def _drop_slow(self, ws: ChatConnection) -> None:
-        size = ws.transport.get_write_buffer_size()
-        log.warning("dropping %s (client %d): it stopped reading, %d bytes wait for it", ws.ip, ws.cid, size)
-        ws.drop_reason = f"dropped, it stopped reading ({size} bytes waited for it)"
-        ws.closing = True
-        self.behind.discard(ws)
-        self.paused.discard(ws)
-        ws.transport.abort()
-
-    drop_slow = _drop_slow
-
     def close_conn(self, ws: ChatConnection, code: int, reason: str) -> None:
         self._close(ws.cid, code, reason)
 
@@ -475,18 +353,6 @@ class ChatServer:
             if interval and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + interval
                 self._keepalive()
-
-    def _keepalive(self) -> None:
-        """Ping everyone; drop whoever sent nothing (not even a pong) since the last sweep."""
-        for ws in [*self.conns.values(), *self.echoes]:
-            if not ws.alive:
-                log.info("dropping client %d (%s): no answer to keepalive ping", ws.cid, ws.ip)
-                ws.drop_reason = "dropped, no answer to keepalive pings"
-                ws.closing = True
-                ws.transport.abort()
-                continue
-            ws.alive = False
-            self._write(ws, [PING_FRAME])
 
 
 # ------------------------------------------------------------------ main
