@@ -67,5 +67,8 @@ async def test_host_double_colon_listens_on_ipv4_and_ipv6_and_says_so() -> None:
         await v6.chat("over IPv6")
         assert (await v4.expect("chat"))["message"] == "over IPv6"
         await asyncio.gather(v4.close(), v6.close())
+        srv.stop()
+        log = srv.stderr_text()  # complete once the process has ended
+        assert "connected from 127.0.0.1" in log and "connected from ::1" in log
     finally:
         srv.stop()

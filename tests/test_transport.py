@@ -363,14 +363,14 @@ async def test_requests_wait_while_the_output_backlog_is_over_the_cap_and_resume
         server.backlogged = lambda ws: blocked or real(ws)  # as if the socket were full
         asks = b"".join(text({"type": "get_users", "room": "general", "n": i}) for i in range(3))
         feed(conn, asks + text({"type": "chat", "message": "after the asks"}), [])
-        assert conn.paused and conn.held.startswith(asks[:10])
+        assert conn.input_held and conn.held.startswith(asks[:10])
         blocked = False
         server.backlogged = real
         conn.resume_input()
         for _ in range(3):
             assert (await raw.expect("online_users"))["users"] == ["Ann"]
         assert (await raw.expect("chat"))["message"] == "after the asks"
-        assert not conn.paused
+        assert not conn.input_held
     finally:
         raw.writer.close()
         await server.stop()
@@ -421,4 +421,39 @@ async def test_keepalive_pings_and_pongs_stay_free() -> None:
         assert (await raw.expect("chat"))["message"] == "still here"
     finally:
         raw.writer.close()
+        await server.stop()
+
+
+async def test_a_packet_of_big_history_requests_is_answered_in_full_to_a_client_that_reads_slowly() -> None:
+    """Backpressure holds the requests back and lets them go on: nothing is lost or reordered."""
+    server = await start_server(
+        *("--rate", "1000", "--burst", "1000", "--control-burst", "100", "--max-message-chars", "8000"),
+        *("--max-pending-bytes", "65536"),  # one answer (100 x 8 KB) is far over the cap
+    )
+    filler = await Raw.open(server.port)
+    raw = await Raw.open(server.port)
+    try:
+        filler.writer.write(text({"type": "set_username", "username": "Filler"}))
+        await filler.expect("username_accepted")
+        filler.writer.write(b"".join(text({"type": "chat", "message": "h" * 8000}) for _ in range(100)))
+        for _ in range(100):
+            last = (await filler.expect("chat"))["seq"]
+        raw.writer.write(text({"type": "set_username", "username": "Reader"}))
+        await raw.expect("username_accepted")
+        await raw.expect("history")  # what a newcomer is shown
+        asks = [
+            {"type": "fetch_history", "room": "general", "before_seq": last + 1 - k, "limit": 90}
+            for k in range(30)
+        ]
+        raw.writer.write(b"".join(text(a) for a in asks))  # one packet
+        for k in range(30):
+            page = await raw.expect("history")
+            assert page["before_seq"] == last + 1 - k and len(page["messages"]) == min(90, last - k)
+        raw.writer.write(text({"type": "chat", "message": "after the pages"}))
+        assert (await raw.expect("chat"))["message"] == "after the pages"
+        (conn,) = [c for c in server.conns.values() if c.name == "Reader"]
+        assert not conn.input_held and not server.paused
+    finally:
+        raw.writer.close()
+        filler.writer.close()
         await server.stop()

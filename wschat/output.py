@@ -89,7 +89,7 @@ class Backpressure:
     def _resume_paused(self) -> None:
         for ws in list(self.paused):
             ws.resume_input()
-            if not ws.paused or ws.closing:
+            if not ws.input_held or ws.closing:
                 self.paused.discard(ws)
 
     def _check_behind(self) -> None:

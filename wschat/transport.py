@@ -109,7 +109,7 @@ class ChatConnection(ServerConnection):
     frag_opcode: Opcode | None = None  # a fragmented message being put together
     frag_parts: bytearray | None = None
     frag_count = 0
-    paused = False  # input held back while the output backlog is over the cap
+    input_held = False  # input held back while the output backlog is over the cap
     held = b""  # input not parsed yet, kept while paused
     held_frames: list[tuple[Opcode, bytes]] | None = None  # parsed by websockets, kept while paused
     control: TokenBucket | None = None  # pings and pongs
@@ -125,12 +125,14 @@ class ChatConnection(ServerConnection):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         peer = transport.get_extra_info("peername") or ("", 0)
-        self.ip = str(peer[0])
+        ip = str(peer[0])
+        # an IPv4 client of a dual-stack socket (--host ::) is the same address as over IPv4
+        self.ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
         self.owner.opened(self)
 
     def data_received(self, data: bytes) -> None:
         self.alive = True
-        if self.paused:
+        if self.input_held:
             self.held += data
             return
         chat = self.chat
@@ -165,12 +167,12 @@ class ChatConnection(ServerConnection):
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self.paused:  # the backlog drained below the low-water mark: read again
+        if self.input_held:  # the backlog drained below the low-water mark: read again
             self.loop.call_soon(self.resume_input)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.held, self.held_frames, self.early = b"", None, b""
+        self.held, self.held_frames, self.early, self.input_held = b"", None, b"", False
         self.owner.released(self)
 
     def _enforce_close_deadline(self) -> None:
@@ -278,14 +280,14 @@ class ChatConnection(ServerConnection):
 
     def _hold(self, data: bytes) -> None:
         """Stop reading: the output backlog is over the cap. `data` waits, unparsed."""
-        self.paused = True
+        self.input_held = True
         self.held = data + self.held
         self.transport.pause_reading()
 
     def resume_input(self) -> None:
         """Go on with the held input if the backlog is under the cap again (else stay paused)."""
         chat = self.chat
-        if not self.paused or self.closing or chat is None:
+        if not self.input_held or self.closing or chat is None:
             return
         frames = self.held_frames
         while frames:
@@ -295,7 +297,7 @@ class ChatConnection(ServerConnection):
             self._deliver(chat, opcode, data)
         if chat.backlogged(self):
             return
-        held, self.held, self.held_frames, self.paused = self.held, b"", None, False
+        held, self.held, self.held_frames, self.input_held = self.held, b"", None, False
         if not self.transport.is_closing():
             self.transport.resume_reading()
         if held:
@@ -344,12 +346,12 @@ class ChatConnection(ServerConnection):
             self._deliver_or_hold(chat, first, data)
 
     def _deliver_or_hold(self, chat: Owner, opcode: Opcode, data: bytes) -> None:
-        if self.paused or chat.backlogged(self):
+        if self.input_held or chat.backlogged(self):
             if self.held_frames is None:
                 self.held_frames = []
             self.held_frames.append((opcode, data))
-            if not self.paused:
-                self.paused = True
+            if not self.input_held:
+                self.input_held = True
                 self.transport.pause_reading()
             return
         self._deliver(chat, opcode, data)
@@ -373,7 +375,7 @@ class ChatConnection(ServerConnection):
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection at once: close frame, end of stream, input ignored from now on."""
         self.closing = True
-        self.held, self.held_frames, self.paused = b"", None, False
+        self.held, self.held_frames, self.input_held = b"", None, False
         self.protocol.fail(code, reason)
         self.send_data()
         if self.close_deadline is None and self.close_timeout is not None:
