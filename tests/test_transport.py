@@ -457,3 +457,25 @@ async def test_a_packet_of_big_history_requests_is_answered_in_full_to_a_client_
         raw.writer.close()
         filler.writer.close()
         await server.stop()
+
+
+async def test_a_connection_closed_while_its_input_is_held_still_reads_the_clients_close() -> None:
+    server = await start_server()
+    raw = await Raw.open(server.port)
+    try:
+        conn = await raw.login(server, "Ann")
+        server.backlogged = lambda ws: True  # as if its socket were full: requests wait
+        feed(conn, text({"type": "get_users", "room": "general"}), [])
+        assert conn.input_held
+        server._close(conn.cid, 1000, "bye")
+        assert await raw.close_code() == 1000
+        raw.writer.write(frame(struct.pack("!H", 1000), opcode=8))  # the client's answer
+        for _ in range(int(TIMEOUT / 0.01)):  # read at once, not dropped at the close timeout
+            if conn.protocol.close_rcvd is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert conn.protocol.close_rcvd is not None and conn.protocol.close_rcvd.code == 1000
+        assert conn.ending() == "closed by the server (1000 bye)"
+    finally:
+        raw.writer.close()
+        await server.stop()

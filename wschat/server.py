@@ -320,6 +320,7 @@ class ChatServer(Backpressure):
         if frames:
             self._write(ws, frames)
         ws.closing = True
+        ws.drop_held_input()
         log.info("closing client %d (%s): %d %s", cid, ws.ip, code, reason)
         self._spawn(ws.close(code, reason))
 

@@ -284,6 +284,13 @@ class ChatConnection(ServerConnection):
         self.held = data + self.held
         self.transport.pause_reading()
 
+    def drop_held_input(self) -> None:
+        """The connection is being closed: what it asked for no longer matters; read its close."""
+        if self.input_held:
+            self.held, self.held_frames, self.input_held = b"", None, False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
     def resume_input(self) -> None:
         """Go on with the held input if the backlog is under the cap again (else stay paused)."""
         chat = self.chat
@@ -375,7 +382,7 @@ class ChatConnection(ServerConnection):
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection at once: close frame, end of stream, input ignored from now on."""
         self.closing = True
-        self.held, self.held_frames, self.input_held = b"", None, False
+        self.drop_held_input()
         self.protocol.fail(code, reason)
         self.send_data()
         if self.close_deadline is None and self.close_timeout is not None:
