@@ -38,6 +38,7 @@ class Backpressure:
     hard_cap: int
 
     def __init__(self) -> None:
+        self.flushes = 0  # output queues flushed so far (see backlogged)
         self.behind: set[ChatConnection] = set()  # clients with output beyond --max-pending-bytes
         self.paused: set[ChatConnection] = set()  # clients whose input waits for their output
 
@@ -77,7 +78,14 @@ class Backpressure:
         size = ws.transport.get_write_buffer_size()
         queued = self.pending.get(ws.cid)
         if queued:
-            size += sum(map(len, queued))
+            # counted incrementally: a packet of n requests from a sender in a busy room must
+            # not cost n^2. The queue is a new list after each flush and only grows until the next.
+            if ws.queued_flush != self.flushes or len(queued) < ws.queued_count:
+                ws.queued_flush, ws.queued_count, ws.queued_bytes = self.flushes, 0, 0
+            if ws.queued_count < len(queued):
+                ws.queued_bytes += sum(map(len, queued[ws.queued_count :]))
+                ws.queued_count = len(queued)
+            size += ws.queued_bytes
         if size <= self.opts.max_pending_bytes:
             return False
         if size > self.hard_cap:

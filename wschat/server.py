@@ -301,6 +301,7 @@ class ChatServer(Backpressure):
             batch, self.to_store = self.to_store, []
             self.store.append(batch, functools.partial(self._committed, batch))
         pending, self.pending = self.pending, {}
+        self.flushes += 1
         conns = self.conns
         for cid, frames in pending.items():
             ws = conns.get(cid)
