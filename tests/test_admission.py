@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 
 import pytest
@@ -91,3 +92,21 @@ async def test_connections_still_in_their_handshake_count_against_the_per_addres
         await c.close()
     finally:
         await srv.stop()
+
+
+async def test_accept_failing_for_lack_of_descriptors_is_one_log_line_not_a_traceback_each(caplog) -> None:
+    srv = await start_server()
+    try:
+        loop = asyncio.get_running_loop()
+        emfile = OSError(errno.EMFILE, "Too many open files")
+        context = {"message": "socket.accept() out of system resource", "exception": emfile}
+        for _ in range(100):  # what asyncio reports each time accept() fails
+            loop.call_exception_handler(context)
+        lines = [r for r in caplog.records if "cannot accept connections" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].exc_info is None
+        assert "Too many open files" in lines[0].getMessage()
+        loop.call_exception_handler({"message": "something else", "exception": ValueError("other")})
+        assert any(r.getMessage().startswith("something else") for r in caplog.records)
+    finally:
+        await srv.stop()
+    assert asyncio.get_running_loop().get_exception_handler() is None  # given back on stop
