@@ -138,7 +138,56 @@ def connections(port: int) -> int:
         return json.loads(resp.read())["connections"]
 
 
+class PeakRss:
+    """Samples a process's RSS in a thread, from `start()` to `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.samples: list[int] = []
+        self.running = False
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while self.running:
+            self.samples.append(self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def start(self) -> None:
+        self.before = self.proc.memory_info().rss
+        self.running = True
+        self.thread.start()
+
+    def stop(self) -> float:
+        """Peak growth in MiB."""
+        if self.running:
+            self.running = False
+            self.thread.join()
+        return (max(self.samples, default=self.before) - self.before) / 2**20
+
+
 FLOODERS, ASKS, MESSAGE_CHARS = 10, 30, 24_000
+
+
+async def _fill_room(port: int) -> tuple[Client, int]:
+    """A client that wrote 100 messages of MESSAGE_CHARS characters; the last seq."""
+    filler = await Client.open(port)
+    await filler.login("Filler")
+    for i in range(100):
+        await filler.chat("w" * MESSAGE_CHARS, client_msg_id=f"f{i}")
+    last = 0
+    for _ in range(100):
+        last = (await filler.expect("ack"))["seq"]
+    return filler, last
+
+
+async def _mute(port: int, name: str) -> RawClient:
+    """A client that logs in, reads its history, and never reads again."""
+    c = await RawClient.connect(port, rcvbuf=4096)
+    c.send({"type": "set_username", "username": name})
+    while (await c.recv_json())["type"] != "history":
+        pass
+    c.writer.transport.pause_reading()
+    return c
 
 
 @pytest.mark.slow
@@ -151,36 +200,13 @@ async def test_history_requests_from_clients_that_never_read_are_answered_one_at
         *("--rate", "1000", "--burst", "1000", "--max-message-chars", str(MESSAGE_CHARS)),
         *("--ping-interval", "3"),  # bounds how long the old server kept them
     ).wait_ready()
-    rss_samples: list[int] = []
-    sampling = True
-
-    def sample(proc: psutil.Process) -> None:
-        while sampling:
-            rss_samples.append(proc.memory_info().rss)
-            time.sleep(0.02)
-
+    rss = PeakRss(srv.proc.pid)
     try:
-        proc = psutil.Process(srv.proc.pid)
-        filler = await Client.open(srv.port)
-        await filler.login("Filler")
-        for i in range(100):
-            await filler.chat("w" * MESSAGE_CHARS, client_msg_id=f"f{i}")
-        last = 0
-        for _ in range(100):
-            last = (await filler.expect("ack"))["seq"]
+        filler, last = await _fill_room(srv.port)
         bystander = await Client.open(srv.port)
         await bystander.login("Bystander")
-        flooders = []
-        for i in range(FLOODERS):
-            c = await RawClient.connect(srv.port, rcvbuf=4096)
-            c.send({"type": "set_username", "username": f"Mute{i}"})
-            while (await c.recv_json())["type"] != "history":
-                pass
-            c.writer.transport.pause_reading()  # from here on it never reads again
-            flooders.append(c)
-        rss_before = proc.memory_info().rss
-        sampler = threading.Thread(target=sample, args=(proc,), daemon=True)
-        sampler.start()
+        flooders = [await _mute(srv.port, f"Mute{i}") for i in range(FLOODERS)]
+        rss.start()
         ask = {"type": "fetch_history", "room": "general", "before_seq": last + 1, "limit": 100}
         for c in flooders:
             c.send_raw(b"".join(text(ask) for _ in range(ASKS)))  # one write: one packet
@@ -192,10 +218,8 @@ async def test_history_requests_from_clients_that_never_read_are_answered_one_at
             if connections(srv.port) == 2:
                 break
             await asyncio.sleep(0.05)
-        sampling = False
-        sampler.join()
+        peak_growth = rss.stop()
         assert connections(srv.port) == 2  # only Filler and Bystander are left
-        peak_growth = (max(rss_samples) - rss_before) / 2**20
         record_property("never-reading clients: server peak RSS growth MiB", round(peak_growth, 1))
         record_property("never-reading clients: bystander round trip s", round(round_trip_s, 3))
         # one answer is 2.4 MB; the old server held all 30 of each client's: about 700 MB
@@ -206,5 +230,5 @@ async def test_history_requests_from_clients_that_never_read_are_answered_one_at
         await filler.close()
         await bystander.close()
     finally:
-        sampling = False
+        rss.stop()
         srv.stop()
