@@ -234,3 +234,14 @@ async def test_a_flood_of_200_wrong_log_ins_is_limited_and_does_not_hold_up_the_
         await alice.expect("ack", client_msg_id="m2")
     finally:
         await srv.stop()
+
+
+async def test_accounts_required_refuses_guests_and_admits_accounts() -> None:
+    srv = await start_server("--accounts", "required")
+    try:
+        _, refused = await account(srv.port, "set_username", "Guest")
+        assert refused["code"] == "accounts_required" and "registered users only" in refused["message"]
+        _, accepted = await account(srv.port, "register", "Alice", password=PASSWORD)
+        assert accepted["type"] == "username_accepted" and accepted["account"] is True
+    finally:
+        await srv.stop()
