@@ -108,3 +108,24 @@ async def test_private_messages_with_a_guest_are_not_stored() -> None:
         assert (await other.expect("error"))["code"] == "not_an_account"
     finally:
         await srv.stop()
+
+
+async def test_a_private_message_resent_after_a_restart_is_not_stored_twice(tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    srv = ServerProcess(db=db).wait_ready()
+    try:
+        bob, _ = await login(srv.port, "Bob", "register")
+        await bob.close()
+        alice, _ = await login(srv.port, "Alice", "register")
+        await alice.send({"type": "private", "to": "Bob", "message": "once", "client_msg_id": "same"})
+        first = await alice.expect("ack", client_msg_id="same")
+        srv.kill()
+        srv = ServerProcess(db=db, port=srv.port).wait_ready()
+        alice, _ = await login(srv.port, "Alice")
+        await alice.send({"type": "private", "to": "Bob", "message": "once", "client_msg_id": "same"})
+        again = await alice.expect("ack", client_msg_id="same")
+        assert again["duplicate"] is True and again["id"] == first["id"] and again["stored"] is True
+        await alice.send({"type": "fetch_private", "with": "Bob"})
+        assert [m["message"] for m in (await alice.expect("private_history"))["messages"]] == ["once"]
+    finally:
+        srv.stop()

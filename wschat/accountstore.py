@@ -105,6 +105,18 @@ class AccountStore:
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]
 
+    def sent_ids(self, limit: int) -> list[tuple[str, str, str, str, int]]:
+        """Recent stored private messages' client ids, oldest first, as the hub remembers sent ids
+        (sender key, client_msg_id, "@" + recipient, id, seq): a resend after a restart is
+        recognised, not stored twice."""
+        assert self.db is not None
+        rows = self.db.execute(
+            "SELECT sender_key, client_msg_id, '@' || recipient, 'pm' || id, seq FROM private_messages "
+            "WHERE client_msg_id IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return list(reversed(rows))
+
     def execute(self, command: Command, done: Callable[[Any], None]) -> None:
         method: Callable[[Any], Any] = getattr(self, "_" + type(command).__name__.lower())
         pool = self.hashing if isinstance(command, _HASHING) else self.other

@@ -244,6 +244,7 @@ class SQLiteStore(Store):
         ).fetchall()
         snap.sent_ids = list(reversed(rows))
         snap.accounts = self.accounts.open()
+        snap.sent_ids += self.accounts.sent_ids(SENT_IDS_LOADED)  # stored private messages
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
         self.writer.start()
