@@ -4,13 +4,16 @@ next run and on reconnect, /sessions, /logout, and a session ended from elsewher
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from support import Client, logged_in
-from terminal import ENV, Term
+from terminal import CLIENT, ENV, Term
 
 from wschat.server import ChatServer
 
@@ -167,3 +170,27 @@ async def test_a_guest_is_told_its_private_messages_are_not_stored(
     await guest.expect("That is for registered accounts")
     guest.type("/quit")
     assert await guest.exit_status() == 0
+
+
+async def test_a_script_logs_in_with_the_kept_token_and_never_reads_a_password_from_its_input(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    tokens = tmp_path / "s.json"
+    t = await register(terms, server.port, tokens, "Alice")
+    t.type("/quit")
+    assert await t.exit_status() == 0
+    bob = await logged_in(server.port, "Bob")
+    env = {**ENV, "WSCHAT_SESSIONS": str(tokens)}
+    args = [sys.executable, CLIENT, f"127.0.0.1:{server.port}", "--login", "Alice"]
+    done = await asyncio.to_thread(
+        subprocess.run, args, input="from a script\n", capture_output=True, text=True, env=env,
+        timeout=30, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (await bob.expect("chat", username="Alice"))["message"] == "from a script"
+    nobody = tmp_path / "none.json"  # no token kept: no terminal to ask, so a clear refusal
+    done = await asyncio.to_thread(
+        subprocess.run, args, input="secret?\n", capture_output=True, text=True,
+        env={**ENV, "WSCHAT_SESSIONS": str(nobody)}, timeout=30, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "No terminal to type the password in" in done.stderr

@@ -41,7 +41,20 @@ def device_label() -> str:
 
 
 def read_password(name: str, register: bool) -> str:
-    """The password, read from the terminal without echo; asked twice to register."""
+    """The password, read from the terminal without echo; asked twice to register.
+
+    Never from piped input: without a terminal (getpass would fall back to reading stdin, and
+    take a script's first line for the password) it raises PasswordUnavailable.
+    """
+    if os.name != "nt":
+        try:
+            with open("/dev/tty"):
+                pass
+        except OSError:
+            raise PasswordUnavailable(
+                "No terminal to type the password in; log in once interactively "
+                "(the device then keeps a session token for scripts)."
+            ) from None
     try:
         first = getpass.getpass(f"Password for {name}: ")
         if register:
