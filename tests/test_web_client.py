@@ -12,206 +12,37 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, connected, exactly, say, texts
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
-from support import Client, ServerProcess, logged_in, start_server
+from browser import (
+    CHAT_FILE,
+    DEMO_FILE,
+    FAST,
+    FIXTURES,
+    Pages,
+    Wire,
+    bubble,
+    connected,
+    count_messages,
+    frames,
+    free_port,
+    join,
+    say,
+    served,
+    start_process,
+    texts,
+)
+from playwright.async_api import WebSocketRoute, expect
+from support import ServerProcess
 
 from wschat.server import ChatServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-ROOT = Path(__file__).resolve().parent.parent
-CHAT_FILE = (ROOT / "chat-web-client.html").as_uri()
-DEMO_FILE = (ROOT / "websocket-demo.html").as_uri()
-DOCS = ROOT / "docs"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 667}
-FAST = ("--rate", "500", "--burst", "1000")  # let the Python clients post quickly
-
-
-# ---------------------------------------------------------------- fixtures
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash test.sh` or `apt-get install -y chromium`.")
-    async with async_playwright() as pw:
-        # Playwright gives every launch a fresh temporary user-data dir.
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-class Pages:
-    """Opens pages in fresh contexts; records dialogs, uncaught errors and CSP violations."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.contexts: list[Any] = []
-        self.dialogs: list[str] = []
-        self.problems: list[str] = []
-
-    async def new(self, viewport: dict[str, int] = DESKTOP, color_scheme: str = "light") -> Page:
-        ctx = await self.browser.new_context(viewport=viewport, color_scheme=color_scheme, locale="en-GB")
-        ctx.set_default_timeout(WAIT_MS)
-        self.contexts.append(ctx)
-        page = await ctx.new_page()
-
-        async def on_dialog(dialog: Any) -> None:
-            self.dialogs.append(dialog.message)
-            await dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
-        page.on(
-            "console",
-            lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        return page
-
-    async def close(self) -> None:
-        for ctx in self.contexts:
-            await ctx.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def pages(browser: Browser) -> AsyncIterator[Pages]:
-    p = Pages(browser)
-    try:
-        yield p
-    finally:
-        await p.close()
-    assert not p.problems, p.problems
-    assert not p.dialogs, f"a dialog opened: {p.dialogs}"
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def servers() -> AsyncIterator[Callable[..., Any]]:
-    """start(*args): a server in this event loop on an ephemeral port."""
-    started: list[ChatServer] = []
-
-    async def start(*args: str) -> ChatServer:
-        srv = await start_server(*args)
-        started.append(srv)
-        return srv
-
-    try:
-        yield start
-    finally:
-        for srv in started:
-            await srv.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def server(servers: Callable[..., Any]) -> ChatServer:
-    return await servers(*FAST)
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[Callable[..., Any]]:
-    """login(port, name, **extra): a logged-in Python client, closed at the end."""
-    opened: list[Client] = []
-
-    async def login(port: int, name: str, **extra: Any) -> Client:
-        c = await logged_in(port, name, **extra)
-        opened.append(c)
-        return c
-
-    try:
-        yield login
-    finally:
-        for c in opened:
-            await c.close()
-
-
-@pytest.fixture
-def processes() -> Any:
-    """Server subprocesses started by a test; killed at the end whatever state they are in."""
-    procs: list[ServerProcess] = []
-    yield procs
-    for p in procs:
-        if p.proc.poll() is None:
-            p.proc.send_signal(signal.SIGCONT)
-            p.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_process(procs: list[ServerProcess], port: int, db: str, *args: str) -> ServerProcess:
-    proc = ServerProcess(*FAST, *args, db=db, port=port)
-    procs.append(proc)
-    return await asyncio.to_thread(proc.wait_ready, 30.0)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def served(port: int, path: str = "/") -> str:
-    return f"http://127.0.0.1:{port}{path}"
-
-
-async def join(page: Page, port: int, name: str, *, from_file: bool = False) -> None:
-    if from_file:
-        await page.goto(CHAT_FILE)
-        await page.fill("#addrInput", f"127.0.0.1:{port}")
-    else:
-        await page.goto(served(port))
-    await page.fill("#nameInput", name)
-    await page.press("#nameInput", "Enter")
-    await connected(page)
-
-
-def bubble(page: Page, text: str) -> Any:
-    return page.locator(".list:not([hidden]) .msg").filter(has=page.locator(".text", has_text=exactly(text)))
-
-
-async def frames(client: Client, marker: str) -> list[dict[str, Any]]:
-    """Every frame `client` received up to the chat `marker`, which it sends itself (so all that
-    was in flight before it has arrived too)."""
-    await client.chat(marker)
-    await client.expect("chat", message=marker)
-    return list(client.seen)
-
-
-def count_messages(found: list[dict[str, Any]], text: str) -> int:
-    n = 0
-    for f in found:
-        if f.get("type") == "history":
-            n += sum(1 for m in f["messages"] if m["message"] == text)
-        elif f.get("message") == text:
-            n += 1
-    return n
-
-
-class Wire:
-    """Every JSON frame a page's WebSockets send and receive, in order, across reconnects."""
-
-    def __init__(self, page: Page) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.received: list[dict[str, Any]] = []
-        page.on("websocket", self._attach)
-
-    def _attach(self, ws: Any) -> None:
-        ws.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
-        ws.on("framereceived", lambda payload: self.received.append(json.loads(payload)))
-
-    def of(self, frames: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-        return [f for f in frames if f.get("type") == type_]
+browser, pages, servers, server, clients, processes = FIXTURES  # shared with the other browser tests
 
 
 # ---------------------------------------------------------------- joining
@@ -846,90 +677,6 @@ async def test_a_session_taken_over_elsewhere_is_not_reconnected(
     await asyncio.sleep(1.5)
     assert len(sockets) == 1
     await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
-
-
-# ---------------------------------------------------------------- layout and screenshots
-
-
-LAST_WORDS = "Sounds good. Ping me if the tests are flaky again, I have a fix ready."
-
-
-async def populate(port: int, clients: Callable[..., Any]) -> tuple[Client, Client, Client]:
-    bob, carol, dave = [await clients(port, n) for n in ("Bob", "Carol", "Dave")]
-    await bob.chat("Morning all! Is the build server back up?")
-    await carol.chat("Yes, since about an hour ago.")
-    await carol.chat("I restarted the runner and cleared the cache, so the first build will be slow.")
-    await dave.chat("Thanks Carol!")
-    await dave.expect("chat", message="Thanks Carol!")
-    return bob, carol, dave
-
-
-async def scene(page: Page, port: int, clients: Callable[..., Any]) -> None:
-    bob, carol, dave = await populate(port, clients)
-    await join(page, port, "Alice")
-    await say(page, "Great, I will kick off the release build after lunch.")
-    await bob.chat(LAST_WORDS)
-    for c in (carol, dave):
-        await c.send({"type": "join", "room": "design"})
-        await c.expect("history", room="design")
-    phone = await page.locator("#menuBtn").is_visible()
-    if phone:
-        await page.click("#menuBtn")
-    await page.fill("#roomInput", "design")
-    await page.press("#roomInput", "Enter")
-    await expect(page.locator("#convTitle")).to_have_text("#design")
-    if phone:
-        await page.click("#menuBtn")
-    await page.click("#roomList [data-conv='#general']")
-    await carol.chat("New mock-ups are in the shared folder", room="design")
-    await dave.chat("Love the new colours", room="design")
-    await dave.send({"type": "private", "to": "Alice", "message": "Got a minute later?"})
-    await expect(page.locator("#dmList [data-conv='@Dave'] .badge")).to_have_text("1")
-    await expect(page.locator("#roomList [data-conv='#design'] .badge")).to_have_text("2")
-    await expect(texts(page, LAST_WORDS)).to_be_visible()
-
-
-async def test_desktop_view(pages: Pages, server: ChatServer, clients: Callable[..., Any]) -> None:
-    page = await pages.new(DESKTOP)
-    await scene(page, server.port, clients)
-    await expect(page.locator("#sidebar")).to_be_visible()
-    await expect(page.locator("#menuBtn")).to_be_hidden()
-    assert await page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / "screenshot-desktop.png"))
-
-
-async def test_phone_view_has_no_horizontal_scroll_and_a_drawer(
-    pages: Pages, server: ChatServer, clients: Callable[..., Any]
-) -> None:
-    page = await pages.new(PHONE, color_scheme="dark")
-    await scene(page, server.port, clients)
-    await expect(page.locator("#sidebar")).to_be_hidden()
-    await expect(page.locator("#menuBadge")).to_have_text("3")  # unread elsewhere, drawer closed
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / "screenshot-mobile.png"))
-    await say(page, "x" * 300)  # one unbreakable word
-    await expect(page.locator(".msg.pending")).to_have_count(0)
-    sizes = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    width, client_width = await page.evaluate(sizes)
-    assert width <= client_width == 375
-    wide = await page.evaluate(
-        "Array.from(document.querySelectorAll('.list:not([hidden]) .bubble'))"
-        ".filter(b => b.getBoundingClientRect().right > innerWidth).length"
-    )
-    assert wide == 0
-
-    await page.click("#menuBtn")
-    await expect(page.locator("#roomList")).to_be_visible()
-    await expect(page.locator("#menuBtn")).to_have_attribute("aria-expanded", "true")
-    await page.keyboard.press("Escape")
-    await expect(page.locator("#sidebar")).to_be_hidden()
-    await page.click("#menuBtn")
-    await page.click("#dmList [data-conv='@Dave']")  # choosing a conversation closes the drawer
-    await expect(page.locator("#sidebar")).to_be_hidden()
-    await expect(page.locator("#convTitle")).to_have_text("Dave")
-    width, client_width = await page.evaluate(sizes)
-    assert width <= client_width
 
 
 # ---------------------------------------------------------------- the echo demo
