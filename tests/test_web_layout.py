@@ -8,13 +8,14 @@ how `python tools/screenshots.py` refreshes docs/screenshot-*.png.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser import DESKTOP, FIXTURES, PHONE, Pages, join, say, texts
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 from support import Client
 
 from wschat.server import ChatServer
@@ -113,3 +114,43 @@ async def test_phone_view_has_no_horizontal_scroll_and_a_drawer(
     await expect(page.locator("#convTitle")).to_have_text("Dave")
     width, client_width = await page.evaluate(sizes)
     assert width <= client_width
+
+
+async def test_on_a_phone_the_offline_state_fits_and_escape_from_the_menu_returns_to_typing(
+    pages: Pages, server: ChatServer
+) -> None:
+    routes: list[WebSocketRoute] = []
+    reachable = [True]
+
+    async def route(ws: WebSocketRoute) -> None:
+        if not reachable[0]:
+            await ws.close(code=1011, reason="server unreachable")
+            return
+        routes.append(ws)
+        upstream = ws.connect_to_server()
+        upstream.on_message(ws.send)
+
+    page = await pages.new(PHONE)
+    await page.route_web_socket(re.compile(r"^ws://127\.0\.0\.1:\d+/$"), route)
+    await join(page, server.port, "Alexandra-with-a-long-name")
+    await page.click("#menuBtn")
+    await expect(page.locator("#roomList")).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#sidebar")).to_be_hidden()
+    await expect(page.locator("#msgInput")).to_be_focused()  # not a focus ring left on the menu button
+
+    reachable[0] = False
+    await routes[0].close(code=1001, reason="gone")
+    await expect(page.locator("#statusText")).to_contain_text("Reconnecting in")
+    await expect(page.locator("#retryBtn")).to_be_visible()
+    fits = """() => {
+        const txt = document.getElementById('statusText'), retry = document.getElementById('retryBtn');
+        const box = document.getElementById('msgInput'), cs = getComputedStyle(box);
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = cs.font;
+        const room = box.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+        return {status: txt.scrollWidth <= txt.clientWidth,
+                retry: retry.getBoundingClientRect().right <= innerWidth,
+                placeholder: ctx.measureText(box.placeholder).width <= room};
+    }"""
+    assert await page.evaluate(fits) == {"status": True, "retry": True, "placeholder": True}
