@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen
+from bench import loadgen, page
 
 ROOT = Path(__file__).resolve().parent.parent
 RAISED_LIMITS = ["--rate", "1000000", "--burst", "1000000"]  # documented flags, not a bench path
@@ -51,6 +51,8 @@ class Plan:
     durable_repeats: int = 1  # the report shows the median run
     latency_repeats: int = 1  # the report shows the median run (by p99)
     warmup: float = 1.0
+    page_messages: int = 10_000  # the web page in Chromium under a flood (bench/page.py)
+    page_senders: int = 10
 
 
 FULL = Plan(
@@ -84,6 +86,8 @@ QUICK = Plan(
     durable_window=20,
     durable_secs=1.5,
     warmup=0.5,
+    page_messages=2000,
+    page_senders=4,
 )
 
 
@@ -387,6 +391,27 @@ class Bench:
         ok = bool(res["ok"]) and stored >= res["acks"]
         return self._record(f"durable-{synchronous}", srv, res, figures, load, busy, ok)
 
+    def page(self) -> Run:
+        """The web page in Chromium under a flood; the page, not the server, is measured."""
+        p = self.plan
+        srv, load, busy = self._start("wschat", self._wschat_args("page", *RAISED_LIMITS))
+        why = page.available()
+        figures: dict[str, Any] = {"messages": p.page_messages}
+        notes = [why] if why else []
+        with srv:
+            if not why:
+                try:
+                    figures = page.run(srv.port, p.page_messages, p.page_senders)
+                except (TimeoutError, RuntimeError, OSError) as exc:  # a hung or failed browser
+                    notes.append(f"{type(exc).__name__}: {exc}"[:200])
+        ok = not notes and figures.get("most_nodes", 0) > 0
+        command = f"bench/page.py: Chromium + {p.page_senders} senders, {p.page_messages:,} messages"
+        run = Run("page-flood", "wschat", figures, srv.command(), command, load, busy, ok, notes)
+        self.runs.append(run)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in figures.items())
+        self.log(f"  page-flood [wschat] ok={ok} {shown} (load {load}) {' '.join(notes)}")
+        return run
+
     def all(self) -> list[Run]:
         p = self.plan
         self.log(f"pinning: server on CPU {self.server_cpu}, generator on CPU {self.gen_cpu}")
@@ -407,6 +432,7 @@ class Bench:
         for sync in ("full", "normal"):
             for _ in range(p.durable_repeats):
                 self.durable(sync)
+        self.page()
         return self.runs
 
 
