@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ONLY = ("fanout", "latency", "join", "idle", "durable", "page")
 
 
+def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
+    """Where the report goes: only a full run of every scenario replaces docs/BENCHMARKS.md."""
+    if out:
+        return out
+    if quick or partial:
+        return ROOT / "bench" / "results" / ("quick.md" if quick else "only.md")
+    return ROOT / "docs" / "BENCHMARKS.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows: a smoke run")
@@ -40,13 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     plan = QUICK if args.quick else FULL
-    # Only a full run of every scenario may replace docs/BENCHMARKS.md; partial runs go elsewhere.
-    if args.out:
-        out = args.out
-    elif args.quick or args.only:
-        out = ROOT / "bench" / "results" / ("quick.md" if args.quick else "only.md")
-    else:
-        out = ROOT / "docs" / "BENCHMARKS.md"
+    out = report_path(args.quick, bool(args.only), args.out)
     settle = args.settle if args.settle is not None else (0.0 if args.quick else 30.0)
     bench = Bench(plan, log=lambda s: print(s, flush=True), settle=settle)
     started = time.time()
