@@ -77,3 +77,9 @@ async def test_the_page_stays_responsive_under_ten_thousand_messages_and_shows_t
     await page.locator(".list:not([hidden])").evaluate("el => { el.scrollTop = 0; }")
     await expect(shown.first).not_to_have_text(before)
     assert await shown.count() <= WINDOW
+    for _ in range(5):  # a few pages up: the newest messages leave the page
+        await page.locator(".list:not([hidden])").evaluate("el => { el.scrollTop = 0; }")
+    await expect(texts(page, "the flood is over")).to_have_count(0)
+    await page.click("#jumpBtn")  # and come back
+    await expect(texts(page, "the flood is over")).to_be_in_viewport()
+    assert await shown.count() <= WINDOW
