@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from bench import loadgen, report
-from bench.scenarios import FULL, QUICK, Bench, loadavg
+from bench.machine import loadavg
+from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
 ONLY = ("fanout", "latency", "join", "idle", "durable", "page")
