@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser import FIXTURES, Pages, bubble, count_messages, frames, join, say, texts
+from browser import CHAT_FILE, FIXTURES, Pages, bubble, count_messages, frames, join, say, texts
 from playwright.async_api import expect
 
 from wschat.server import ChatServer
@@ -120,3 +120,24 @@ async def test_private_conversations_survive_a_reload_which_returns_to_the_one_o
     await expect(page.locator("#usersWrap")).to_be_visible()
     await expect(page.locator("#onlineCount")).to_have_text("2")
     assert count_messages(await frames(bob, "bob-marker"), "yes, Bob?") == 1
+
+
+async def test_the_pages_pure_helpers_count_like_the_server_and_limit_like_it(pages: Pages) -> None:
+    page = await pages.new()
+    await page.goto(CHAT_FILE)
+    problems = await page.evaluate(
+        """() => ['😀'.repeat(4000), '😀'.repeat(4001), 'x'.repeat(4000)]
+            .map(t => wschat.lengthProblem(t, 4000))"""
+    )
+    assert problems[0] == "" and problems[2] == ""  # code points, as the server counts, not UTF-16 units
+    assert problems[1].startswith("The message has 4001 characters; the limit is 4000.")
+    waits = await page.evaluate(
+        """() => { const b = new wschat.TokenBucket(2, 3);  // 2 a second, bursts of 3
+                   return [b.take(0), b.take(0), b.take(0), b.take(0), b.take(250), b.take(500)]; }"""
+    )
+    assert waits == [0, 0, 0, 500, 250, 0]
+    links = await page.evaluate(
+        """() => ['javascript:alert(1)', 'data:text/html,x', 'HTTPS://Example.com/a.', 'see http://h/(x))']
+            .map(t => wschat.messageParts(t).filter(p => p.url).map(p => p.url))"""
+    )
+    assert links == [[], [], ["https://example.com/a"], ["http://h/(x)"]]
