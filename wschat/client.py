@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
-from wschat.clientauth import PasswordUnavailable, TokenFile, default_path, device_label, read_password
+from wschat.clientauth import PasswordUnavailable, TokenFile, device_label, password_for, tokens_for
 from wschat.clientframes import SaveToken
 from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
@@ -359,31 +359,6 @@ class App:
         self.apply(effects)
 
 
-def _token_file(opts: argparse.Namespace, address: Address) -> TokenFile:
-    path = default_path(os.environ, os.path.expanduser("~"), os.name == "nt")
-    return TokenFile(path, address.display, opts.username)
-
-
-def _password(opts: argparse.Namespace, address: Address | None) -> str | None:
-    """For --register, and --login without a token kept for this server: the password, read now
-    (before the terminal goes into raw mode). Raises PasswordUnavailable."""
-    if not opts.account:
-        return None
-    if opts.account == "login" and address is not None and _token_file(opts, address).load():
-        return None
-    return read_password(opts.username, opts.account == "register")
-
-
-def _tokens(opts: argparse.Namespace, state: ClientState, address: Address) -> TokenFile | None:
-    """An account's token file; the token this device has for it (--login) goes to `state`."""
-    if not opts.account:
-        return None
-    tokens = _token_file(opts, address)
-    if opts.account == "login":
-        state.account_token = tokens.load()
-    return tokens
-
-
 async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
     interactive = sys.stdin.isatty()
     if not interactive and (problem := script_problem(opts)):
@@ -400,7 +375,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         Style(color, unicode_ok(sys.stdout), links=links_enabled(os.environ, color)), time.time
     )
     try:
-        password = _password(opts, where[0] if where else None)
+        password = password_for(opts, where[0] if where else None)
     except PasswordUnavailable as exc:
         return EXIT_USAGE, str(exc)
     state = ClientState(
@@ -435,7 +410,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
-        apps[0].tokens = _tokens(opts, state, where[0])
+        apps[0].tokens = tokens_for(opts, state, where[0])
         status = await apps[0].run()
         return status, apps[0].final
     except NoAddress as exc:

@@ -6,6 +6,9 @@
   `~/.config/wschat/sessions.json` (`$XDG_CONFIG_HOME`, `%APPDATA%\\wschat` on Windows,
   `$WSCHAT_SESSIONS` to override), written with mode 0600 in a folder of mode 0700, replaced
   atomically. Tokens, never passwords.
+- `password_for()` and `tokens_for()`: what `--login` / `--register` need at start (the client's
+  `run_client` calls them): the password when this device has no token for that server, and
+  the token file with the token it keeps.
 """
 
 from __future__ import annotations
@@ -16,8 +19,15 @@ import json
 import os
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from wschat.names import name_key
+
+if TYPE_CHECKING:
+    import argparse
+
+    from wschat.address import Address
+    from wschat.clientstate import ClientState
 
 SESSIONS_ENV = "WSCHAT_SESSIONS"
 SESSIONS_FILE = "sessions.json"
@@ -103,3 +113,28 @@ class TokenFile:
                 json.dump(data, f, indent=1)
             os.chmod(tmp, 0o600)  # a umask cannot widen it, but an existing file kept its mode
             os.replace(tmp, self.path)
+
+
+def token_file(opts: argparse.Namespace, address: Address) -> TokenFile:
+    path = default_path(os.environ, os.path.expanduser("~"), os.name == "nt")
+    return TokenFile(path, address.display, opts.username)
+
+
+def password_for(opts: argparse.Namespace, address: Address | None) -> str | None:
+    """For --register, and --login without a token kept for this server: the password, read now
+    (before the terminal goes into raw mode). Raises PasswordUnavailable."""
+    if not opts.account:
+        return None
+    if opts.account == "login" and address is not None and token_file(opts, address).load():
+        return None
+    return read_password(opts.username, opts.account == "register")
+
+
+def tokens_for(opts: argparse.Namespace, state: ClientState, address: Address) -> TokenFile | None:
+    """An account's token file; the token this device has for it (--login) goes to `state`."""
+    if not opts.account:
+        return None
+    tokens = token_file(opts, address)
+    if opts.account == "login":
+        state.account_token = tokens.load()
+    return tokens
