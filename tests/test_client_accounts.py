@@ -194,3 +194,17 @@ async def test_a_script_logs_in_with_the_kept_token_and_never_reads_a_password_f
         env={**ENV, "WSCHAT_SESSIONS": str(nobody)}, timeout=30, start_new_session=True,
     )  # fmt: skip
     assert done.returncode == 2 and "No terminal to type the password in" in done.stderr
+
+
+async def test_revoking_this_devices_own_session_stops_the_client_and_forgets_the_token(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    tokens = tmp_path / "s.json"
+    t = await register(terms, server.port, tokens, "Alice")
+    t.type("/sessions")
+    row = await t.expect_re(r"  ([0-9a-f]{16})  terminal on .*\(this device\)")
+    t.type(f"/revoke {row.group(1)}")
+    await t.expect("ended; that device must log in again")
+    assert await t.exit_status() == 1
+    assert "This device's session was ended (revoked, or the password changed)" in t.output()
+    assert json.loads(tokens.read_text()) == {}

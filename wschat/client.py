@@ -305,7 +305,7 @@ class App:
             if self.tokens is not None:
                 self.tokens.save(None)
             again = f"run again with --login {self.state.name} to type your password"
-            self.give_up(1, f"This device's session was ended from another device; {again}.")
+            self.give_up(1, f"This device's session was ended (revoked, or the password changed); {again}.")
             return False
         if code not in NORMAL_CLOSE and reason:
             self.say(f"The server closed the connection: {reason}", "offline")
