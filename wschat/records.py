@@ -32,6 +32,15 @@ class Message:
     client_msg_id: str | None = None
     epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
     payload: bytes = b""
+    # Rich messaging (wschat.features.events). A room event (a reaction, an edit, a delete) is a
+    # Message too, of another `kind`, so it takes a seq and travels with history and resume.
+    kind: str = "chat"  # "chat", "reaction", "edit" or "delete"
+    target: int = 0  # an event: the seq of the message it changes
+    reply_to: int = 0  # a chat message: the seq it answers
+    meta: dict | None = None  # small JSON-able extras: reply_preview; a reaction's key and removed
+    edited_at: float = 0.0  # a chat message: when its latest edit was made
+    deleted: bool = False  # a chat message deleted by its author: a tombstone without a body
+    reactions: dict[str, list[str]] | None = None  # a chat message: key -> names, oldest first
 
 
 @dataclass(slots=True)
@@ -95,6 +104,15 @@ class ReadPage(Command):
     room: str
     before_seq: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage(Command):
+    """Read one message of `room` by seq (a reply or an event's target older than the window).
+    Result: the Message with its current state, or None."""
+
+    room: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
+from wschat import store_rich
+from wschat.features import fold
+from wschat.records import Append, Command, LoadRoom, Message, ReadMessage, ReadPage, RoomState, Snapshot
 
 log = logging.getLogger("wschat.store")
 
@@ -76,6 +78,7 @@ class MemoryStore(Store):
         Append: "append",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        ReadMessage: "read_message",
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
@@ -98,13 +101,22 @@ class MemoryStore(Store):
         for m in command.messages:
             msgs = self.rooms.setdefault(m.room, [])
             msgs.append(m)
+            if m.kind != "chat":
+                fold.into_list(msgs, m)
             if len(msgs) > 2 * self.cap:
                 del msgs[: -self.cap]
         self.notify(done, None)
 
     def read_page(self, command: ReadPage, done: Done) -> None:
-        older = [m for m in self.rooms.get(command.room, ()) if m.seq < command.before_seq]
+        older = [
+            m for m in self.rooms.get(command.room, ())
+            if m.seq < command.before_seq and m.kind == "chat" and not m.deleted
+        ]  # fmt: skip
         self.notify(done, older[-command.limit :])
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        found = [m for m in self.rooms.get(command.room, ()) if m.seq == command.seq]
+        self.notify(done, found[0] if found else None)
 
 
 _SCHEMA = """
@@ -131,16 +143,18 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
 """
 _COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS += "".join(f", {name}" for name, _ in store_rich.COLUMNS)  # rich messaging (wschat.store_rich)
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * (9 + len(store_rich.COLUMNS)))})"
 _STOP = object()
 
 
 def _row(m: Message) -> tuple:
-    return (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+    head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+    return head + store_rich.row_extra(m)
 
 
 def _message(row: tuple) -> Message:
-    return Message(*row)
+    return store_rich.message_extra(Message(*row[:9]), row[9:])
 
 
 class SQLiteStore(Store):
@@ -150,6 +164,7 @@ class SQLiteStore(Store):
         Append: "write",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        ReadMessage: "read_message",
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
@@ -209,6 +224,7 @@ class SQLiteStore(Store):
         if mode.lower() != "wal" and self.path != ":memory:":
             raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
         db.executescript(_SCHEMA)
+        store_rich.migrate(db)
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
         snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
@@ -294,6 +310,7 @@ class SQLiteStore(Store):
         new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
         self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
         self.db.executemany(_INSERT, [_row(m) for m in messages])
+        store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])
         self._trim(messages)
 
         def committed() -> None:
@@ -315,6 +332,7 @@ class SQLiteStore(Store):
             if last - first + 1 > self.cap + slack:
                 keep_from = last - self.cap + 1
                 self.db.execute("DELETE FROM messages WHERE room = ? AND seq < ?", (room, keep_from))
+                store_rich.trim(self.db, room, keep_from)
                 self.first_seq[room] = keep_from
 
     # -- reading
@@ -327,7 +345,8 @@ class SQLiteStore(Store):
         recent = db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?", (name, self.window)
         ).fetchall()
-        return RoomState(row[0], last or 0, first or 1, [_message(r) for r in reversed(recent)])
+        msgs = store_rich.with_reactions(db, name, [_message(r) for r in reversed(recent)])
+        return RoomState(row[0], last or 0, first or 1, msgs)
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._read(self.loader, done, self._room_state, command.room)
@@ -336,11 +355,22 @@ class SQLiteStore(Store):
         self._read(self.reader, done, self._page, command.room, command.before_seq, command.limit)
 
     def _page(self, db: sqlite3.Connection, room: str, before_seq: int, limit: int) -> list[Message]:
+        # chat messages only: room events reach clients folded into the messages they changed
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? AND kind = 'chat' AND deleted = 0 "
+            "ORDER BY seq DESC LIMIT ?",
             (room, before_seq, limit),
         ).fetchall()
-        return [_message(r) for r in reversed(rows)]
+        return store_rich.with_reactions(db, room, [_message(r) for r in reversed(rows)])
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        self._read(self.reader, done, self._one, command.room, command.seq)
+
+    def _one(self, db: sqlite3.Connection, room: str, seq: int) -> Message | None:
+        row = db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq = ?", (room, seq)
+        ).fetchone()
+        return None if row is None else store_rich.with_reactions(db, room, [_message(row)])[0]
 
     def _read(self, pool: ThreadPoolExecutor, done: Done, query: Callable[..., Any], *args: Any) -> None:
         """Run `query(db, *args)` on a thread of `pool`; `done(result)`, or `done(exc)`."""

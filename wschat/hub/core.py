@@ -23,7 +23,7 @@ from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
 from wschat.hub import history, rooms, sessions
 from wschat.hub.dedup import SentIds
-from wschat.hub.handlers import HANDLERS
+from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
 from wschat.records import Command, Snapshot
@@ -103,7 +103,7 @@ class Hub:
             if wait:
                 return self._limited(s, None, wait, exc.client_msg_id)
             return [self.error(s, exc.code, str(exc), exc.client_msg_id)]
-        is_message = type(req) is p.Chat or type(req) is p.Private
+        is_message = type(req) in MESSAGE_KINDS  # reactions and edits are paced like messages
         wait = (s.chat_bucket if is_message else s.control_bucket).take(now)
         if wait:
             return self._limited(s, req, wait, getattr(req, "client_msg_id", None))

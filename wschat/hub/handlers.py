@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
+from wschat.features import events
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, Message, ReadPage
+from wschat.records import Append, Message, ReadMessage, ReadPage
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -26,9 +27,14 @@ if TYPE_CHECKING:
 Handler = Callable[["Hub", Session, Any, float], list[Effect]]
 
 
-def chat(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect]:
-    """A room message: stored first (Append); delivered and acknowledged once committed."""
+def chat(hub: Hub, s: Session, req: p.Chat, now: float, quoted: dict | None = None) -> list[Effect]:
+    """A room message: stored first (Append); delivered and acknowledged once committed.
+    A reply quotes the message it answers (`quoted`), read from the store first if need be."""
     room = rooms.member_room(hub, s, req.room)
+    if req.reply_to and quoted is None:
+        quoted = events.reply_preview(hub, s, room, req.reply_to)
+        if quoted is None:
+            return [hub.ask(ReadMessage(room.name, req.reply_to), _reply_read, (s.cid, req))]
     cmid = req.client_msg_id
     if cmid is not None:
         if (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
@@ -40,8 +46,30 @@ def chat(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect]:
         room.last_seq = seq
     room.inflight += 1
     m = Message(hub.next_id, room.name, seq, s.name, s.key, s.client_id, req.message, now, cmid, room.epoch)
+    if req.reply_to:
+        m.reply_to, m.meta = req.reply_to, {"reply_preview": quoted}
     hub.next_id += 1
     return [hub.ask(Append([m]), _committed, m)]
+
+
+def _reply_read(hub: Hub, ctx: tuple[int, p.Chat], result: Any, now: float) -> list[Effect]:
+    """The message a reply answers, read from the store: go on with the reply, or refuse it."""
+    cid, req = ctx
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    cmid = req.client_msg_id
+    if isinstance(result, BaseException):
+        text = "The server could not read the message you answer (its storage failed); send it again."
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
+        return [Send((cid,), frame)]
+    try:
+        if not isinstance(result, Message) or result.kind != "chat":
+            raise p.ProtocolError(p.NO_SUCH_MESSAGE, f"There is no message {req.reply_to} to reply to.")
+        quoted = events.quote(rooms.member_room(hub, s, req.room), result)
+        return chat(hub, s, req, now, quoted)
+    except p.ProtocolError as exc:
+        return [hub.error(s, exc.code, str(exc), cmid)]
 
 
 def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
@@ -166,3 +194,6 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
 }
+HANDLERS.update((kind, (handler, True)) for kind, handler in events.HANDLERS.items())
+# requests that count against the message rate (chat_rate), not the control rate
+MESSAGE_KINDS = frozenset((p.Chat, p.Private, *events.HANDLERS))

@@ -1,0 +1,127 @@
+"""SQLite persistence of rich messaging: reactions, edits, deletes and replies. I/O (sqlite3).
+
+`wschat.store` calls it; it owns:
+
+- the schema it adds (`migrate`): columns of `messages` added to an old database when missing,
+  and the `reactions` table, all created only if absent, so every older database opens;
+- `apply_events(db, events)`: inside the writer thread's transaction, after the event rows are
+  inserted, each event changes its target: a reaction row added or removed, an edit's text
+  written over the message's (the latest wins), a delete leaving a tombstone without a body
+  (the row stays, so seqs stay contiguous; edits' texts, reactions and quotes of it go too);
+- `with_reactions(db, room, messages)`: the reactions of messages read from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from wschat.records import Message
+
+# columns of `messages` since rich messaging, with what an older row reads as
+COLUMNS = (
+    ("kind", "TEXT NOT NULL DEFAULT 'chat'"),
+    ("target", "INTEGER NOT NULL DEFAULT 0"),
+    ("reply_to", "INTEGER NOT NULL DEFAULT 0"),
+    ("meta", "TEXT"),
+    ("edited_at", "REAL NOT NULL DEFAULT 0"),
+    ("deleted", "INTEGER NOT NULL DEFAULT 0"),
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reactions (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    user_key TEXT NOT NULL,
+    key TEXT NOT NULL,
+    username TEXT NOT NULL,
+    UNIQUE (room, seq, user_key, key)
+);
+CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE reply_to != 0;
+"""
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Add what rich messaging needs to a database of any earlier version."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    for name, declaration in COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
+    db.executescript(_SCHEMA)
+
+
+def row_extra(m: Message) -> tuple:
+    """The values of `COLUMNS` for a message's row."""
+    meta = json.dumps(m.meta, ensure_ascii=False) if m.meta else None
+    return (m.kind, m.target, m.reply_to, meta, m.edited_at, int(m.deleted))
+
+
+def message_extra(m: Message, extra: tuple) -> Message:
+    kind, target, reply_to, meta, edited_at, deleted = extra
+    m.kind, m.target, m.reply_to, m.edited_at, m.deleted = kind, target, reply_to, edited_at, bool(deleted)
+    m.meta = json.loads(meta) if meta else None
+    return m
+
+
+def apply_events(db: sqlite3.Connection, events: list[Message]) -> None:
+    """Each event's change to its target, in seq order, inside the caller's transaction."""
+    for ev in events:
+        where = (ev.room, ev.target)
+        if ev.kind == "reaction":
+            key = (ev.meta or {}).get("key", "")
+            if (ev.meta or {}).get("removed"):
+                db.execute(
+                    "DELETE FROM reactions WHERE room = ? AND seq = ? AND user_key = ? AND key = ?",
+                    (*where, ev.user_key, key),
+                )
+            else:
+                db.execute(
+                    "INSERT OR IGNORE INTO reactions (room, seq, user_key, key, username) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (*where, ev.user_key, key, ev.username),
+                )
+        elif ev.kind == "edit":
+            db.execute(
+                "UPDATE messages SET text = ?, edited_at = ? WHERE room = ? AND seq = ? AND kind = 'chat'",
+                (ev.text, ev.ts, *where),
+            )
+        elif ev.kind == "delete":
+            _delete(db, ev.room, ev.target)
+
+
+def _delete(db: sqlite3.Connection, room: str, seq: int) -> None:
+    """The body is gone: the message's text, its edits' texts, its reactions, quotes of it."""
+    db.execute(
+        "UPDATE messages SET text = '', deleted = 1, meta = NULL "
+        "WHERE room = ? AND seq = ? AND kind = 'chat'",
+        (room, seq),
+    )
+    db.execute("UPDATE messages SET text = '' WHERE room = ? AND target = ? AND kind = 'edit'", (room, seq))
+    db.execute("DELETE FROM reactions WHERE room = ? AND seq = ?", (room, seq))
+    db.execute(
+        "UPDATE messages SET meta = json_set(meta, '$.reply_preview.message', '') "
+        "WHERE room = ? AND reply_to = ? AND kind = 'chat' AND meta IS NOT NULL",
+        (room, seq),
+    )
+
+
+def trim(db: sqlite3.Connection, room: str, keep_from: int) -> None:
+    """Retention: the reactions of messages no longer kept."""
+    db.execute("DELETE FROM reactions WHERE room = ? AND seq < ?", (room, keep_from))
+
+
+def with_reactions(db: sqlite3.Connection, room: str, messages: list[Message]) -> list[Message]:
+    """Fill in `reactions` of the chat messages read (oldest reaction first)."""
+    seqs = [m.seq for m in messages if m.kind == "chat"]
+    if not seqs:
+        return messages
+    rows = db.execute(
+        "SELECT seq, key, username FROM reactions WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY rowid",
+        (room, min(seqs), max(seqs)),
+    ).fetchall()
+    by_seq = {m.seq: m for m in messages if m.kind == "chat"}
+    for seq, key, username in rows:
+        m = by_seq.get(seq)
+        if m is not None:
+            m.reactions = m.reactions or {}
+            m.reactions.setdefault(key, []).append(username)
+    return messages
