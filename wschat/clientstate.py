@@ -51,6 +51,7 @@ from wschat.clientframes import (
     note,
 )
 from wschat.clientlines import TypedLines
+from wschat.clientrich import RichFrames
 from wschat.commands import (
     History,
     Join,
@@ -77,7 +78,7 @@ __all__ = [
 ]
 
 
-class ClientState(TypedLines, FrameHandlers):
+class ClientState(RichFrames, TypedLines, FrameHandlers):
     def __init__(
         self,
         *,
@@ -114,6 +115,8 @@ class ClientState(TypedLines, FrameHandlers):
         self.max_chars = 4000
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
+        self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
+        self.my_last: dict[str, int] = {}
 
     # ------------------------------------------------------------ questions
 
@@ -332,4 +335,7 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "rooms": ClientState._on_rooms,
     "system": ClientState._on_system,
     "error": ClientState._on_error,
+    "reaction": ClientState._on_room_event,
+    "edit": ClientState._on_room_event,
+    "delete": ClientState._on_room_event,
 }

@@ -1,0 +1,28 @@
+"""End to end: two terminal clients in pseudo-terminals react, reply, edit and delete."""
+
+from __future__ import annotations
+
+from test_client_e2e import login_term
+from terminal import Term
+
+from wschat.server import ChatServer
+
+
+async def test_two_terminals_react_reply_edit_and_delete(server: ChatServer, terms: list[Term]) -> None:
+    alice = await login_term(terms, server.port, "alice")
+    bob = await login_term(terms, server.port, "bob")
+    bob.type("coffee anyone?")
+    await alice.expect("[1] bob: coffee anyone?")
+    alice.type("/react 1 ☕")
+    await bob.expect('alice reacted ☕ to [1] "coffee anyone?"')
+    alice.type("/reply 1 yes please")
+    await bob.expect("↱ bob: coffee anyone?")
+    await bob.expect("[3] alice: yes please")
+    bob.type("/edit tea anyone?")
+    await alice.expect("bob edited [1]: tea anyone?")
+    alice.type("/edit 1 mine now")
+    await alice.expect("Only the author of a message may edit it.")
+    bob.type("/delete 1")
+    await alice.expect('bob deleted [1] "tea anyone?"')
+    alice.type("/react 1 👍")
+    await alice.expect("Message 1 of #general was deleted.")
