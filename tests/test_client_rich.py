@@ -50,7 +50,8 @@ def test_a_resume_shows_missed_events_after_the_messages_and_moves_the_position(
     s.pump(5)
     out = s.frame(accepted(), 5)
     out += s.frame({"type": "joined", "room": "general", "epoch": EPOCH, "online_users": 2}, 5)
-    out += s.frame(history([event("reaction", 2, 1, key="☕", removed=False), chat(3, "more")], mode="resume"), 5)
+    missed = [event("reaction", 2, 1, key="☕", removed=False), chat(3, "more")]
+    out += s.frame(history(missed, mode="resume"), 5)
     text = shown(out)
     assert text.index("[3] bob: more") < text.index("bob reacted ☕ to [1]")
     assert s.views["general"].seen.top == 3

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from test_client_e2e import login_term
 from terminal import Term
+from test_client_e2e import login_term
 
 from wschat.server import ChatServer
 
