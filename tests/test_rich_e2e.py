@@ -54,3 +54,28 @@ async def test_a_resuming_client_and_a_newcomer_see_the_same_final_state(tmp_pat
         await carol.close()
     finally:
         await server.stop()
+
+
+async def test_typing_mentions_and_receipts_on_a_real_server() -> None:
+    server = await start_server()
+    try:
+        alice = await logged_in(server.port, "Alice")
+        bob = await logged_in(server.port, "Bob")
+        await alice.send({"type": "typing", "room": "general", "active": True})
+        got = await bob.expect("typing")
+        assert got["users"] == ["Alice"] and got["count"] == 1
+        await alice.chat("hey Bob", mentions=["Bob"])
+        msg = await bob.expect("chat", seq=1)
+        assert msg["mentions_you"] is True
+        await bob.send({"type": "read", "room": "general", "seq": 1})
+        rc = await alice.expect("receipt")
+        assert rc == {"type": "receipt", "username": "Bob", "seq": 1, "room": "general"}
+        await bob.close()
+        back = await Client.open(server.port)
+        await back.send({"type": "set_username", "username": "Bob"})
+        pos = await back.expect("read_position")
+        assert pos["seq"] == 1
+        await back.close()
+        await alice.close()
+    finally:
+        await server.stop()

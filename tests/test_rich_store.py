@@ -9,7 +9,7 @@ from typing import Any
 
 from test_store import Inbox, commit, msg
 
-from wschat.records import LoadRoom, Message, ReadMessage, ReadPage
+from wschat.records import LoadRoom, Message, ReadMessage, ReadPage, SaveReads
 from wschat.store import MemoryStore, SQLiteStore
 
 
@@ -115,3 +115,16 @@ def test_the_memory_store_folds_the_same_events() -> None:
     scenario(store, inbox)
     check(history_of(store, inbox))
     assert ask(store, inbox, LoadRoom("general")).last_seq == 8
+
+
+def test_read_positions_are_stored_forward_only_and_reloaded(tmp_path: Path) -> None:
+    path = str(tmp_path / "chat.db")
+    inbox = Inbox()
+    store = SQLiteStore(path, inbox)
+    store.load()
+    assert ask(store, inbox, SaveReads([("alice", "general", 5, False), ("bob", "dev", 2, True)])) is None
+    assert ask(store, inbox, SaveReads([("alice", "general", 3, True)])) is None
+    store.close()
+    again = SQLiteStore(path, inbox)
+    assert sorted(again.load().read_positions) == [("alice", "general", 5, True), ("bob", "dev", 2, True)]
+    again.close()

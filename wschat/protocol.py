@@ -111,6 +111,7 @@ class Chat:
     room: str = "general"
     client_msg_id: str | None = None
     reply_to: int = 0  # the seq this message answers (wschat.features.wire), 0 for none
+    mentions: tuple[str, ...] = ()  # names the sender mentioned (wschat.features.wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +248,7 @@ def _set_username(obj: dict, limits: Limits) -> SetUsername:
 def _chat(obj: dict, limits: Limits) -> Chat:
     cmid = _client_msg_id(obj)
     room = _text(obj, "room", required=False, default="general")
-    return Chat(_message(obj, limits, cmid), room, cmid, _rich.reply_to(obj))
+    return Chat(_message(obj, limits, cmid), room, cmid, _rich.reply_to(obj), _rich.mentions(obj))
 
 
 def _private(obj: dict, limits: Limits) -> Private:

@@ -66,6 +66,8 @@ class Snapshot:
     sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     # rooms with history that are not loaded at start, most recently active last (for list_rooms)
     known_rooms: list[str] = field(default_factory=list)
+    # read positions (wschat.features.live): (user_key, room, seq, private)
+    read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- store commands
@@ -113,6 +115,19 @@ class ReadMessage(Command):
 
     room: str
     seq: int
+
+
+@dataclass(slots=True)
+class SaveReads(Command):
+    """Store read positions: (user_key, room, seq, private); a position only moves forward.
+    Result: None once committed."""
+
+    positions: list[tuple[str, str, int, bool]]
+    batched: ClassVar[bool] = True
+
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> SaveReads:
+        return SaveReads([pos for c in commands if isinstance(c, SaveReads) for pos in c.positions])
 
 
 @dataclass(frozen=True, slots=True)

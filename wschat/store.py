@@ -38,7 +38,17 @@ from typing import Any, ClassVar
 
 from wschat import store_rich
 from wschat.features import fold
-from wschat.records import Append, Command, LoadRoom, Message, ReadMessage, ReadPage, RoomState, Snapshot
+from wschat.records import (
+    Append,
+    Command,
+    LoadRoom,
+    Message,
+    ReadMessage,
+    ReadPage,
+    RoomState,
+    SaveReads,
+    Snapshot,
+)
 
 log = logging.getLogger("wschat.store")
 
@@ -79,6 +89,7 @@ class MemoryStore(Store):
         ReadPage: "read_page",
         LoadRoom: "load_room",
         ReadMessage: "read_message",
+        SaveReads: "save_reads",
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
@@ -117,6 +128,9 @@ class MemoryStore(Store):
     def read_message(self, command: ReadMessage, done: Done) -> None:
         found = [m for m in self.rooms.get(command.room, ()) if m.seq == command.seq]
         self.notify(done, found[0] if found else None)
+
+    def save_reads(self, command: SaveReads, done: Done) -> None:
+        self.notify(done, None)  # the hub keeps them while the process lives
 
 
 _SCHEMA = """
@@ -165,10 +179,11 @@ class SQLiteStore(Store):
         ReadPage: "read_page",
         LoadRoom: "load_room",
         ReadMessage: "read_message",
+        SaveReads: "write",
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
-    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends"}
+    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends", SaveReads: "_write_reads"}
 
     def __init__(
         self,
@@ -244,6 +259,7 @@ class SQLiteStore(Store):
             (SENT_IDS_LOADED,),
         ).fetchall()
         snap.sent_ids = list(reversed(rows))
+        snap.read_positions = store_rich.read_positions(db)
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
         self.writer.start()
@@ -319,6 +335,12 @@ class SQLiteStore(Store):
                 self.first_seq.setdefault(m.room, m.seq)
 
         return committed
+
+    def _write_reads(self, commands: list[Command]) -> Callable[[], None]:
+        store_rich.save_reads(
+            self.db, [pos for c in commands if isinstance(c, SaveReads) for pos in c.positions]
+        )
+        return lambda: None
 
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS reactions (
     username TEXT NOT NULL,
     UNIQUE (room, seq, user_key, key)
 );
+CREATE TABLE IF NOT EXISTS read_positions (
+    user_key TEXT NOT NULL,
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    private INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_key, room)
+);
 CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE reply_to != 0;
 """
 
@@ -102,6 +109,20 @@ def _delete(db: sqlite3.Connection, room: str, seq: int) -> None:
         "WHERE room = ? AND reply_to = ? AND kind = 'chat' AND meta IS NOT NULL",
         (room, seq),
     )
+
+
+def save_reads(db: sqlite3.Connection, positions: list[tuple[str, str, int, bool]]) -> None:
+    """Read positions: each only moves forward; its privacy is the latest asked for."""
+    db.executemany(
+        "INSERT INTO read_positions (user_key, room, seq, private) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (user_key, room) DO UPDATE SET seq = max(seq, excluded.seq), private = excluded.private",
+        [(key, room, seq, int(private)) for key, room, seq, private in positions],
+    )
+
+
+def read_positions(db: sqlite3.Connection) -> list[tuple[str, str, int, bool]]:
+    rows = db.execute("SELECT user_key, room, seq, private FROM read_positions").fetchall()
+    return [(key, room, seq, bool(private)) for key, room, seq, private in rows]
 
 
 def trim(db: sqlite3.Connection, room: str, keep_from: int) -> None:

@@ -23,6 +23,7 @@ from wschat.effects import Effect, Send
 from wschat.features import fold, wire
 from wschat.hub import history, rooms
 from wschat.hub.state import Room, Session
+from wschat.names import name_key
 from wschat.records import Append, Message, ReadMessage
 
 if TYPE_CHECKING:
@@ -172,6 +173,25 @@ def _refold(hub: Hub, room: Room, m: Message, change: Callable[[Message], None])
     hub.window_bytes += delta
 
 
+# ------------------------------------------------------------------ mentions
+
+
+def mentioned(hub: Hub, room: Room, m: Message, publish: Send) -> list[Effect]:
+    """A committed message's delivery: members it mentions get it with `mentions_you: true`.
+    (Mentions are explicit, `chat.mentions`; the text is never searched for names.)"""
+    names = (m.meta or {}).get("mentions")
+    if not names:
+        return [publish]
+    keys = {name_key(n) for n in names}
+    sessions = hub.sessions
+    marked = tuple(c for c in publish.targets if c in sessions and sessions[c].key in keys)
+    if not marked:
+        return [publish]
+    rest = tuple(c for c in publish.targets if c not in marked)
+    flagged = fold.payload(m, mentions_you=True)
+    return [Send(rest, publish.data), Send(marked, flagged)]
+
+
 # ------------------------------------------------------------------ replies
 
 
@@ -194,3 +214,7 @@ def quote(room: Room, target: Message) -> dict[str, Any]:
 
 
 HANDLERS = {wire.React: react, wire.Edit: edit, wire.Delete: delete}
+
+from wschat.hub.handlers import HANDLERS as _REGISTRY  # noqa: E402  (see wschat.hub.handlers)
+
+_REGISTRY.update((kind, (handler, True)) for kind, handler in HANDLERS.items())

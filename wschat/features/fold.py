@@ -20,8 +20,9 @@ from wschat.features import wire
 from wschat.records import Message
 
 
-def payload(m: Message) -> bytes:
-    """The frame of a stored room message of any kind, from its fields (`m.text` holds the body)."""
+def payload(m: Message, mentions_you: bool = False) -> bytes:
+    """The frame of a stored room message of any kind, from its fields (`m.text` holds the body);
+    with `mentions_you`, the copy for the people it mentions."""
     meta = m.meta or {}
     if m.kind == "reaction":
         return wire.reaction(
@@ -37,6 +38,8 @@ def payload(m: Message) -> bytes:
         "reactions": m.reactions or None,
         "edited_at": outbound.timestamp(m.edited_at) if m.edited_at else None,
         "deleted": True if m.deleted else None,
+        "mentions": meta.get("mentions"),
+        "mentions_you": True if mentions_you else None,
     }
     return outbound.chat(
         str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, rich

@@ -16,6 +16,8 @@ from typing import Any
 from wschat import outbound
 from wschat import protocol as p
 
+MAX_MENTIONS = 20  # names mentioned in one message
+TYPING_SHOWN = 10  # names in a `typing` frame; `count` says how many type
 MAX_KEY_CHARS = 32  # a reaction key: one emoji (which may be several code points) or a short word
 PREVIEW_CHARS = 100  # reply_preview.message: enough to recognise the message quoted
 
@@ -39,6 +41,22 @@ class Edit:
 class Delete:
     room: str
     target: int
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    room: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A read position: in `room`, or (with `to`) in the private conversation with `to`."""
+
+    room: str | None
+    to: str | None
+    seq: int
+    private: bool = False
 
 
 def _room(obj: dict) -> str:
@@ -71,6 +89,52 @@ def _delete(obj: dict, limits: p.Limits) -> Delete:
     return Delete(_room(obj), p._int(obj, "target"))
 
 
+def _typing(obj: dict, limits: p.Limits) -> Typing:
+    active = obj.get("active", True)
+    if not isinstance(active, bool):
+        raise p.ProtocolError(p.BAD_FIELD, "'active' must be true or false.")
+    return Typing(_room(obj), active)
+
+
+def _read(obj: dict, limits: p.Limits) -> Read:
+    private = obj.get("private", False)
+    if not isinstance(private, bool):
+        raise p.ProtocolError(p.BAD_FIELD, "'private' must be true or false.")
+    to = p._text(obj, "to", required=False)
+    room = None if to is not None else _room(obj)
+    return Read(room, to, p._int(obj, "seq"), private)
+
+
+def mentions(obj: dict) -> tuple[str, ...]:
+    """`chat.mentions`: the names a message mentions (the client fills them from @-completion)."""
+    raw = obj.get("mentions")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(n, str) and 0 < len(n) <= 64 for n in raw):
+        raise p.ProtocolError(p.BAD_FIELD, "'mentions' must be a list of names.")
+    if len(raw) > MAX_MENTIONS:
+        raise p.ProtocolError(p.BAD_FIELD, f"A message may mention at most {MAX_MENTIONS} names.")
+    return tuple(dict.fromkeys(raw))
+
+
+def typing(room: str, users: list[str], count: int) -> bytes:
+    return outbound.encode({"type": "typing", "room": room, "users": users[:TYPING_SHOWN], "count": count})
+
+
+def read_position(room: str, seq: int) -> bytes:
+    return outbound.encode({"type": "read_position", "room": room, "seq": seq})
+
+
+def receipt(username: str, seq: int, *, room: str | None = None, to: str | None = None) -> bytes:
+    frame: dict[str, Any] = {"type": "receipt", "username": username, "seq": seq}
+    frame.update({"room": room} if room is not None else {"to": to})
+    return outbound.encode(frame)
+
+
+def receipts(room: str, positions: dict[str, int]) -> bytes:
+    return outbound.encode({"type": "receipts", "room": room, "positions": positions})
+
+
 def reaction(room: str, seq: int, target: int, key: str, username: str, removed: bool, ts: float) -> bytes:
     frame = {"type": "reaction", "room": room, "seq": seq, "target": target, "key": key}
     frame.update(username=username, removed=removed, timestamp=outbound.timestamp(ts))
@@ -99,11 +163,18 @@ def reply_to(obj: dict) -> int:
     return 0 if obj.get("reply_to") is None else p._int(obj, "reply_to")
 
 
+MESSAGE_RATE = (React, Edit, Delete)  # paced like chat messages (the message rate)
+
 TYPES = (
     p.FrameType("react", _react),
     p.FrameType("reaction", build=reaction),
     p.FrameType("edit", _edit, edit),
     p.FrameType("delete", _delete, delete),
+    p.FrameType("typing", _typing, typing),
+    p.FrameType("read", _read),
+    p.FrameType("read_position", build=read_position),
+    p.FrameType("receipt", build=receipt),
+    p.FrameType("receipts", build=receipts),
 )
 p.FRAME_TYPES.update((t.name, t) for t in TYPES)
 p._DECODERS.update((t.name, t.decode) for t in TYPES if t.decode is not None)

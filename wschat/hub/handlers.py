@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.features import events
+from wschat.features import wire
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -48,6 +48,8 @@ def chat(hub: Hub, s: Session, req: p.Chat, now: float, quoted: dict | None = No
     m = Message(hub.next_id, room.name, seq, s.name, s.key, s.client_id, req.message, now, cmid, room.epoch)
     if req.reply_to:
         m.reply_to, m.meta = req.reply_to, {"reply_preview": quoted}
+    if req.mentions:
+        m.meta = {**(m.meta or {}), "mentions": list(req.mentions)}
     hub.next_id += 1
     return [hub.ask(Append([m]), _committed, m)]
 
@@ -93,10 +95,13 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
     if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
         room.last_seq = m.seq
     m.payload = history.chat_payload(m)
+    publish = hub.broker.publish(room.name, m.payload)
+    out: list[Effect] = events.mentioned(hub, room, m, publish)  # those mentioned: mentions_you
     history.add(hub, room, m)
     room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
     rooms.touch(hub, room)
-    out: list[Effect] = [hub.broker.publish(room.name, m.payload)]
+    if holder is not None:
+        out += live.stop_typing(hub, hub.sessions[holder], room, now)
     if cmid is not None:
         mid = str(m.id)
         hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
@@ -194,6 +199,9 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
 }
-HANDLERS.update((kind, (handler, True)) for kind, handler in events.HANDLERS.items())
 # requests that count against the message rate (chat_rate), not the control rate
-MESSAGE_KINDS = frozenset((p.Chat, p.Private, *events.HANDLERS))
+MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
+
+# Feature modules add their handlers to HANDLERS when they are imported (at their end);
+# importing them here, after HANDLERS exists, registers them whichever module comes first.
+from wschat.features import events, live  # noqa: E402
