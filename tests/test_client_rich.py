@@ -68,7 +68,10 @@ def test_react_edit_delete_send_frames_and_edit_alone_takes_your_last_message() 
     s = make()
     online(s)
     s.frame(chat(7, "mine", user="alice"), 0)
-    assert sent(s.line("/react 7 👍", 0)) == [{"type": "react", "room": "general", "target": 7, "key": "👍"}]
+    assert sent(s.line("/react 7 👍", 0)) == [
+        {"type": "react", "room": "general", "target": 7, "key": "👍"},
+        {"type": "read", "room": "general", "seq": 7},  # typing a line: what was shown is read
+    ]
     assert sent(s.line("/edit better", 0)) == [
         {"type": "edit", "room": "general", "target": 7, "message": "better"}
     ]
@@ -89,3 +92,43 @@ def test_help_lists_the_rich_commands() -> None:
     text = shown(s.line("/help", 0))
     for cmd in ("/react", "/reply", "/edit", "/delete"):
         assert cmd in text
+
+
+def test_typing_shows_on_the_prompt_of_that_room_only() -> None:
+    s = make()
+    online(s)
+    s.frame({"type": "typing", "room": "general", "users": ["bob"], "count": 1}, 0)
+    assert s.prompt() == "#general (bob is typing…)> "
+    s.frame({"type": "typing", "room": "general", "users": ["bob", "ann"], "count": 2}, 0)
+    assert s.prompt() == "#general (bob and ann are typing…)> "
+    s.frame({"type": "typing", "room": "general", "users": ["a"] * 10, "count": 40}, 0)
+    assert s.prompt() == "#general (40 people are typing…)> "
+    s.frame({"type": "typing", "room": "dev", "users": [], "count": 0}, 0)
+    s.frame({"type": "typing", "room": "general", "users": ["\x1b[31mx"], "count": 1}, 0)
+    assert "\x1b" not in s.prompt()
+    s.frame({"type": "typing", "room": "general", "users": [], "count": 0}, 0)
+    assert s.prompt() == "#general> "
+
+
+def test_a_mention_is_highlighted_with_a_bell_when_live_only() -> None:
+    from wschat.render import Renderer, Style
+
+    colour = Renderer(Style(color=True), clock=lambda: 0.0)
+    s = make()
+    online(s)
+    assert "\a" in shown(s.frame(chat(1, "hey alice", mentions=["alice"], mentions_you=True), 0), colour)
+    assert "\a" not in shown(s.frame(chat(2, "plain"), 0), colour)
+    old = shown(s.frame(history([chat(3, "old", mentions=["alice"])]), 0), colour)
+    assert "\a" not in old
+
+
+def test_unread_counts_messages_after_the_read_position_and_typing_marks_read() -> None:
+    s = make()
+    online(s, [chat(1), chat(2, "hi alice", mentions=["alice"]), chat(3)])
+    s.frame({"type": "read_position", "room": "general", "seq": 1}, 0)
+    assert "#general: 2 (1 mention)" in shown(s.line("/unread", 0))
+    out = s.line("hello", 0)
+    assert {"type": "read", "room": "general", "seq": 3} in sent(out)
+    assert "No unread messages." in shown(s.line("/unread", 0))
+    s.frame(chat(4, room="dev"), 0)
+    assert "#dev: 1" in shown(s.line("/unread", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support import logged_in
 from terminal import Term
 from test_client_e2e import login_term
 
@@ -26,3 +27,22 @@ async def test_two_terminals_react_reply_edit_and_delete(server: ChatServer, ter
     await alice.expect('bob deleted [1] "tea anyone?"')
     alice.type("/react 1 👍")
     await alice.expect("Message 1 of #general was deleted.")
+
+
+async def test_a_terminal_shows_typing_on_its_prompt_and_counts_unread(
+    server: ChatServer, terms: list[Term]
+) -> None:
+    alice = await login_term(terms, server.port, "alice")
+    carol = await logged_in(server.port, "carol")
+    await carol.send({"type": "typing", "room": "general", "active": True})
+    await alice.expect("#general (carol is typing…)> ")
+    await carol.chat("hi @alice", mentions=["alice"])
+    await alice.expect("[1] carol: hi @alice")
+    await alice.expect("#general> ")  # her message ended her typing
+    alice.type("/unread")
+    await alice.expect("#general: 1 (1 mention)")
+    alice.type("thanks")
+    await carol.expect("receipt", username="alice", seq=1)
+    alice.type("/unread")
+    await alice.expect("No unread messages.")
+    await carol.close()

@@ -1,4 +1,5 @@
-"""The terminal client's rich messaging: reactions, replies, edits and deletes. NO I/O.
+"""The terminal client's rich messaging: reactions, replies, edits, deletes, mentions, typing,
+read positions and unread counts. NO I/O.
 
 `RichFrames` is the part of `wschat.clientstate.ClientState` that
 
@@ -7,7 +8,13 @@
 - shows `reaction`, `edit` and `delete` events (live, or missed while away and carried by the
   resume) as lines naming the message they change, each once (by seq, like messages);
 - answers `/react`, `/reply`, `/edit` and `/delete` (`wschat.commands`). A reply is a chat
-  message (it goes through the outbox); the others are sent only while connected.
+  message (it goes through the outbox); the others are sent only while connected;
+- marks messages that mention you (`mentions_you`, or your name in `mentions`): highlighted,
+  with a bell when they arrive live;
+- keeps who is typing in each room (`typing`) for the prompt: `#general (bob is typing…)> `;
+- keeps read positions and unread counts: a room's messages count as read once you type a line
+  to it (a message or a /react, /reply, /edit, /delete; the client then sends `read`);
+  `/unread` lists the rest.
 
 A line-based terminal cannot redraw a message printed earlier, so a change is a line of its own.
 """
@@ -20,10 +27,12 @@ from typing import Any
 
 from wschat import display as d
 from wschat.clientframes import ONLINE, Effect, Send, Show, as_int, as_str, note, preview
-from wschat.commands import DeleteMsg, EditMsg, React, Reply
+from wschat.commands import DeleteMsg, EditMsg, React, Reply, Say, Unread
+from wschat.render import escape
 from wschat.roomview import RoomView
 
 EVENT_TYPES = frozenset(("reaction", "edit", "delete"))
+TALK = (Say, React, Reply, EditMsg, DeleteMsg)  # lines that talk in the current room: it is read
 TEXTS_KEPT = 2000  # messages remembered, to name them in event lines and for /edit
 
 
@@ -36,6 +45,10 @@ class RichFrames:
     views: dict[str, RoomView]
     texts: OrderedDict[tuple[str, int], tuple[str, str]]  # (room, seq) -> (sender, text)
     my_last: dict[str, int]  # room -> seq of my last message there
+    interactive: bool
+    typists: dict[str, tuple[tuple[str, ...], int]]  # room -> (names shown, how many type)
+    read_pos: dict[str, int]  # room -> my read position
+    unread: dict[str, dict[int, bool]]  # room -> seq of an unread message -> it mentions me
 
     _queue: Callable[[dict[str, Any], str], list[Effect]]  # from TypedLines
     _tag: Callable[[Any], str | None]  # from FrameHandlers
@@ -61,7 +74,13 @@ class RichFrames:
         reactions = ()
         if isinstance(raw, dict):
             reactions = tuple((k, len(v)) for k, v in raw.items() if isinstance(v, list) and v)
-        return {"seq": seq, "quote": quote, "reactions": reactions, "edited": bool(m.get("edited_at"))}
+        mention = bool(m.get("mentions_you")) or (
+            bool(self.me) and isinstance(m.get("mentions"), list) and self.me in m["mentions"]
+        )
+        if seq is not None and sender != self.me and seq > self.read_pos.get(room, 0):
+            self.unread.setdefault(room, {})[seq] = mention
+        edited = bool(m.get("edited_at"))
+        return {"seq": seq, "quote": quote, "reactions": reactions, "edited": edited, "mention": mention}
 
     def _fresh(self, room: str, seq: int | None) -> bool:
         """Whether a room frame with `seq` is new (and mark it seen); frames come in seq order."""
@@ -111,9 +130,65 @@ class RichFrames:
         lines = [e for f in events if (e := self._event_line(f)) is not None]
         return [Show(e) for e in lines]
 
+    # ------------------------------------------------------------ typing, reading
+
+    def _on_typing(self, frame: dict[str, Any], now: float) -> list[Effect]:
+        room = as_str(frame.get("room"), "general")
+        raw = frame.get("users")
+        names = tuple(n for n in raw if isinstance(n, str) and n != self.me) if isinstance(raw, list) else ()
+        count = max(as_int(frame.get("count")) or 0, len(names))
+        if count:
+            self.typists[room] = (names, count)
+        else:
+            self.typists.pop(room, None)
+        return []
+
+    def typing_note(self) -> str:
+        """Who types in the current room, for the prompt ("" if nobody)."""
+        names, count = self.typists.get(self.current or "", ((), 0))
+        if not count:
+            return ""
+        if count == 1 and names:
+            return f" ({escape(names[0])} is typing…)"
+        if count == 2 and len(names) == 2:
+            return f" ({escape(names[0])} and {escape(names[1])} are typing…)"
+        return f" ({count} people are typing…)"
+
+    def _on_read_position(self, frame: dict[str, Any], now: float) -> list[Effect]:
+        room, seq = as_str(frame.get("room"), "general"), as_int(frame.get("seq"))
+        if seq is not None and seq > self.read_pos.get(room, 0):
+            self.read_pos[room] = seq
+            self.unread[room] = {s: m for s, m in self.unread.get(room, {}).items() if s > seq}
+        return []
+
+    def _mark_read(self) -> list[Effect]:
+        """The user typed while talking in the current room: what was shown there is read."""
+        room = self.current
+        if room is None or self.phase != ONLINE or not self.interactive:
+            return []
+        self.unread.pop(room, None)
+        top = self.views[room].seen.top if room in self.views else 0
+        if top <= self.read_pos.get(room, 0):
+            return []
+        self.read_pos[room] = top
+        return [Send({"type": "read", "room": room, "seq": top})]
+
+    def _unread_list(self) -> list[Effect]:
+        rooms = [(r, u) for r, u in self.unread.items() if u]
+        if not rooms:
+            return [note("No unread messages.", "ok")]
+        parts = []
+        for room, seqs in sorted(rooms, key=lambda ru: -len(ru[1])):
+            mentions = sum(seqs.values())
+            extra = f" ({mentions} mention{'s' if mentions != 1 else ''})" if mentions else ""
+            parts.append(f"#{room}: {len(seqs)}{extra}")
+        return [note("Unread: " + ", ".join(parts) + ". Type a line in a room to mark it read.", "history")]
+
     # ------------------------------------------------------------ commands
 
-    def _rich_command(self, cmd: React | Reply | EditMsg | DeleteMsg) -> list[Effect]:
+    def _rich_command(self, cmd: React | Reply | EditMsg | DeleteMsg | Unread) -> list[Effect]:
+        if isinstance(cmd, Unread):
+            return self._unread_list()
         room = self.current
         if room is None:
             return [note("You are in no room; /join one first.", "error")]

@@ -106,6 +106,11 @@ class DeleteMsg:
 
 
 @dataclass(frozen=True, slots=True)
+class Unread:
+    """List the rooms with unread messages."""
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -119,9 +124,9 @@ class Usage:
 
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
-    | React | Reply | EditMsg | DeleteMsg
+    | React | Reply | EditMsg | DeleteMsg | Unread
 )  # fmt: skip
-RICH = (React, Reply, EditMsg, DeleteMsg)  # answered by wschat.clientrich
+RICH = (React, Reply, EditMsg, DeleteMsg, Unread)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -136,6 +141,7 @@ HELP: list[tuple[str, str]] = [
     ("/reply N text", "answer message N (the reply quotes it)"),
     ("/edit [N] text", "change your message N, or your last message in this room without N"),
     ("/delete N", "delete your message N"),
+    ("/unread", "rooms with messages you have not read yet, and mentions of you"),
     ("/help", "this list"),
     ("/quit", "leave the chat (also Ctrl+C, or Ctrl+D on an empty line)"),
     ("//text", "send a message that starts with '/'"),
@@ -250,6 +256,7 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     "reply": _reply,
     "edit": _edit,
     **dict.fromkeys(("delete", "del"), _delete),
+    "unread": lambda _: Unread(),
 }
 
 

@@ -36,6 +36,7 @@ class ChatMessage:
     quote: tuple[str, str] | None = None  # a reply: who and what it answers
     reactions: tuple[tuple[str, int], ...] = ()  # (key, count)
     edited: bool = False
+    mention: bool = False  # it mentions you: highlighted (and a bell, live)
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,8 +224,11 @@ class Renderer:
     def chat(self, e: ChatMessage, history: bool = False) -> str:
         number = self.paint(f"[{e.seq}]", GREY) + " " if e.seq is not None else ""
         head = f"{self.hhmm(e.timestamp)} {self.room_tag(e.tag)}{number}{self.name(e.sender, e.mine)}: "
-        line = self._body(head, e.text, DIM if history else GREEN if e.mine else "")
+        codes = (DIM,) if history else (BOLD, YELLOW) if e.mention else (GREEN,) if e.mine else ()
+        line = self._body(head, e.text, *codes)
         line = self._quoted(e) + line + self._marks(e)
+        if e.mention and not history and self.style.color:
+            line += "\a"  # the terminal bell: someone mentioned you
         if history:
             bar = self.paint(self.sym("bar"), GREY)
             return bar + line.replace("\n", "\n" + bar)
