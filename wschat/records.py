@@ -131,6 +131,18 @@ class SaveReads(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Search(Command):
+    """Find chat messages of `rooms` whose text has every token of `tokens` (case and accents
+    ignored), newest first, with id < `before` (0: any); at most `limit`.
+    Result: a list of Messages in their current state (never a deleted one)."""
+
+    tokens: tuple[str, ...]
+    rooms: tuple[str, ...]
+    before: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class LoadRoom(Command):
     """Read a room when someone joins it. Result: a RoomState, or None for a room with no history."""
 

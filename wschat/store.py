@@ -47,6 +47,7 @@ from wschat.records import (
     ReadPage,
     RoomState,
     SaveReads,
+    Search,
     Snapshot,
 )
 
@@ -90,6 +91,7 @@ class MemoryStore(Store):
         LoadRoom: "load_room",
         ReadMessage: "read_message",
         SaveReads: "save_reads",
+        Search: "search",
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
@@ -131,6 +133,17 @@ class MemoryStore(Store):
 
     def save_reads(self, command: SaveReads, done: Done) -> None:
         self.notify(done, None)  # the hub keeps them while the process lives
+
+    def search(self, command: Search, done: Done) -> None:
+        found: list[Message] = []
+        for room in command.rooms:
+            found += [
+                m for m in self.rooms.get(room, ())
+                if m.kind == "chat" and not m.deleted and (not command.before or m.id < command.before)
+                and fold.matches(m, command.tokens)
+            ]  # fmt: skip
+        found.sort(key=lambda m: m.id, reverse=True)
+        self.notify(done, found[: command.limit])
 
 
 _SCHEMA = """
@@ -180,6 +193,7 @@ class SQLiteStore(Store):
         LoadRoom: "load_room",
         ReadMessage: "read_message",
         SaveReads: "write",
+        Search: "search",
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
@@ -387,6 +401,18 @@ class SQLiteStore(Store):
 
     def read_message(self, command: ReadMessage, done: Done) -> None:
         self._read(self.reader, done, self._one, command.room, command.seq)
+
+    def search(self, command: Search, done: Done) -> None:
+        self._read(self.reader, done, self._search, command)
+
+    def _search(self, db: sqlite3.Connection, command: Search) -> list[Message]:
+        rows = store_rich.search(db, _COLUMNS, command)
+        by_room: dict[str, list[Message]] = {}
+        for m in (found := [_message(r) for r in rows]):
+            by_room.setdefault(m.room, []).append(m)
+        for room, msgs in by_room.items():
+            store_rich.with_reactions(db, room, msgs)
+        return found
 
     def _one(self, db: sqlite3.Connection, room: str, seq: int) -> Message | None:
         row = db.execute(

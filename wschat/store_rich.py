@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 from wschat.records import Message
 
@@ -47,6 +48,28 @@ CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE r
 """
 
 
+# Search: an FTS5 index of the chat messages' text, kept in step with `messages` by triggers
+# (external content: the text is stored once). unicode61 with remove_diacritics 2 folds case
+# and accents, so "cafe" finds "Café". Room events are not indexed; a deleted message's text
+# is '' (so nothing of it is found), and search also skips deleted rows.
+_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+    text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.kind = 'chat' BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages WHEN old.kind = 'chat' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages
+WHEN old.kind = 'chat' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+END;
+"""
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Add what rich messaging needs to a database of any earlier version."""
     present = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
@@ -54,6 +77,38 @@ def migrate(db: sqlite3.Connection) -> None:
         if name not in present:
             db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
     db.executescript(_SCHEMA)
+    had_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
+    db.executescript(_FTS)
+    if not had_index:  # an older database: index the messages it already has
+        db.execute(
+            "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages "
+            "WHERE kind = 'chat' AND deleted = 0"
+        )
+
+
+def fts_query(tokens: tuple[str, ...]) -> str:
+    """An FTS5 query that finds every token as typed: each one double-quoted (a phrase), so
+    nothing a user types (`10.0.0.1`, `"`, `AND`, `*`) is FTS5 syntax."""
+    return " ".join('"' + token.replace('"', '""') + '"' for token in tokens)
+
+
+def search(db: sqlite3.Connection, columns: str, command: Any) -> list[tuple]:
+    """Rows of the chat messages of `command.rooms` that match, newest first."""
+    marks = ", ".join("?" * len(command.rooms))
+    cols = ", ".join(f"m.{c.strip()}" for c in columns.split(","))
+    before = "AND m.id < ? " if command.before else ""
+    args = [
+        fts_query(command.tokens),
+        *command.rooms,
+        *([command.before] if command.before else []),
+        command.limit,
+    ]
+    return db.execute(
+        f"SELECT {cols} FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+        f"WHERE messages_fts MATCH ? AND m.room IN ({marks}) AND m.kind = 'chat' AND m.deleted = 0 {before}"
+        "ORDER BY m.id DESC LIMIT ?",
+        args,
+    ).fetchall()
 
 
 def row_extra(m: Message) -> tuple:

@@ -11,6 +11,8 @@ the latest edit's text, deleted), so folding an event twice changes nothing.
 from __future__ import annotations
 
 import copy
+import re
+import unicodedata
 from typing import Any
 
 import orjson
@@ -102,6 +104,24 @@ def unquote(m: Message) -> None:
     m.payload = payload(m)
     if textless:
         m.text = ""
+
+
+def _words(text: str) -> list[str]:
+    """Words as FTS5's unicode61 tokenizer with remove_diacritics sees them: letters and digits,
+    case and accents ignored."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.findall(r"\w+", plain.casefold())
+
+
+def matches(m: Message, tokens: tuple[str, ...]) -> bool:
+    """Whether the text of chat message `m` has every token (each a phrase of its words)."""
+    words = _words(text_of(m))
+    for token in tokens:
+        parts = _words(token)
+        n = len(parts)  # a token without letters or digits finds nothing, as in FTS5
+        if not n or not any(words[i : i + n] == parts for i in range(len(words) - n + 1)):
+            return False
+    return True
 
 
 def into_list(msgs: list[Message], ev: Message) -> None:

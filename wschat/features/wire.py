@@ -18,6 +18,10 @@ from wschat import protocol as p
 
 MAX_MENTIONS = 20  # names mentioned in one message
 TYPING_SHOWN = 10  # names in a `typing` frame; `count` says how many type
+MAX_QUERY_CHARS = 200  # a search query
+MAX_QUERY_TOKENS = 16
+SEARCH_PAGE = 20  # results per page by default; at most MAX_SEARCH_PAGE
+MAX_SEARCH_PAGE = 50
 MAX_KEY_CHARS = 32  # a reaction key: one emoji (which may be several code points) or a short word
 PREVIEW_CHARS = 100  # reply_preview.message: enough to recognise the message quoted
 
@@ -57,6 +61,15 @@ class Read:
     to: str | None
     seq: int
     private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchReq:
+    query: str
+    tokens: tuple[str, ...]
+    room: str | None = None
+    before: int = 0  # a message id: only older results (the next page); 0 = from the newest
+    limit: int = SEARCH_PAGE
 
 
 def _room(obj: dict) -> str:
@@ -103,6 +116,30 @@ def _read(obj: dict, limits: p.Limits) -> Read:
     to = p._text(obj, "to", required=False)
     room = None if to is not None else _room(obj)
     return Read(room, to, p._int(obj, "seq"), private)
+
+
+def _search(obj: dict, limits: p.Limits) -> SearchReq:
+    query = p._text(obj, "query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise p.ProtocolError(
+            p.TOO_LONG, f"A search has at most {MAX_QUERY_CHARS} characters; this one has {len(query)}."
+        )
+    tokens = tuple(dict.fromkeys(query.split()))
+    if not tokens:
+        raise p.ProtocolError(p.BAD_FIELD, "The search is empty: give a word to look for.")
+    if len(tokens) > MAX_QUERY_TOKENS:
+        raise p.ProtocolError(p.BAD_FIELD, f"A search has at most {MAX_QUERY_TOKENS} words.")
+    limit = p._int(obj, "limit", default=SEARCH_PAGE)
+    if not 1 <= limit <= MAX_SEARCH_PAGE:
+        raise p.ProtocolError(p.BAD_FIELD, f"'limit' must be 1-{MAX_SEARCH_PAGE}.")
+    room = p._text(obj, "room", required=False)
+    return SearchReq(query, tokens, room, p._int(obj, "before", default=0), limit)
+
+
+def search_results(query: str, payloads: list[bytes], more: bool) -> bytes:
+    """`search_results`: the head fields, then the stored `chat` frames spliced in as they are."""
+    head = outbound.encode({"type": "search_results", "query": query, "more": more})
+    return b"".join((head[:-1], b',"results":[', b",".join(payloads), b"]}"))
 
 
 def mentions(obj: dict) -> tuple[str, ...]:
@@ -175,6 +212,8 @@ TYPES = (
     p.FrameType("read_position", build=read_position),
     p.FrameType("receipt", build=receipt),
     p.FrameType("receipts", build=receipts),
+    p.FrameType("search", _search),
+    p.FrameType("search_results", build=search_results),
 )
 p.FRAME_TYPES.update((t.name, t) for t in TYPES)
 p._DECODERS.update((t.name, t.decode) for t in TYPES if t.decode is not None)
