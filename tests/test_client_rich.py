@@ -132,3 +132,18 @@ def test_unread_counts_messages_after_the_read_position_and_typing_marks_read() 
     assert "No unread messages." in shown(s.line("/unread", 0))
     s.frame(chat(4, room="dev"), 0)
     assert "#dev: 1" in shown(s.line("/unread", 0))
+
+
+def test_search_sends_the_words_shows_results_tagged_and_pages_on() -> None:
+    s = make()
+    online(s)
+    assert sent(s.line("/search café noir", 0)) == [{"type": "search", "query": "café noir"}]
+    results = [chat(9, "un café noir", room="dev"), chat(4, "café noir")]
+    frame = {"type": "search_results", "query": "café noir", "results": results, "more": True}
+    text = shown(s.frame(frame, 0))
+    assert 'Messages with "café noir", newest first (2):' in text
+    assert "[#dev] [9] bob: un café noir" in text and "more: /search" in text
+    assert sent(s.line("/search", 0)) == [{"type": "search", "query": "café noir", "before": 104}]
+    s.frame({"type": "search_results", "query": "café noir", "results": [], "more": False}, 0)
+    assert "Nothing more to show" in shown(s.line("/search", 0))
+    assert s.unread == {}

@@ -46,3 +46,12 @@ async def test_a_terminal_shows_typing_on_its_prompt_and_counts_unread(
     alice.type("/unread")
     await alice.expect("No unread messages.")
     await carol.close()
+
+
+async def test_a_terminal_searches_without_accents(server: ChatServer, terms: list[Term]) -> None:
+    alice = await login_term(terms, server.port, "alice")
+    alice.type("Un café noir, merci")
+    await alice.expect("[1] alice: Un café noir, merci")
+    alice.type("/search CAFE")
+    await alice.expect('Messages with "CAFE", newest first (1):')
+    await alice.expect("[#general] [1] alice: Un café noir, merci")

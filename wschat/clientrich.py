@@ -14,7 +14,9 @@ read positions and unread counts. NO I/O.
 - keeps who is typing in each room (`typing`) for the prompt: `#general (bob is typing…)> `;
 - keeps read positions and unread counts: a room's messages count as read once you type a line
   to it (a message or a /react, /reply, /edit, /delete; the client then sends `read`);
-  `/unread` lists the rest.
+  `/unread` lists the rest;
+- `/search words` sends `search` and shows the results (tagged with their room); `/search`
+  alone asks for the next, older page of the last search.
 
 A line-based terminal cannot redraw a message printed earlier, so a change is a line of its own.
 """
@@ -27,7 +29,7 @@ from typing import Any
 
 from wschat import display as d
 from wschat.clientframes import ONLINE, Effect, Send, Show, as_int, as_str, note, preview
-from wschat.commands import DeleteMsg, EditMsg, React, Reply, Say, Unread
+from wschat.commands import DeleteMsg, EditMsg, React, Reply, Say, SearchMsgs, Unread
 from wschat.render import escape
 from wschat.roomview import RoomView
 
@@ -49,6 +51,7 @@ class RichFrames:
     typists: dict[str, tuple[tuple[str, ...], int]]  # room -> (names shown, how many type)
     read_pos: dict[str, int]  # room -> my read position
     unread: dict[str, dict[int, bool]]  # room -> seq of an unread message -> it mentions me
+    searching: dict[str, Any]  # the last search: query, and the id to page from (absent: no more)
 
     _queue: Callable[[dict[str, Any], str], list[Effect]]  # from TypedLines
     _tag: Callable[[Any], str | None]  # from FrameHandlers
@@ -184,11 +187,48 @@ class RichFrames:
             parts.append(f"#{room}: {len(seqs)}{extra}")
         return [note("Unread: " + ", ".join(parts) + ". Type a line in a room to mark it read.", "history")]
 
+    # ------------------------------------------------------------ search
+
+    def _search(self, cmd: SearchMsgs) -> list[Effect]:
+        if cmd.words:
+            self.searching = {"query": cmd.words}
+            return [Send({"type": "search", "query": cmd.words})]
+        before = self.searching.get("before")
+        if before is None:
+            return [note("Nothing more to show; /search words starts a new search.", "error")]
+        return [Send({"type": "search", "query": self.searching["query"], "before": before})]
+
+    def _on_search_results(self, frame: dict[str, Any], now: float) -> list[Effect]:
+        raw = frame.get("results")
+        found = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+        query = as_str(frame.get("query"))
+        last = found[-1].get("id") if found else None
+        self.searching = {"query": query}
+        if frame.get("more") and isinstance(last, str) and last.isdigit():
+            self.searching["before"] = int(last)
+        if not found:
+            return [note(f'No messages with "{query}".', "history")]
+        msgs = tuple(self._found(m) for m in found)
+        end = "more: /search" if "before" in self.searching else "end of results"
+        return [Show(d.HistoryPage(f'Messages with "{query}", newest first ({len(msgs)}):', msgs, end))]
+
+    def _found(self, m: dict[str, Any]) -> d.ChatMessage:
+        """A search result: always tagged with its room, with none of a live message's effects."""
+        sender = as_str(m.get("username"))
+        room = as_str(m.get("room"), "general")
+        return d.ChatMessage(sender, as_str(m.get("message")), as_str(m.get("timestamp")) or None,
+                             room, bool(self.me) and sender == self.me, seq=as_int(m.get("seq")),
+                             edited=bool(m.get("edited_at")))  # fmt: skip
+
     # ------------------------------------------------------------ commands
 
-    def _rich_command(self, cmd: React | Reply | EditMsg | DeleteMsg | Unread) -> list[Effect]:
+    def _rich_command(self, cmd: React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs) -> list[Effect]:
         if isinstance(cmd, Unread):
             return self._unread_list()
+        if isinstance(cmd, SearchMsgs):
+            return (
+                self._search(cmd) if self.phase == ONLINE else [note("Not connected right now.", "offline")]
+            )
         room = self.current
         if room is None:
             return [note("You are in no room; /join one first.", "error")]

@@ -120,6 +120,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
         self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
         self.read_pos: dict[str, int] = {}
         self.unread: dict[str, dict[int, bool]] = {}
+        self.searching: dict[str, Any] = {}
 
     # ------------------------------------------------------------ questions
 
@@ -347,4 +348,5 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "delete": ClientState._on_room_event,
     "typing": ClientState._on_typing,
     "read_position": ClientState._on_read_position,
+    "search_results": ClientState._on_search_results,
 }

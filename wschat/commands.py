@@ -106,6 +106,13 @@ class DeleteMsg:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchMsgs:
+    """Search the rooms you are in; no words: the next page of the last search."""
+
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unread:
     """List the rooms with unread messages."""
 
@@ -124,9 +131,9 @@ class Usage:
 
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
-    | React | Reply | EditMsg | DeleteMsg | Unread
+    | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
 )  # fmt: skip
-RICH = (React, Reply, EditMsg, DeleteMsg, Unread)  # answered by wschat.clientrich
+RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -142,6 +149,7 @@ HELP: list[tuple[str, str]] = [
     ("/edit [N] text", "change your message N, or your last message in this room without N"),
     ("/delete N", "delete your message N"),
     ("/unread", "rooms with messages you have not read yet, and mentions of you"),
+    ("/search words", "find messages with these words in your rooms; /search alone: older results"),
     ("/help", "this list"),
     ("/quit", "leave the chat (also Ctrl+C, or Ctrl+D on an empty line)"),
     ("//text", "send a message that starts with '/'"),
@@ -257,6 +265,7 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     "edit": _edit,
     **dict.fromkeys(("delete", "del"), _delete),
     "unread": lambda _: Unread(),
+    **dict.fromkeys(("search", "find"), lambda arg: SearchMsgs(arg)),
 }
 
 
