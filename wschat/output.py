@@ -75,6 +75,9 @@ class Backpressure:
         connection's input waits (`_resume_paused` lets it go on), so a client that never reads
         makes the server hold the answer to one request at a time, not to a packet full of them.
         """
+        if ws.reads_in_flight:  # an answer is still being read for it: it counts as backlog
+            self.paused.add(ws)
+            return True
         size = ws.transport.get_write_buffer_size()
         queued = self.pending.get(ws.cid)
         if queued:

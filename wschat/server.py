@@ -273,7 +273,7 @@ class ChatServer(Backpressure):
                     self.to_store.append(action)
                     self._schedule()
                 else:
-                    self.store.execute(action.command, functools.partial(self._stored, action.token))
+                    self._execute(action)
             elif kind is Close:
                 self._close(action.conn, action.code, action.reason)
 
@@ -333,8 +333,18 @@ class ChatServer(Backpressure):
             command = kind.merge([a.command for a in actions])
             self.store.execute(command, functools.partial(self._stored_all, [a.token for a in actions]))
 
-    def _stored(self, token: int, result: Any) -> None:
+    def _execute(self, action: Execute) -> None:
+        ws = self.conns.get(action.holds) if action.holds else None
+        if ws is not None:
+            ws.reads_in_flight += 1  # its input waits (see `backlogged`) until the answer is queued
+        self.store.execute(action.command, functools.partial(self._stored, action.token, ws))
+
+    def _stored(self, token: int, ws: ChatConnection | None, result: Any) -> None:
         self.run(self.hub.store_result(token, result, time.time()))
+        if ws is not None:
+            ws.reads_in_flight -= 1
+            if not ws.reads_in_flight and ws.input_held:
+                ws.resume_input()  # stays held if the answer itself put it over the cap
 
     def _stored_all(self, tokens: list[int], result: Any) -> None:
         now = time.time()

@@ -119,6 +119,7 @@ class ChatConnection(ServerConnection):
     half_open = False  # counted as a connection still in its handshake
     name = ""  # the name the chat accepted, for the log
     drop_reason = ""  # why the server cut the connection off without a close frame
+    reads_in_flight = 0  # store reads whose answer is for this connection (it waits for them)
     queued_flush = -1  # the owner's output queue last measured (its flush number), and its size
     queued_count = 0
     queued_bytes = 0
