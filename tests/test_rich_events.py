@@ -171,3 +171,12 @@ def test_a_page_of_older_history_shows_folded_messages_only() -> None:
     (page,) = only(h.take(1), "history")
     assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4, 5]
     assert page["messages"][1]["reactions"] == {"👍": ["Alice"]}
+
+
+def test_an_edit_has_the_length_limit_of_a_message() -> None:
+    h = Harness(max_message_chars=10)
+    h.login(1, "Alice")
+    h.chat(1, "short")
+    h.send(1, {"type": "edit", "room": "general", "target": 1, "message": "x" * 11})
+    (err,) = only(h.take(1), "error")
+    assert err["code"] == "too_long" and "limit is 10" in err["message"]

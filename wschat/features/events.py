@@ -158,6 +158,7 @@ def _committed(hub: Hub, ctx: tuple[Message, str], result: Any, now: float) -> l
             if m.kind == "chat" and m.reply_to == ev.target:
                 _refold(hub, room, m, fold.unquote)
     history.add(hub, room, ev)
+    room.first_seq = max(room.first_seq, ev.seq - hub.config.max_messages_per_room + 1)  # retention
     rooms.touch(hub, room)
     out: list[Effect] = [hub.broker.publish(room.name, ev.payload)]
     history.evict(hub)
