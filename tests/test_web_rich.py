@@ -182,3 +182,23 @@ async def test_a_private_message_shows_delivered_then_read(pages: Pages, servers
     await bob.locator("#dmList [data-conv='@Alice']").click()  # Bob opens the conversation
     await expect(tick).to_have_text("✓✓")
     await expect(tick).to_have_attribute("title", "Read")
+
+
+async def test_a_search_result_older_than_what_is_loaded_is_fetched_and_shown(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    server = await servers("--rate", "500", "--burst", "1000")
+    bob = await clients(server.port, "Bob")
+    await bob.chat("the needle in the haystack")
+    for i in range(120):
+        await bob.chat(f"hay {i}")
+    await bob.expect("chat", message="hay 119")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    await expect(texts(page, "hay 119")).to_have_count(1)
+    await expect(texts(page, "the needle in the haystack")).to_have_count(0)  # not loaded yet
+    await page.click("#searchBtn")
+    await page.fill("#searchInput", "needle")
+    await page.press("#searchInput", "Enter")
+    await page.locator("#searchResults li button").first.click()
+    await expect(bubble(page, "the needle in the haystack")).to_have_class(re.compile(r"\bflash\b"))
