@@ -202,3 +202,24 @@ async def test_a_search_result_older_than_what_is_loaded_is_fetched_and_shown(
     await page.press("#searchInput", "Enter")
     await page.locator("#searchResults li button").first.click()
     await expect(bubble(page, "the needle in the haystack")).to_have_class(re.compile(r"\bflash\b"))
+
+
+async def test_messages_that_came_while_looking_elsewhere_start_under_a_divider(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    server = await servers()
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    await bob.chat("seen before")
+    await expect(texts(page, "seen before")).to_have_count(1)
+    await bob.expect("receipt", username="Alice")
+    await page.fill("#roomInput", "dev")
+    await page.press("#roomInput", "Enter")
+    await expect(page.locator("#convTitle")).to_have_text("#dev")
+    await bob.chat("while away 1")
+    await bob.chat("while away 2")
+    await expect(page.locator("#roomList [data-conv='#general'] .badge")).to_have_text("2")
+    await page.locator("#roomList [data-conv='#general']").click()
+    after = page.locator(".list:not([hidden]) .new-mark + .msg .text")
+    await expect(after).to_have_text("while away 1")
