@@ -82,7 +82,7 @@ class Store:
         """Finish pending writes. Idempotent."""
 
 
-class MemoryStore(Store):
+class MemoryStore(store_rich.RichMemory, Store):
     """History in this process only: gone when the server stops."""
 
     executors: ClassVar[dict[type[Command], str]] = {
@@ -127,24 +127,6 @@ class MemoryStore(Store):
         ]  # fmt: skip
         self.notify(done, older[-command.limit :])
 
-    def read_message(self, command: ReadMessage, done: Done) -> None:
-        found = [m for m in self.rooms.get(command.room, ()) if m.seq == command.seq]
-        self.notify(done, found[0] if found else None)
-
-    def save_reads(self, command: SaveReads, done: Done) -> None:
-        self.notify(done, None)  # the hub keeps them while the process lives
-
-    def search(self, command: Search, done: Done) -> None:
-        found: list[Message] = []
-        for room in command.rooms:
-            found += [
-                m for m in self.rooms.get(room, ())
-                if m.kind == "chat" and not m.deleted and (not command.before or m.id < command.before)
-                and fold.matches(m, command.tokens)
-            ]  # fmt: skip
-        found.sort(key=lambda m: m.id, reverse=True)
-        self.notify(done, found[: command.limit])
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -184,8 +166,13 @@ def _message(row: tuple) -> Message:
     return store_rich.message_extra(Message(*row[:9]), row[9:])
 
 
-class SQLiteStore(Store):
+store_rich.RichSQLite.to_message = staticmethod(_message)  # rows -> Messages, as this module reads them
+
+
+class SQLiteStore(store_rich.RichSQLite, Store):
     """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
+
+    columns = _COLUMNS  # for the rich-messaging reads (wschat.store_rich.RichSQLite)
 
     executors: ClassVar[dict[type[Command], str]] = {
         Append: "write",
@@ -350,12 +337,6 @@ class SQLiteStore(Store):
 
         return committed
 
-    def _write_reads(self, commands: list[Command]) -> Callable[[], None]:
-        store_rich.save_reads(
-            self.db, [pos for c in commands if isinstance(c, SaveReads) for pos in c.positions]
-        )
-        return lambda: None
-
     def _trim(self, messages: list[Message]) -> None:
         """Retention: keep the newest `cap` messages per room, deleting in chunks."""
         slack = max(100, self.cap // 100)
@@ -398,27 +379,6 @@ class SQLiteStore(Store):
             (room, before_seq, limit),
         ).fetchall()
         return store_rich.with_reactions(db, room, [_message(r) for r in reversed(rows)])
-
-    def read_message(self, command: ReadMessage, done: Done) -> None:
-        self._read(self.reader, done, self._one, command.room, command.seq)
-
-    def search(self, command: Search, done: Done) -> None:
-        self._read(self.reader, done, self._search, command)
-
-    def _search(self, db: sqlite3.Connection, command: Search) -> list[Message]:
-        rows = store_rich.search(db, _COLUMNS, command)
-        by_room: dict[str, list[Message]] = {}
-        for m in (found := [_message(r) for r in rows]):
-            by_room.setdefault(m.room, []).append(m)
-        for room, msgs in by_room.items():
-            store_rich.with_reactions(db, room, msgs)
-        return found
-
-    def _one(self, db: sqlite3.Connection, room: str, seq: int) -> Message | None:
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq = ?", (room, seq)
-        ).fetchone()
-        return None if row is None else store_rich.with_reactions(db, room, [_message(row)])[0]
 
     def _read(self, pool: ThreadPoolExecutor, done: Done, query: Callable[..., Any], *args: Any) -> None:
         """Run `query(db, *args)` on a thread of `pool`; `done(result)`, or `done(exc)`."""

@@ -8,16 +8,22 @@
   inserted, each event changes its target: a reaction row added or removed, an edit's text
   written over the message's (the latest wins), a delete leaving a tombstone without a body
   (the row stays, so seqs stay contiguous; edits' texts, reactions and quotes of it go too);
-- `with_reactions(db, room, messages)`: the reactions of messages read from the database.
+- `with_reactions(db, room, messages)`: the reactions of messages read from the database;
+- `RichSQLite` and `RichMemory`: the stores' methods for the rich-messaging commands
+  (`ReadMessage`, `SaveReads`, `Search`), mixed into `SQLiteStore` and `MemoryStore`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from wschat.records import Message
+from wschat.features import fold
+from wschat.records import Command, Message, ReadMessage, SaveReads, Search
+
+Done = Callable[[Any], None]
 
 # columns of `messages` since rich messaging, with what an older row reads as
 COLUMNS = (
@@ -201,3 +207,63 @@ def with_reactions(db: sqlite3.Connection, room: str, messages: list[Message]) -
             m.reactions = m.reactions or {}
             m.reactions.setdefault(key, []).append(username)
     return messages
+
+
+class RichSQLite:
+    """SQLiteStore's rich-messaging commands: reads on its history reader thread, read
+    positions in the writer thread's shared transaction."""
+
+    columns: ClassVar[str]  # the `messages` columns SQLiteStore reads, in its order
+    to_message: ClassVar[Callable[[tuple], Message]]  # a row of those -> a Message (set by wschat.store)
+    db: sqlite3.Connection
+    reader: Any
+    _read: Callable[..., None]
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        self._read(self.reader, done, self._one, command.room, command.seq)
+
+    def search(self, command: Search, done: Done) -> None:
+        self._read(self.reader, done, self._search, command)
+
+    def _write_reads(self, commands: list[Command]) -> Callable[[], None]:
+        save_reads(self.db, [pos for c in commands if isinstance(c, SaveReads) for pos in c.positions])
+        return lambda: None
+
+    def _search(self, db: sqlite3.Connection, command: Search) -> list[Message]:
+        found = [self.to_message(r) for r in search(db, self.columns, command)]
+        by_room: dict[str, list[Message]] = {}
+        for m in found:
+            by_room.setdefault(m.room, []).append(m)
+        for room, msgs in by_room.items():
+            with_reactions(db, room, msgs)
+        return found
+
+    def _one(self, db: sqlite3.Connection, room: str, seq: int) -> Message | None:
+        query = f"SELECT {self.columns} FROM messages WHERE room = ? AND seq = ?"
+        row = db.execute(query, (room, seq)).fetchone()
+        return None if row is None else with_reactions(db, room, [self.to_message(row)])[0]
+
+
+class RichMemory:
+    """MemoryStore's rich-messaging commands (its messages carry their folded state)."""
+
+    rooms: dict[str, list[Message]]
+    notify: Callable[..., Any]
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        found = [m for m in self.rooms.get(command.room, ()) if m.seq == command.seq]
+        self.notify(done, found[0] if found else None)
+
+    def save_reads(self, command: SaveReads, done: Done) -> None:
+        self.notify(done, None)  # the hub keeps them while the process lives
+
+    def search(self, command: Search, done: Done) -> None:
+        found: list[Message] = []
+        for room in command.rooms:
+            found += [
+                m for m in self.rooms.get(room, ())
+                if m.kind == "chat" and not m.deleted and (not command.before or m.id < command.before)
+                and fold.matches(m, command.tokens)
+            ]  # fmt: skip
+        found.sort(key=lambda m: m.id, reverse=True)
+        self.notify(done, found[: command.limit])
