@@ -180,3 +180,13 @@ def test_an_edit_has_the_length_limit_of_a_message() -> None:
     h.send(1, {"type": "edit", "room": "general", "target": 1, "message": "x" * 11})
     (err,) = only(h.take(1), "error")
     assert err["code"] == "too_long" and "limit is 10" in err["message"]
+
+
+def test_a_resent_reply_is_acknowledged_even_after_its_target_was_deleted() -> None:
+    h = two()
+    h.chat(2, "yes", reply_to=1, client_msg_id="r1")
+    h.send(1, {"type": "delete", "room": "general", "target": 1})
+    h.take(2)
+    h.chat(2, "yes", reply_to=1, client_msg_id="r1")  # the resend after a lost connection
+    (ack,) = only(h.take(2), "ack")
+    assert ack["duplicate"] is True and ack["client_msg_id"] == "r1"

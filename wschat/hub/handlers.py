@@ -31,16 +31,16 @@ def chat(hub: Hub, s: Session, req: p.Chat, now: float, quoted: dict | None = No
     """A room message: stored first (Append); delivered and acknowledged once committed.
     A reply quotes the message it answers (`quoted`), read from the store first if need be."""
     room = rooms.member_room(hub, s, req.room)
+    cmid = req.client_msg_id
+    # a resend is acknowledged again even if the message it answers has gone since
+    if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+        return [Send((s.cid,), dup)]
     if req.reply_to and quoted is None:
         quoted = events.reply_preview(hub, s, room, req.reply_to)
         if quoted is None:
             return [hub.ask(ReadMessage(room.name, req.reply_to), _reply_read, (s.cid, req))]
-    cmid = req.client_msg_id
-    if cmid is not None:
-        if (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
-            return [Send((s.cid,), dup)]
-        if not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
-            return []
+    if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored
+        return []
     seq = hub.broker.next_seq(room.name)
     if seq > room.last_seq:
         room.last_seq = seq
