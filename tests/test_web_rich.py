@@ -223,3 +223,26 @@ async def test_messages_that_came_while_looking_elsewhere_start_under_a_divider(
     await page.locator("#roomList [data-conv='#general']").click()
     after = page.locator(".list:not([hidden]) .new-mark + .msg .text")
     await expect(after).to_have_text("while away 1")
+
+
+async def test_a_mention_elsewhere_counts_on_the_room_and_in_the_title(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    server = await servers()
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    await page.fill("#roomInput", "dev")
+    await page.press("#roomInput", "Enter")
+    await expect(page.locator("#convTitle")).to_have_text("#dev")
+    await bob.chat("@Alice look at this", mentions=["Alice"])
+    await bob.chat("and this")
+    general = page.locator("#roomList [data-conv='#general']")
+    await expect(general.locator(".at-badge")).to_have_text("@1")
+    await expect(general.locator(".badge")).to_have_text("2")
+    await expect(page).to_have_title(re.compile(r"^@1 \(2\) "))
+    await general.click()
+    await expect(general.locator(".at-badge")).to_have_text("")
+    await expect(bubble(page, "@Alice look at this")).to_have_class(re.compile(r"\bmention\b"))
+    await page.press("#msgInput", "ArrowUp")  # nothing of hers to edit: the box stays empty
+    await expect(page.locator("#composeMode")).to_be_hidden()
