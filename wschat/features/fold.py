@@ -34,6 +34,8 @@ def payload(m: Message, mentions_you: bool = False) -> bytes:
         return wire.edit(m.room, m.seq, m.target, m.text, m.username, m.ts)
     if m.kind == "delete":
         return wire.delete(m.room, m.seq, m.target, m.username, m.ts)
+    if not (m.meta or m.reactions or m.edited_at or m.deleted or mentions_you):  # the usual case
+        return outbound.chat(str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id)
     rich: dict[str, Any] = {
         "reply_to": m.reply_to or None,
         "reply_preview": meta.get("reply_preview") if m.reply_to else None,
