@@ -69,7 +69,7 @@ def _target_read(hub: Hub, ctx: tuple[int, str, Then, Any], result: Any, now: fl
         text = "The server could not read that message (its storage failed); try again in a few seconds."
         return [hub.error(s, p.STORE_FAILED, text)]
     if not isinstance(result, Message) or result.kind != "chat":
-        return [_missing(hub, s, room, req.target if hasattr(req, "target") else req.reply_to)]
+        return [_missing(hub, s, room, req.target)]
     return _checked(hub, s, room, result, then, req, now)
 
 
