@@ -16,7 +16,6 @@ from wschat.clientframes import (
     CONNECTED,
     NAMING,
     OFFLINE,
-    FrameHandlers,
     SaveToken,
     Send,
     Show,
@@ -127,7 +126,7 @@ def on_password_changed(st: ClientState, frame: dict[str, Any], now: float) -> l
 
 
 def on_private(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
-    shown = FrameHandlers._on_private(st, frame, now)
+    shown = st._on_private(frame, now)
     if shown and frame.get("offline") is True and not st.offline_told:
         st.offline_told = True
         return [note("Private messages that arrived while you were away:", "history"), *shown]
@@ -135,7 +134,7 @@ def on_private(st: ClientState, frame: dict[str, Any], now: float) -> list[Effec
 
 
 def on_ack(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
-    out = FrameHandlers._on_ack(st, frame, now)
+    out = st._on_ack(frame, now)
     to = as_str(frame.get("to"))
     if to and frame.get("stored") is False and to not in st.unstored_told:
         st.unstored_told.add(to)

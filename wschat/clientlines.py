@@ -29,6 +29,7 @@ from wschat.clientframes import (
 )
 from wschat.commands import (
     ACCOUNT_COMMANDS,
+    RICH,
     Drop,
     Help,
     History,
@@ -64,6 +65,7 @@ class TypedLines:
     pending_leave: str | None
     max_chars: int
     new_id: Any
+    _rich_command: Any  # from wschat.clientrich
 
     def _typed(self, text: str, now: float) -> list[Effect]:
         """What a typed line does (`ClientState.line()` is the entry point)."""
@@ -78,6 +80,8 @@ class TypedLines:
             return self._queue({"type": "chat", "message": cmd.text, "room": self.current}, cmd.text)
         if isinstance(cmd, Msg):
             return self._queue({"type": "private", "to": cmd.to, "message": cmd.text}, cmd.text)
+        if isinstance(cmd, RICH):
+            return self._rich_command(cmd)
         local = self._local_command(cmd)
         if local is not None:
             return local

@@ -52,6 +52,7 @@ from wschat.clientframes import (
     note,
 )
 from wschat.clientlines import TypedLines
+from wschat.clientrich import TALK, RichFrames
 from wschat.commands import (
     History,
     Join,
@@ -78,7 +79,7 @@ __all__ = [
 ]
 
 
-class ClientState(TypedLines, FrameHandlers):
+class ClientState(RichFrames, TypedLines, FrameHandlers):
     def __init__(
         self,
         *,
@@ -127,6 +128,12 @@ class ClientState(TypedLines, FrameHandlers):
         self.offline_told = False  # "arrived while you were away" said since the last log-in
         self.unstored_told: set[str] = set()  # names told "private messages not stored" about
         self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
+        self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
+        self.my_last: dict[str, int] = {}
+        self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
+        self.read_pos: dict[str, int] = {}
+        self.unread: dict[str, dict[int, bool]] = {}
+        self.searching: dict[str, Any] = {}
 
     # ------------------------------------------------------------ questions
 
@@ -153,7 +160,7 @@ class ClientState(TypedLines, FrameHandlers):
             return "Enter your username: "
         where = f"#{self.current}" if self.current else "(no room)"
         if self.online:
-            return f"{where}> "
+            return f"{where}{self.typing_note()}> "
         return f"(offline) {where}> " if self.logins else f"(connecting) {where}> "
 
     def needs_server(self, line: str) -> bool:
@@ -244,7 +251,11 @@ class ClientState(TypedLines, FrameHandlers):
 
     def line(self, text: str, now: float) -> list[Effect]:
         """A line the user typed (a name while naming, else a message or a command)."""
-        return self._filter(self._typed(text, now))
+        talks = not self.naming and isinstance(parse_line(text), TALK)
+        out = self._typed(text, now)
+        if talks:  # what was shown in the room the user talks in has been read
+            out += self._mark_read()
+        return self._filter(out)
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
@@ -355,4 +366,10 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "system": ClientState._on_system,
     "error": ClientState._on_error,
     **clientaccount.FRAMES,
+    "reaction": ClientState._on_room_event,
+    "edit": ClientState._on_room_event,
+    "delete": ClientState._on_room_event,
+    "typing": ClientState._on_typing,
+    "read_position": ClientState._on_read_position,
+    "search_results": ClientState._on_search_results,
 }

@@ -101,6 +101,46 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class React:
+    """React to message `seq` of the current room with `key`; `remove` takes it back."""
+
+    seq: int
+    key: str
+    remove: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EditMsg:
+    """Edit message `seq` (None: your last message in the current room)."""
+
+    seq: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMsg:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMsgs:
+    """Search the rooms you are in; no words: the next page of the last search."""
+
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """List the rooms with unread messages."""
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -115,8 +155,10 @@ class Usage:
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
     | Logout | Sessions | Revoke | Conversation
+    | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
 )  # fmt: skip
 ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
+RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -131,6 +173,12 @@ HELP: list[tuple[str, str]] = [
     ("/sessions", "your account's devices (with --login or --register)"),
     ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
     ("/logout", "log this device out of your account and quit (forgets its session token)"),
+    ("/react N EMOJI", "react to message N (the [N] before it); again with -EMOJI to take it back"),
+    ("/reply N text", "answer message N (the reply quotes it)"),
+    ("/edit [N] text", "change your message N, or your last message in this room without N"),
+    ("/delete N", "delete your message N"),
+    ("/unread", "rooms with messages you have not read yet, and mentions of you"),
+    ("/search words", "find messages with these words in your rooms; /search alone: older results"),
     ("/help", "this list"),
     ("/quit", "leave the chat (also Ctrl+C, or Ctrl+D on an empty line)"),
     ("//text", "send a message that starts with '/'"),
@@ -203,6 +251,45 @@ def _conversation(arg: str) -> Command:
     return Conversation(name, int(count) if count else DEFAULT_HISTORY)
 
 
+def _seq_and_rest(arg: str) -> tuple[int, str] | None:
+    word, _, rest = arg.partition(" ")
+    word = word.lstrip("#[").rstrip("]")
+    return (int(word), rest.strip()) if word.isdigit() and int(word) > 0 else None
+
+
+def _react(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or not found[1] or " " in found[1]:
+        return Usage("Usage: /react N EMOJI (e.g. /react 12 👍); /react N -EMOJI takes it back")
+    seq, key = found
+    if key.startswith("-") and len(key) > 1:
+        return React(seq, key[1:], remove=True)
+    return React(seq, key)
+
+
+def _reply(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or not found[1]:
+        return Usage("Usage: /reply N text (N is the number shown before the message)")
+    return Reply(*found)
+
+
+def _edit(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is not None and found[1]:
+        return EditMsg(*found)
+    if found is None and arg:
+        return EditMsg(None, arg)
+    return Usage("Usage: /edit N text, or /edit text to change your last message here")
+
+
+def _delete(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or found[1]:
+        return Usage("Usage: /delete N (N is the number shown before your message)")
+    return DeleteMsg(found[0])
+
+
 _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("help", "?", "h"), lambda _: Help()),
     **dict.fromkeys(("quit", "exit", "q"), lambda _: Quit()),
@@ -217,6 +304,12 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     "logout": lambda _: Logout(),
     "sessions": lambda _: Sessions(),
     "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
+    "react": _react,
+    "reply": _reply,
+    "edit": _edit,
+    **dict.fromkeys(("delete", "del"), _delete),
+    "unread": lambda _: Unread(),
+    **dict.fromkeys(("search", "find"), lambda arg: SearchMsgs(arg)),
 }
 
 

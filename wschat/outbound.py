@@ -106,12 +106,18 @@ def chat(
     ts: float,
     client_id: str,
     client_msg_id: str | None,
+    rich: dict[str, Any] | None = None,
 ) -> bytes:
-    """A room message: built once when it is stored, then reused for every delivery and history."""
+    """A room message: built once when it is stored, then reused for every delivery and history.
+
+    `rich` holds the fields of wschat.features (reply_to, reply_preview, reactions, edited_at,
+    deleted); those given as None are left out.
+    """
     head = {"id": mid, "room": room, "seq": seq, "username": username}
-    return encode(
-        _stamped("chat", head, message, ts, {"client_id": client_id, "client_msg_id": client_msg_id})
-    )
+    tail = {"client_id": client_id, "client_msg_id": client_msg_id}
+    if rich:
+        tail.update(rich)
+    return encode(_stamped("chat", head, message, ts, tail))
 
 
 def private(

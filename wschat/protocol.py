@@ -45,6 +45,8 @@ NO_SUCH_USER = "no_such_user"
 RATE_LIMITED = "rate_limited"
 INTERNAL_ERROR = "internal_error"
 STORE_FAILED = "store_failed"
+NO_SUCH_MESSAGE = "no_such_message"  # rich messaging: a reply, reaction, edit or delete target
+NOT_ALLOWED = "not_allowed"  # rich messaging: editing or deleting someone else's message
 # accounts (wschat.features.accounts)
 NOT_AN_ACCOUNT = "not_an_account"
 NO_SUCH_SESSION = "no_such_session"
@@ -53,7 +55,7 @@ WEAK_PASSWORD = "weak_password"
 ERROR_CODES = (
     BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
     ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
-    RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED,
+    RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED, NO_SUCH_MESSAGE, NOT_ALLOWED,
     NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
 )  # fmt: skip
 
@@ -122,6 +124,8 @@ class Chat:
     message: str
     room: str = "general"
     client_msg_id: str | None = None
+    reply_to: int = 0  # the seq this message answers (wschat.features.wire), 0 for none
+    mentions: tuple[str, ...] = ()  # names the sender mentioned (wschat.features.wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +355,8 @@ def _fetch_private(obj: dict, limits: Limits) -> FetchPrivate:
 
 def _chat(obj: dict, limits: Limits) -> Chat:
     cmid = _client_msg_id(obj)
-    return Chat(_message(obj, limits, cmid), _text(obj, "room", required=False, default="general"), cmid)
+    room = _text(obj, "room", required=False, default="general")
+    return Chat(_message(obj, limits, cmid), room, cmid, _rich.reply_to(obj), _rich.mentions(obj))
 
 
 def _private(obj: dict, limits: Limits) -> Private:
@@ -447,3 +452,8 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
         if exc.client_msg_id is None and isinstance(cmid, str) and 1 <= len(cmid) <= MAX_CLIENT_MSG_ID:
             exc.client_msg_id = cmid
         raise
+
+
+# Feature modules add their frame types to the registry above when they are imported; importing
+# them here makes `decode` know every type however the modules are first imported.
+from wschat.features import wire as _rich  # noqa: E402

@@ -78,6 +78,12 @@ class Room:
     left_count: int = 0
     joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
     leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
+    # typing (wschat.features.live): who types here (cid -> when it expires), when the next
+    # `typing` frame may go out, and whether the list changed since the last one
+    typing: dict[int, float] = field(default_factory=dict)
+    typing_next: float = 0.0
+    typing_dirty: bool = False
+    typing_shown: dict[int, tuple] = field(default_factory=dict)  # member -> the list it was sent
 
 
 class Loading(Exception):
