@@ -12,12 +12,14 @@ import argparse
 import math
 import os
 import ssl
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from wschat.banner import certificate_names
 from wschat.hub import Config
+from wschat.names import name_key
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
 DEFAULT_DB = "chat-data/chat.db"
@@ -111,6 +113,11 @@ def _origin_arg(value: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["admin"]:  # the host's admin command line (wschat.admin), not the server
+        from wschat import admin
+
+        raise SystemExit(admin.main(args[1:]))
     return build_parser().parse_args(argv)
 
 
@@ -133,6 +140,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         control_burst=opts.control_burst,
         flood_strikes=opts.flood_strikes,
         accounts_required=opts.accounts == "required",
+        admins=frozenset(name_key(name) for name in opts.admin),
     )
 
 
@@ -321,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="open",
         help="'open': guests chat too, registered names are kept for their accounts; 'required': "
         "only registered accounts may chat (anyone who reaches the server can still register)",
+    )
+    who.add_argument(
+        "--admin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the account NAME is an operator: it may kick, mute and ban on the whole server and "
+        "moderate every room (repeatable; without it, the first account registered is the operator). "
+        "'chat-server.py admin --help' lists what the host can do without a client",
     )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(slots=True, eq=False)
@@ -69,6 +69,7 @@ class Snapshot:
     # read positions (wschat.features.live): (user_key, room, seq, private)
     read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)  # every registered name
+    moderation: Any = None  # wschat.features.mod_records.ModState (None: nothing yet)
 
 
 # ---------------------------------------------------------------- store commands
