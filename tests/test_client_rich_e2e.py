@@ -5,6 +5,7 @@ from __future__ import annotations
 from support import logged_in
 from terminal import Term
 from test_client_e2e import login_term
+from test_client_scripts import run
 
 from wschat.server import ChatServer
 
@@ -55,3 +56,29 @@ async def test_a_terminal_searches_without_accents(server: ChatServer, terms: li
     alice.type("/search CAFE")
     await alice.expect('Messages with "CAFE", newest first (1):')
     await alice.expect("[#general] [1] alice: Un café noir, merci")
+
+
+async def test_typing_in_one_terminal_shows_on_the_others_prompt_until_the_line_is_sent(
+    server: ChatServer, terms: list[Term]
+) -> None:
+    alice = await login_term(terms, server.port, "alice")
+    bob = await login_term(terms, server.port, "bob")
+    await alice.expect("bob joined")
+    alice.p.send("hel")  # keys, no Enter
+    await bob.expect("#general (alice is typing…)> ")
+    alice.p.send("lo\r")
+    await bob.expect("[1] alice: hello")
+    await bob.expect("#general> ")  # her line sent, her typing is over
+    alice.p.send("again")
+    await bob.expect("#general (alice is typing…)> ")
+    alice.p.send("\x15")  # Ctrl+U: the line emptied without sending it
+    await bob.expect("#general> ")
+
+
+async def test_a_piped_client_sends_no_typing(server: ChatServer) -> None:
+    carol = await logged_in(server.port, "carol")
+    status, _, err = await run([f"127.0.0.1:{server.port}", "--username", "bot"], "hi\nbye\n")
+    assert status == 0, err
+    await carol.expect("chat", message="bye")
+    assert [f for f in carol.seen if f.get("type") == "typing"] == []
+    await carol.close()

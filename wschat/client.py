@@ -75,6 +75,7 @@ class App:
         self.question: asyncio.Future[str] | None = None  # the input loop's next line answers it
         self.asking: str | None = None  # the question, shown as the prompt meanwhile
         console.prompt = self.prompt
+        console.on_edit = self.edited
         self.loop = asyncio.get_running_loop()
         self.interactive = state.interactive
         self.changed = asyncio.Event()
@@ -134,6 +135,10 @@ class App:
             self.timer = None
         if wake is not None:
             self.timer = self.loop.call_at(wake, self.pump)
+
+    def edited(self, line: str) -> None:
+        if effects := self.state.edited(line, self.loop.time()):
+            self.apply(effects)
 
     def show(self, event: Display) -> None:
         self.console.show(self.renderer.render(event))

@@ -26,7 +26,7 @@ import aioconsole
 from wschat.address import DEFAULT_ADDRESS, Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE
 from wschat.display import Notice
-from wschat.lineedit import EndOfInput, LineEditor, Submitted
+from wschat.lineedit import Edited, EndOfInput, LineEditor, Submitted
 from wschat.render import Renderer, escape
 from wschat.trust import KnownServersError
 from wschat.trustio import Trust, TrustSetupError
@@ -39,6 +39,7 @@ except ImportError:  # Windows: no raw terminal; aioconsole does the input
 
 class Console(Protocol):
     prompt: Callable[[], str]  # the input line's prompt while no question is asked
+    on_edit: Callable[[str], None]  # the line being typed changed (a raw terminal only)
 
     async def start(self) -> None: ...
     def show(self, text: str) -> None: ...
@@ -53,6 +54,7 @@ class TerminalConsole:
 
     def __init__(self, prompt: Callable[[], str]) -> None:
         self.prompt = prompt
+        self.on_edit: Callable[[str], None] = _ignore
         self.fd = sys.stdin.fileno()
         self.out = sys.stdout
         self.editor = LineEditor()
@@ -104,6 +106,8 @@ class TerminalConsole:
                 self.lines.put_nowait((self._prompt(), event.line))
             elif isinstance(event, EndOfInput):
                 self.lines.put_nowait(None)
+            elif isinstance(event, Edited) and self.asking is None:  # not an answer to a question
+                self.on_edit(event.line)
         self.refresh()
 
     def _write(self, text: str) -> None:
@@ -154,6 +158,7 @@ class PlainConsole:
 
     def __init__(self, prompt: Callable[[], str]) -> None:
         self.prompt = prompt
+        self.on_edit: Callable[[str], None] = _ignore  # lines arrive whole: never called
         self.blocking = {fd: _blocking(fd) for fd in (0, 1, 2)}
 
     async def start(self) -> None:
@@ -183,6 +188,10 @@ class PlainConsole:
             if was is not None:
                 with contextlib.suppress(OSError):
                     os.set_blocking(fd, was)
+
+
+def _ignore(line: str) -> None:
+    pass
 
 
 def _blocking(fd: int) -> bool | None:
