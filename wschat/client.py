@@ -44,7 +44,7 @@ from wschat.console import (
     termios,
     unicode_ok,
 )
-from wschat.display import Display, Notice
+from wschat.display import Display, Notice, Revised
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
 from wschat.trust import KnownServersError
@@ -111,7 +111,7 @@ class App:
     def apply(self, effects: list[Effect]) -> None:
         for e in effects:
             if isinstance(e, Show):
-                self.show(e.event)
+                self.show(e.event, e.key)
             elif isinstance(e, Send):
                 self.send(e.frame)
             elif isinstance(e, QuitRequested):
@@ -140,8 +140,12 @@ class App:
         if effects := self.state.edited(line, self.loop.time()):
             self.apply(effects)
 
-    def show(self, event: Display) -> None:
-        self.console.show(self.renderer.render(event))
+    def show(self, event: Display, key: tuple[str, int] | None = None) -> None:
+        if isinstance(event, Revised):  # redrawn in place if the console can, else said in a line
+            if self.console.revise(event.key, self.renderer.render(event)) or event.instead is None:
+                return
+            event = event.instead
+        self.console.show(self.renderer.render(event), key)
 
     def say(self, text: str, kind: str = "info") -> None:
         """A notice of the client's own; with kind "" a plain line (the certificate's details)."""

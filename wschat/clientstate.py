@@ -127,6 +127,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
         self.unread: dict[str, dict[int, bool]] = {}
         self.searching: dict[str, Any] = {}
         self.own_typing = OwnTyping()
+        self.live: OrderedDict[tuple[str, int], tuple[d.ChatMessage, dict[str, list[str]]]] = OrderedDict()
 
     # ------------------------------------------------------------ questions
 
