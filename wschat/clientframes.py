@@ -57,7 +57,14 @@ class Stop:
     message: str
 
 
-Effect = Show | Send | QuitRequested | Stop
+@dataclass(frozen=True, slots=True)
+class SaveToken:
+    """Keep this account session token for the next run (None: forget it). See wschat.clientaccount."""
+
+    token: str | None
+
+
+Effect = Show | Send | QuitRequested | Stop | SaveToken
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from wschat import clientaccount
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -27,6 +28,7 @@ from wschat.clientframes import (
     preview,
 )
 from wschat.commands import (
+    ACCOUNT_COMMANDS,
     RICH,
     Drop,
     Help,
@@ -113,6 +115,8 @@ class TypedLines:
         return None
 
     def _server_command(self, cmd: Any) -> list[Effect]:
+        if isinstance(cmd, ACCOUNT_COMMANDS):
+            return clientaccount.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, Users):
             room = cmd.room or self.current
             if room is None:

@@ -78,6 +78,29 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Logout:
+    """End this device's account session (wschat.clientaccount)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """List the account's sessions."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Page back through the stored private conversation with `name` (accounts)."""
+
+    name: str
+    count: int = DEFAULT_HISTORY
+
+
+@dataclass(frozen=True, slots=True)
 class React:
     """React to message `seq` of the current room with `key`; `remove` takes it back."""
 
@@ -131,8 +154,10 @@ class Usage:
 
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
+    | Logout | Sessions | Revoke | Conversation
     | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
 )  # fmt: skip
+ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
 RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
@@ -144,6 +169,10 @@ HELP: list[tuple[str, str]] = [
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
+    ("/conversation USER [N]", "show N older stored private messages with USER (accounts)"),
+    ("/sessions", "your account's devices (with --login or --register)"),
+    ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
+    ("/logout", "log this device out of your account and quit (forgets its session token)"),
     ("/react N EMOJI", "react to message N (the [N] before it); again with -EMOJI to take it back"),
     ("/reply N text", "answer message N (the reply quotes it)"),
     ("/edit [N] text", "change your message N, or your last message in this room without N"),
@@ -211,6 +240,17 @@ def _history(arg: str) -> Command:
     return History(int(arg))
 
 
+def _conversation(arg: str) -> Command:
+    split = _split_name(arg)
+    usage = Usage(f"Usage: /conversation USER [N], N from 1 to {MAX_HISTORY}")
+    if split is None or not split[0]:
+        return usage
+    name, count = split
+    if count and (not count.isdigit() or not 1 <= int(count) <= MAX_HISTORY):
+        return usage
+    return Conversation(name, int(count) if count else DEFAULT_HISTORY)
+
+
 def _seq_and_rest(arg: str) -> tuple[int, str] | None:
     word, _, rest = arg.partition(" ")
     word = word.lstrip("#[").rstrip("]")
@@ -260,6 +300,10 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("msg", "m", "w", "whisper"), _msg),
     "drop": lambda _: Drop(),
     "history": _history,
+    **dict.fromkeys(("conversation", "conv"), lambda arg: _conversation(arg)),
+    "logout": lambda _: Logout(),
+    "sessions": lambda _: Sessions(),
+    "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
     "react": _react,
     "reply": _reply,
     "edit": _edit,

@@ -63,11 +63,12 @@ class Snapshot:
     epoch: str = ""
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
-    sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    sent_ids: list[tuple[str, str, str, int | str, int]] = field(default_factory=list)  # str: "pm" ids
     # rooms with history that are not loaded at start, most recently active last (for list_rooms)
     known_rooms: list[str] = field(default_factory=list)
     # read positions (wschat.features.live): (user_key, room, seq, private)
     read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)  # every registered name
 
 
 # ---------------------------------------------------------------- store commands

@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from wschat import store_rich
+from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.accountstore import AccountStore
 from wschat.features import fold
 from wschat.records import (
     Append,
@@ -81,6 +83,12 @@ class Store:
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
 
+    # accounts and their sessions (wschat.accountstore), in the same database
+    accounts: AccountStore
+
+    def account(self, command: Command, done: Done) -> None:
+        self.accounts.execute(command, done)
+
 
 class MemoryStore(store_rich.RichMemory, Store):
     """History in this process only: gone when the server stops."""
@@ -92,16 +100,21 @@ class MemoryStore(store_rich.RichMemory, Store):
         ReadMessage: "read_message",
         SaveReads: "save_reads",
         Search: "search",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
         self.notify = notify
+        self.accounts = AccountStore(":memory:", notify)
         self.cap = history_cap
         self.rooms: dict[str, list[Message]] = {}
         self.epoch = secrets.token_urlsafe(9)
 
     def load(self) -> Snapshot:
-        return Snapshot(epoch=self.epoch)
+        return Snapshot(epoch=self.epoch, accounts=self.accounts.open())
+
+    def close(self) -> None:
+        self.accounts.close()
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         msgs = self.rooms.get(command.room)
@@ -181,6 +194,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         ReadMessage: "read_message",
         SaveReads: "write",
         Search: "search",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
@@ -197,6 +211,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
     ) -> None:
         self.path = path
         self.notify = notify
+        self.accounts = AccountStore(path, notify)
         self.synchronous = synchronous.upper()
         self.cap = history_cap
         self.window = window
@@ -261,6 +276,8 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         ).fetchall()
         snap.sent_ids = list(reversed(rows))
         snap.read_positions = store_rich.read_positions(db)
+        snap.accounts = self.accounts.open()
+        snap.sent_ids += self.accounts.sent_ids(SENT_IDS_LOADED)  # stored private messages
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
         self.writer.start()
@@ -408,6 +425,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
             self.writer.join()
         self.reader.shutdown(wait=True)
         self.loader.shutdown(wait=True)
+        self.accounts.close()
 
 
 def _kinds(kinds: dict[type[Command], list[Command]]) -> str:

@@ -22,6 +22,7 @@ from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
 from wschat.features import live
+from wschat.features.account_book import Book
 from wschat.hub import history, rooms, sessions
 from wschat.hub.dedup import SentIds
 from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
@@ -77,16 +78,19 @@ class Hub:
             self.ids.remember(user_key, cmid, room_name, str(mid), seq)
         if GENERAL not in self.rooms:
             rooms.install(self, GENERAL, None)
+        self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
 
     # ------------------------------------------------------------ entry points
 
-    def connect(self, cid: int, now: float) -> list[Effect]:
+    def connect(self, cid: int, now: float, address: str = "") -> list[Effect]:
+        """A WebSocket opened; `address` is the peer's IP (per-address log-in limits)."""
         cfg = self.config
         self.sessions[cid] = Session(
             cid,
             client_id=f"c{cid:x}{self.new_token()[:6]}",
             chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
             control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
+            address=address,
         )
         self.unnamed[cid] = (now, now + self.config.name_timeout)
         return []
@@ -133,6 +137,7 @@ class Hub:
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
         sessions.expire_unnamed(self, now, out)
+        self.accounts.tick(now)
         for room in self.rooms.values():
             if room.joined_count or room.left_count:
                 rooms.flush_presence(self, room, now, out)

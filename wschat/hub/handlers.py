@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.features import wire
+from wschat.features import accounts, offline, wire
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -199,6 +199,9 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
 }
+HANDLERS.update(accounts.HANDLERS)  # replaces set_username's: guests may not take registered names
+HANDLERS.update(offline.HANDLERS)  # replaces private's: stored between accounts (calls `private`)
+
 # requests that count against the message rate (chat_rate), not the control rate
 MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
 
