@@ -107,5 +107,7 @@ def test_the_tables_keep_bans_rules_and_the_audit(tmp_path: Path) -> None:
     assert state.restrictions == [r]
     assert state.rooms["dev"].topic == "plans" and state.rooms["dev"].invited == {"dan"}
     assert state.operators == {"dan": True}
-    assert read(db, 100.0).restrictions == []  # run out: deleted
-    assert [row[2] for row in audit(db)] == ["grant", "invite", "topic", "ban"]
+    assert read(db, 100.0).restrictions == []  # run out
+    moderate(db, Moderate("kick", "Carol", "dev", "account:eve", "Eve", "", 101.0))
+    assert db.execute("SELECT count(*) FROM restrictions").fetchone() == (0,)  # deleted at the next write
+    assert [row[2] for row in audit(db)] == ["kick", "grant", "invite", "topic", "ban"]

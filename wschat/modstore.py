@@ -79,6 +79,7 @@ def moderate(db: sqlite3.Connection, c: Moderate) -> None:
     """Apply one action and write its audit row, in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
+        db.execute("DELETE FROM restrictions WHERE until > 0 AND until <= ?", (c.at,))  # run out
         _change(db, c)
         detail = c.value or (c.restriction.reason if c.restriction else "")
         db.execute(
@@ -94,8 +95,8 @@ def moderate(db: sqlite3.Connection, c: Moderate) -> None:
 
 
 def read(db: sqlite3.Connection, now: float) -> ModState:
-    """What the hub holds; restrictions that have run out are deleted first."""
-    db.execute("DELETE FROM restrictions WHERE until > 0 AND until <= ?", (now,))
+    """What the hub holds, restrictions that have run out left out. Only reads: the server asks
+    every few seconds, and must not take the database's write lock for it."""
     state = ModState()
     operators = db.execute("SELECT key, granted FROM operators")
     state.operators = {key: bool(granted) for key, granted in operators}
@@ -104,7 +105,10 @@ def read(db: sqlite3.Connection, now: float) -> ModState:
         state.rooms[room] = RoomRules(creator, topic, bool(invite_only))
     for room, key in db.execute("SELECT room, key FROM room_invites"):
         state.rooms.setdefault(room, RoomRules()).invited.add(key)
-    rows = db.execute("SELECT what, scope, subject, name, until, reason, by FROM restrictions")
+    rows = db.execute(
+        "SELECT what, scope, subject, name, until, reason, by FROM restrictions WHERE until = 0 OR until > ?",
+        (now,),
+    )
     state.restrictions = [Restriction(*row) for row in rows]
     return state
 

@@ -65,6 +65,6 @@ class Moderate(Command):
 
 @dataclass(frozen=True, slots=True)
 class ReadModeration(Command):
-    """Result: the ModState now in the database (expired restrictions dropped)."""
+    """Result: the ModState now in the database (restrictions that have run out left out)."""
 
     now: float
