@@ -30,6 +30,10 @@ from wschat.effects import Send
 
 
 class Broker(Protocol):
+    # True when the store assigns seqs with the append (a Lua script): committed messages, this
+    # process's and the others', then reach the hub in any order through `Hub.arrived`.
+    stored_seqs: bool
+
     def follow(self, room: str, members: Mapping[int, None], last_seq: int) -> None: ...
 
     def unfollow(self, room: str) -> None: ...
@@ -47,6 +51,7 @@ class LocalBroker:
     """One process: rooms, sequence numbers and names are facts of this process alone."""
 
     __slots__ = ("members", "names", "seqs")
+    stored_seqs = False
 
     def __init__(self) -> None:
         self.members: dict[str, Mapping[int, None]] = {}

@@ -32,6 +32,9 @@ class Message:
     client_msg_id: str | None = None
     epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
     payload: bytes = b""
+    # Set by a cluster store that found this (user, client_msg_id) stored before, by any process:
+    # `id`, `seq` and `epoch` are then those of the stored copy, and nothing was stored again.
+    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -102,3 +105,16 @@ class LoadRoom(Command):
     """Read a room when someone joins it. Result: a RoomState, or None for a room with no history."""
 
     room: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRange(Command):
+    """Read up to `limit` messages of `room` with seq > `after_seq`, oldest first (catch-up).
+
+    A cluster process that missed messages (a gap in what pub/sub brought, a reconnect, a restart
+    of Redis) reads them from the store before delivering anything newer. Result: a list.
+    """
+
+    room: str
+    after_seq: int
+    limit: int

@@ -7,7 +7,9 @@ sockets. Every entry point takes the current time and returns a list of effects
 Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text frame,
 `binary()` for each binary frame, `disconnect()` exactly once when it closes, `tick()` about
 once a second, and `store_result(token, result, now)` with the result (or the exception) of
-each `Execute(token, command)` effect.
+each `Execute(token, command)` effect. In cluster mode (a broker with `stored_seqs`), also
+`arrived(message, now)` for each message the broker brings from the other processes and
+`resync(room, now)` when it may have missed some (see `wschat.hub.cluster`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.hub import history, rooms, sessions
+from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.dedup import SentIds
 from wschat.hub.handlers import HANDLERS
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
-from wschat.records import Command, Snapshot
+from wschat.records import Command, Message, Snapshot
 
 # what to call with a store result: continuation(hub, context, result, now) -> effects
 Continuation = Callable[["Hub", Any, Any, float], list[Effect]]
@@ -127,6 +129,14 @@ class Hub:
             return []
         continuation, context = entry
         return continuation(self, context, result, now)
+
+    def arrived(self, m: Message, now: float) -> list[Effect]:
+        """Cluster mode: a message another process stored (from the broker), in any order."""
+        return cluster.arrived(self, m, now)
+
+    def resync(self, room: str, now: float) -> list[Effect]:
+        """Cluster mode: the broker may have missed messages of `room`; read them from the store."""
+        return cluster.resync(self, room, now)
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.hub import history, rooms, sessions
+from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
 from wschat.records import Append, Message, ReadPage
@@ -62,6 +62,8 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
             p.STORE_FAILED, text, retry_after=hub.config.store_retry, room=m.room, client_msg_id=cmid
         )
         return [Send((holder,), frame)]
+    if hub.broker.stored_seqs:  # the store assigned the seq: deliver in seq order (cluster mode)
+        return cluster.committed(hub, m, repeats, holder, now)
     if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
         room.last_seq = m.seq
     m.payload = history.chat_payload(m)

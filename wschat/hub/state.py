@@ -67,6 +67,10 @@ class Room:
     left_count: int = 0
     joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
     leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
+    # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq, and
+    # whether the missing range is being read from the store.
+    early: dict[int, Message] = field(default_factory=dict)
+    catching_up: bool = False
 
 
 class Loading(Exception):

@@ -1,0 +1,176 @@
+"""The Redis store and broker: several hubs on one real redis-server are one chat."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis
+from clusternode import Node
+from redisserver import RedisServer
+
+
+def seqs(node: Node, cid: int, room: str = "general") -> list[int]:
+    return [f["seq"] for f in node.frames(cid, "chat", room=room)]
+
+
+async def resend_until_acked(node: Node, cid: int, text: str, cmid: str) -> None:
+    """What a client's outbox does: send again after each store_failed, until acknowledged."""
+    for _ in range(20):
+        refused = len(node.frames(cid, "error", code="store_failed", client_msg_id=cmid))
+        node.send(cid, {"type": "chat", "message": text, "client_msg_id": cmid})
+        while not node.frames(cid, "ack", client_msg_id=cmid):
+            if len(node.frames(cid, "error", code="store_failed", client_msg_id=cmid)) > refused:
+                break  # refused again: send again
+            node.changed.clear()
+            await asyncio.wait_for(node.changed.wait(), 10)
+        else:
+            return
+    raise AssertionError(f"{cmid} never acknowledged")
+
+
+async def test_messages_from_three_processes_reach_everyone_once_in_one_contiguous_order(
+    redis_server: RedisServer,
+) -> None:
+    nodes = [await Node.start(redis_server.url) for _ in range(3)]
+    try:
+        for i, node in enumerate(nodes):
+            node.login(1, f"user{i}")
+            await node.wait(1, "history")
+        for round_ in range(10):
+            for i, node in enumerate(nodes):
+                node.send(1, {"type": "chat", "message": f"{i}-{round_}", "client_msg_id": f"m{i}-{round_}"})
+        for node in nodes:
+            await node.wait(1, "chat", 30)
+            await node.wait(1, "ack", 10)
+        orders = [[f["message"] for f in node.frames(1, "chat")] for node in nodes]
+        assert orders[0] == orders[1] == orders[2]
+        assert sorted(orders[0]) == sorted(f"{i}-{r}" for i in range(3) for r in range(10))
+        assert seqs(nodes[0], 1) == list(range(1, 31))
+        ids = [f["id"] for f in nodes[0].frames(1, "chat")]
+        assert len(set(ids)) == 30  # ids are cluster-wide
+        acked = {f["seq"] for node in nodes for f in node.frames(1, "ack")}
+        assert acked == set(range(1, 31))
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_resend_to_another_process_is_acknowledged_as_a_duplicate_and_stored_once(
+    redis_server: RedisServer,
+) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice")
+        b.login(1, "bob")
+        await a.wait(1, "history")
+        await b.wait(1, "history")
+        a.send(1, {"type": "chat", "message": "once", "client_msg_id": "x1"})
+        await a.wait(1, "ack", client_msg_id="x1")
+        a.run(a.hub.disconnect(1, 0.0))  # alice's client lost process a, reconnects to b, resends
+        b.login(2, "alice")
+        await b.wait(2, "history")
+        b.send(2, {"type": "chat", "message": "once", "client_msg_id": "x1"})
+        await b.wait(2, "ack")
+        [first] = a.frames(1, "ack")
+        assert len(b.frames(1, "chat")) == 1
+        [again] = b.frames(2, "ack")
+        assert again["duplicate"] is True and (again["id"], again["seq"]) == (first["id"], first["seq"])
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_the_dedup_key_belongs_to_the_user(redis_server: RedisServer) -> None:
+    """The same client_msg_id from two users is two messages."""
+    a = await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice")
+        a.login(2, "bob")
+        await a.wait(2, "history")
+        a.send(1, {"type": "chat", "message": "a", "client_msg_id": "same"})
+        a.send(2, {"type": "chat", "message": "b", "client_msg_id": "same"})
+        await a.wait(1, "chat", 2)
+        assert seqs(a, 1) == [1, 2]
+    finally:
+        await a.stop()
+
+
+async def test_a_process_that_starts_later_loads_the_room_and_pages_its_history_from_redis(
+    redis_server: RedisServer,
+) -> None:
+    a = await Node.start(redis_server.url, history_size=5)
+    try:
+        a.login(1, "alice")
+        await a.wait(1, "history")
+        for i in range(20):
+            a.send(1, {"type": "chat", "message": f"m{i}"})
+        await a.wait(1, "chat", 20)
+        b = await Node.start(redis_server.url, history_size=5, resume_cap=5)
+        try:
+            b.login(1, "bob", rooms=["general"])
+            await b.wait(1, "history")
+            [hist] = b.frames(1, "history")
+            assert [m["seq"] for m in hist["messages"]] == [16, 17, 18, 19, 20]
+            assert hist["epoch"] == a.frames(1, "history")[0]["epoch"]
+            b.send(1, {"type": "fetch_history", "room": "general", "before_seq": 3, "limit": 10})
+            await b.wait(1, "history", mode="page")
+            [page] = b.frames(1, "history", mode="page")
+            assert [m["message"] for m in page["messages"]] == ["m0", "m1"]
+        finally:
+            await b.stop()
+    finally:
+        await a.stop()
+
+
+async def test_messages_published_while_a_process_was_unsubscribed_are_caught_up_from_the_stream(
+    redis_server: RedisServer,
+) -> None:
+    """Redis drops a subscriber (here CLIENT KILL TYPE pubsub, as for a slow one): no gap follows."""
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        a.login(1, "alice")
+        b.login(1, "bob")
+        await a.wait(1, "history")
+        await b.wait(1, "history")
+        a.send(1, {"type": "chat", "message": "before"})
+        await b.wait(1, "chat", 1)
+        admin.client_kill_filter(_type="pubsub")
+        for i in range(15):  # within the rate limit's burst
+            a.send(1, {"type": "chat", "message": f"m{i}"})
+        await a.wait(1, "chat", 16)
+        await b.wait(1, "chat", 16)
+        assert seqs(b, 1) == list(range(1, 17))
+    finally:
+        admin.close()
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_redis_restart_refuses_sends_meanwhile_and_loses_nothing_acknowledged(
+    redis_server: RedisServer,
+) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice")
+        b.login(1, "bob")
+        await a.wait(1, "history")
+        await b.wait(1, "history")
+        for i in range(5):
+            a.send(1, {"type": "chat", "message": f"m{i}", "client_msg_id": f"c{i}"})
+        await a.wait(1, "ack", 5)
+        redis_server.kill()
+        a.send(1, {"type": "chat", "message": "lost?", "client_msg_id": "c5"})
+        await a.wait(1, "error", code="store_failed")
+        [refused] = a.frames(1, "error", code="store_failed")
+        assert refused["retry_after"] > 0 and refused["client_msg_id"] == "c5"
+        redis_server.start()
+        # the clients' outboxes resend what was refused; the processes resume by themselves
+        await resend_until_acked(a, 1, "lost?", "c5")
+        await resend_until_acked(b, 1, "from b", "b1")
+        await a.wait(1, "chat", 7)
+        await b.wait(1, "chat", 7)
+        assert seqs(a, 1) == seqs(b, 1) == list(range(1, 8))
+    finally:
+        await a.stop()
+        await b.stop()

@@ -1,0 +1,271 @@
+"""History in Redis (cluster mode): one atomic Lua step per room message, rooms as streams. I/O.
+
+Every process that names the same Redis shares this history. Keys (prefix `wschat:`):
+
+- `room:<room>:meta`: a hash, `e` the room's epoch and `s` its last seq;
+- `room:<room>:stream`: its messages, entry id `<seq>-1`, trimmed to the retention (MAXLEN ~);
+- `sent:<len>:<user key>:<client_msg_id>`: "id seq epoch" of a stored message, for a day, so a
+  resend to any process is recognised;
+- `next_id` (message ids, cluster-wide), `epoch` (the history's), `rooms` (a sorted set of
+  rooms by their latest message id, for `list_rooms`).
+
+`Append` runs the script once per message, all of one loop iteration in one pipeline: check the
+client_msg_id (a repeat gets the stored copy's id, seq and epoch, `Message.duplicate`), take
+the next seq from the meta hash (a lost room, meta and stream gone, gets a new epoch), take an
+id, XADD, remember the id, PUBLISH to the room's channel. The store writes the id, seq and epoch
+into each `Message` before calling `done(None)`; `done(exc)` if Redis failed (the senders get
+`store_failed` and resend: a script that did run is then recognised as a repeat).
+
+What crosses Redis is text made here and by `orjson`, never pickle: an entry (and a published
+message) is `m <id> <seq> <epoch> <json>`, the JSON holding the message's other fields.
+
+Commands run on the event loop (redis-py's asyncio client) with a socket timeout, so a Redis
+that stopped answering turns sends into `store_failed` instead of hanging them. Results reach
+the hub through `notify`, like every store's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from wschat.records import Append, Command, LoadRoom, Message, ReadPage, ReadRange, RoomState, Snapshot
+from wschat.store import Done, Notify, Store, StoreError
+
+log = logging.getLogger("wschat.redisstore")
+
+PREFIX = "wschat:"
+SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
+COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
+
+# KEYS: meta, stream, sent (or "" without a client_msg_id), next_id, rooms
+# ARGV: body, the room's epoch as the process knows it, a fresh epoch, the last seq the process
+#       knows, retention, sent TTL, channel, room name
+APPEND_LUA = """
+if KEYS[3] ~= '' then
+  local hit = redis.call('GET', KEYS[3])
+  if hit then return {1, hit} end
+end
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[2]
+  if tonumber(ARGV[4]) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then e = ARGV[3] end
+  redis.call('HSET', KEYS[1], 'e', e)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local id = redis.call('INCR', KEYS[4])
+local head = id .. ' ' .. seq .. ' ' .. e
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-1', 'm', 'm ' .. head .. ' ' .. ARGV[1])
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], head, 'EX', ARGV[6]) end
+redis.call('ZADD', KEYS[5], id, ARGV[8])
+redis.call('PUBLISH', ARGV[7], 'm ' .. head .. ' ' .. ARGV[1])
+return {0, head}
+"""
+
+
+def meta_key(room: str) -> str:
+    return f"{PREFIX}room:{room}:meta"
+
+
+def stream_key(room: str) -> str:
+    return f"{PREFIX}room:{room}:stream"
+
+
+ROOM_CHANNEL = PREFIX + "chan:"
+
+
+def channel(room: str) -> str:
+    return ROOM_CHANNEL + room
+
+
+def sent_key(user_key: str, cmid: str) -> str:
+    return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
+
+
+def body(m: Message) -> bytes:
+    fields = {"r": m.room, "u": m.username, "k": m.user_key, "c": m.client_id, "t": m.text, "ts": m.ts}
+    if m.client_msg_id is not None:
+        fields["cm"] = m.client_msg_id
+    return orjson.dumps(fields)
+
+
+def parse_entry(raw: bytes) -> Message:
+    """A stream entry or a published message, `m <id> <seq> <epoch> <json>`, as a Message."""
+    _, mid, seq, epoch, data = raw.split(b" ", 4)
+    f = orjson.loads(data)
+    return Message(
+        int(mid), f["r"], int(seq), f["u"], f["k"], f["c"], f["t"], f["ts"], f.get("cm"), epoch.decode()
+    )
+
+
+def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Redis:
+    """A client for `url`; `timeout=None` for the pub/sub reader (a timeout there causes storms)."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=COMMAND_TIMEOUT,
+        socket_keepalive=True,
+        health_check_interval=10,
+        retry_on_timeout=False,
+    )
+
+
+class RedisStore(Store):
+    """The shared history of every process that names the same Redis."""
+
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "append",
+        ReadPage: "read_page",
+        ReadRange: "read_range",
+        LoadRoom: "load_room",
+    }
+
+    def __init__(self, url: str, notify: Notify, *, history_cap: int = 10_000, window: int = 1000) -> None:
+        self.url = url
+        self.notify = notify
+        self.cap = history_cap
+        self.window = window
+        self.client = connect(url)
+        self.script = self.client.register_script(APPEND_LUA)
+        self.tasks: set[asyncio.Task] = set()
+        self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
+        self.writer: asyncio.Task | None = None
+        self.closed = False
+
+    # -- start-up
+
+    async def aload(self) -> Snapshot:
+        """The start-up snapshot; StoreError (one sentence) when Redis cannot be reached."""
+        try:
+            epoch = secrets.token_urlsafe(9)
+            await self.client.set(PREFIX + "epoch", epoch, nx=True)
+            snap = Snapshot(epoch=(await self.client.get(PREFIX + "epoch") or b"").decode())
+            general = await self._room_state("general")
+            if general is not None:
+                snap.rooms["general"] = general
+            recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
+            snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
+            return snap
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
+
+    # -- commands
+
+    def _run(self, done: Done, work: Coroutine[Any, Any, Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                result: Any = await work
+            except (RedisError, OSError) as exc:
+                log.error("Redis failed (%s): %s", what, exc)
+                result = exc
+            self.notify(done, result)
+
+        if self.closed:
+            work.close()
+            self.notify(done, StoreError("the server is shutting down"))
+            return
+        task = asyncio.ensure_future(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def append(self, command: Append, done: Done) -> None:
+        """Queued for the one writer task, so messages are stored in the order they were sent."""
+        if self.closed:
+            self.notify(done, StoreError("the server is shutting down"))
+            return
+        self.appends.put_nowait((command.messages, done))
+        if self.writer is None:
+            self.writer = asyncio.ensure_future(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        """Everything queued since the last round trip goes in one pipeline (like group commit)."""
+        while True:
+            batch = [await self.appends.get()]
+            while not self.appends.empty():
+                batch.append(self.appends.get_nowait())
+            messages = [m for msgs, _ in batch for m in msgs]
+            result: BaseException | None = None
+            try:
+                await self._append(messages)
+            except (RedisError, OSError) as exc:
+                log.error("Redis failed (storing %d messages): %s", len(messages), exc)
+                result = exc
+            for _, done in batch:
+                self.notify(done, result)
+
+    async def _append(self, messages: list[Message]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for m in messages:
+            cmid = m.client_msg_id
+            keys = [
+                meta_key(m.room),
+                stream_key(m.room),
+                sent_key(m.user_key, cmid) if cmid is not None else "",
+                PREFIX + "next_id",
+                PREFIX + "rooms",
+            ]
+            fresh = secrets.token_urlsafe(9)
+            args = [body(m), m.epoch, fresh, m.seq, self.cap, SENT_TTL, channel(m.room), m.room]
+            await self.script(keys=keys, args=args, client=pipe)
+        results = await pipe.execute()
+        for m, (dup, head) in zip(messages, results, strict=True):
+            mid, seq, epoch = head.split(b" ")
+            m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(dup)
+
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        self._run(done, self._room_state(command.room), f"loading #{command.room}")
+
+    async def _room_state(self, room: str) -> RoomState | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(meta_key(room))
+        pipe.xrevrange(stream_key(room), "+", "-", count=self.window)
+        pipe.xrange(stream_key(room), "-", "+", count=1)
+        meta, newest, oldest = await pipe.execute()
+        if not meta:
+            return None
+        recent = [parse_entry(fields[b"m"]) for _, fields in reversed(newest)]
+        first = parse_entry(oldest[0][1][b"m"]).seq if oldest else int(meta.get(b"s", 0)) + 1
+        return RoomState(meta[b"e"].decode(), int(meta.get(b"s", 0)), first, recent)
+
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        self._run(done, self._page(command), f"reading #{command.room}")
+
+    async def _page(self, c: ReadPage) -> list[Message]:
+        rows = await self.client.xrevrange(stream_key(c.room), f"({c.before_seq}-0", "-", count=c.limit)
+        return [parse_entry(fields[b"m"]) for _, fields in reversed(rows)]
+
+    def read_range(self, command: ReadRange, done: Done) -> None:
+        self._run(done, self._range(command), f"catching up #{command.room}")
+
+    async def _range(self, c: ReadRange) -> list[Message]:
+        rows = await self.client.xrange(stream_key(c.room), f"({c.after_seq}-1", "+", count=c.limit)
+        return [parse_entry(fields[b"m"]) for _, fields in rows]
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (for /healthz)."""
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        """Let what is being stored finish, then close the connections."""
+        self.closed = True
+        if self.writer is not None:
+            for _ in range(int(COMMAND_TIMEOUT * 100)):  # what is queued is stored (or refused)
+                if self.appends.empty():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
+        if self.writer is not None:
+            self.writer.cancel()
+        await self.client.aclose()
