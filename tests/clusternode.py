@@ -14,6 +14,7 @@ import functools
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from wschat.effects import Close, Effect, Execute, Send
@@ -37,11 +38,11 @@ class Node:
     async def start(cls, url: str, **config: Any) -> Node:
         loop = asyncio.get_running_loop()
         store = RedisStore(url, loop.call_soon_threadsafe)
-        broker = RedisBroker(url)
+        broker = RedisBroker(store)
         node = cls(store, broker)
         snapshot = await store.aload()
         node.hub = Hub(Config(**config), snapshot, broker=broker)
-        broker.attach(node.run, node.hub.arrived, node.hub.resync)
+        broker.attach(node.run, node.hub)
         await broker.start()
         return node
 
@@ -92,3 +93,18 @@ class Node:
     async def stop(self) -> None:
         await self.broker.aclose()
         await self.store.aclose()
+
+
+async def until(condition: Callable[[], bool], *nodes: Node, timeout: float = TIMEOUT) -> None:
+    """Until `condition()` holds, checked each time any of `nodes` receives something."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("condition not met in time")
+        for node in nodes:
+            node.changed.clear()
+        waits = [asyncio.ensure_future(node.changed.wait()) for node in nodes]
+        await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import redis
-from clusternode import Node
+from clusternode import Node, until
 from redisserver import RedisServer
+
+from wschat.protocol import CLOSE_TAKEOVER
 
 
 def seqs(node: Node, cid: int, room: str = "general") -> list[int]:
@@ -66,8 +68,9 @@ async def test_a_resend_to_another_process_is_acknowledged_as_a_duplicate_and_st
         await b.wait(1, "history")
         a.send(1, {"type": "chat", "message": "once", "client_msg_id": "x1"})
         await a.wait(1, "ack", client_msg_id="x1")
-        a.run(a.hub.disconnect(1, 0.0))  # alice's client lost process a, reconnects to b, resends
-        b.login(2, "alice")
+        # alice's client loses process a, reconnects to b with its session token and resends
+        token = a.frames(1, "username_accepted")[0]["session_token"]
+        b.login(2, "alice", session_token=token)
         await b.wait(2, "history")
         b.send(2, {"type": "chat", "message": "once", "client_msg_id": "x1"})
         await b.wait(2, "ack")
@@ -75,6 +78,8 @@ async def test_a_resend_to_another_process_is_acknowledged_as_a_duplicate_and_st
         assert len(b.frames(1, "chat")) == 1
         [again] = b.frames(2, "ack")
         assert again["duplicate"] is True and (again["id"], again["seq"]) == (first["id"], first["seq"])
+        await until(lambda: 1 in a.closed, a)  # the session moved: a closed the old connection
+        assert a.closed[1] == CLOSE_TAKEOVER and "alice" not in a.hub.by_key
     finally:
         await a.stop()
         await b.stop()
@@ -171,6 +176,63 @@ async def test_a_redis_restart_refuses_sends_meanwhile_and_loses_nothing_acknowl
         await a.wait(1, "chat", 7)
         await b.wait(1, "chat", 7)
         assert seqs(a, 1) == seqs(b, 1) == list(range(1, 8))
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_two_clients_racing_for_one_name_on_two_processes_100_times_one_wins_each_time(
+    redis_server: RedisServer,
+) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        for i in range(100):
+            cid = 10 + i
+            a.login(cid, f"racer{i}")  # both claims are in flight before either is answered
+            b.login(cid, f"RACER{i}")
+
+            def answered(cid: int = cid) -> bool:
+                frames = a.inbox[cid] + b.inbox[cid]
+                return sum(f["type"] in ("username_accepted", "username_error") for f in frames) == 2
+
+            await until(answered, a, b)
+            got = a.frames(cid, "username_accepted") + b.frames(cid, "username_accepted")
+            lost = a.frames(cid, "username_error") + b.frames(cid, "username_error")
+            assert len(got) == 1 and [e["code"] for e in lost] == ["name_taken"], (i, got, lost)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_names_look_alikes_and_private_messages_span_the_processes(redis_server: RedisServer) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "Alice")
+        await a.wait(1, "username_accepted")
+        b.login(1, "ALICE")
+        await b.wait(1, "username_error", code="name_taken")
+        b.send(1, {"type": "set_username", "username": "Аlice"})  # Cyrillic А
+        await b.wait(1, "username_error", code="name_confusable")
+        assert "'Alice'" in b.frames(1, "username_error", code="name_confusable")[0]["message"]
+        b.send(1, {"type": "set_username", "username": "bob"})
+        await b.wait(1, "username_accepted")
+        b.send(1, {"type": "private", "to": "alice", "message": "psst", "client_msg_id": "p1"})
+        await a.wait(1, "private")
+        await b.wait(1, "ack", client_msg_id="p1")
+        [got] = a.frames(1, "private")
+        assert (got["from"], got["to"], got["message"]) == ("bob", "Alice", "psst")
+        assert b.frames(1, "private")[0]["id"] == got["id"]
+        b.send(1, {"type": "private", "to": "nobody", "message": "x"})
+        await b.wait(1, "error", code="no_such_user")
+        a.run(a.hub.disconnect(1, 0.0))  # Alice leaves: her name is free on every process
+
+        for attempt in range(100):
+            cid = 100 + attempt
+            b.login(cid, "alice")
+            await until(lambda cid=cid: bool(b.inbox[cid]), b)
+            if b.frames(cid, "username_accepted"):
+                break
+        assert b.frames(cid, "username_accepted"), "the name was never freed"
     finally:
         await a.stop()
         await b.stop()

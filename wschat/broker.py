@@ -33,6 +33,9 @@ class Broker(Protocol):
     # True when the store assigns seqs with the append (a Lua script): committed messages, this
     # process's and the others', then reach the hub in any order through `Hub.arrived`.
     stored_seqs: bool
+    # True when a name is claimed through the store (`ClaimName`, answered later through
+    # `Hub.store_result`) instead of `claim`, which must answer at once.
+    names_by_store: bool
 
     def follow(self, room: str, members: Mapping[int, None], last_seq: int) -> None: ...
 
@@ -52,6 +55,7 @@ class LocalBroker:
 
     __slots__ = ("members", "names", "seqs")
     stored_seqs = False
+    names_by_store = False
 
     def __init__(self) -> None:
         self.members: dict[str, Mapping[int, None]] = {}

@@ -118,3 +118,52 @@ class ReadRange(Command):
     room: str
     after_seq: int
     limit: int
+
+
+# ---------------------------------------------------------------- cluster mode (names, users)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimName(Command):
+    """Own the name `key` (and its look-alike keys) cluster-wide for connection `cid`.
+
+    `token` is the session token the name will have; `offered` the token the client offered to
+    take an existing session over ("" if none). Result: a `NameClaim`.
+    """
+
+    key: str
+    name: str
+    looks: tuple[str, ...]
+    cid: int
+    token: str
+    offered: str
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    status: str  # "ok", "taken" or "confusable"
+    holder: str = ""  # taken or confusable: the name as its holder wrote it
+    local_cid: int = 0  # ok by taking over a session of this process: its connection
+
+
+@dataclass(frozen=True, slots=True)
+class FindUser(Command):
+    """Where the user with name key `key` is connected. Result: a `UserPlace`, or None."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserPlace:
+    process: str
+    cid: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forward(Command):
+    """Deliver `data` to connection `cid` of another `process`. Result: whether it is there."""
+
+    process: str
+    cid: int
+    data: bytes

@@ -18,7 +18,10 @@ from the streams. After each new subscription it asks the same for that room, fo
 published before the subscription took effect. The reader has no socket timeout (one causes
 reconnect storms); `health_check_interval` pings the connection while it is idle.
 
-Names are not yet owned cluster-wide: `claim` and `release` are those of this process.
+Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
+for one of its connections, `Forward`) and `t <connection>` (that session was taken over on
+another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
+`wschat.redisnames`); `release` frees one there.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,38 +37,37 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.records import Message
-from wschat.redisstore import PREFIX, ROOM_CHANNEL, channel, connect, parse_entry
+from wschat.hub import Hub
+from wschat.redisstore import ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
 
 log = logging.getLogger("wschat.redisbroker")
 
 Run = Callable[[list[Effect]], None]
-Arrived = Callable[[Message, float], list[Effect]]
-Resync = Callable[[str, float], list[Effect]]
 
 
 class RedisBroker:
     stored_seqs = True
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.process = secrets.token_hex(6)
-        self.own_channel = f"{PREFIX}proc:{self.process}"
-        self.client = connect(url)  # publishing: commands with a timeout
+    names_by_store = True
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.process = store.process
+        self.own_channel = process_channel(self.process)
+        self.client = store.client  # publishing: commands with a timeout
+        url = store.url
         self.reader = connect(url, timeout=None)  # pub/sub: no socket timeout
         self.members: dict[str, Mapping[int, None]] = {}
-        self.names: dict[str, int] = {}
         self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.pubsub: PubSub | None = None
         self.connected = False
         self.tasks: set[asyncio.Task] = set()
         self.run: Run = lambda effects: None
-        self.arrived: Arrived = lambda m, now: []
-        self.resync: Resync = lambda room, now: []
+        self.hub: Hub | None = None
 
-    def attach(self, run: Run, arrived: Arrived, resync: Resync) -> None:
-        """Where effects go (the runtime's `run`) and the hub's cluster entry points."""
-        self.run, self.arrived, self.resync = run, arrived, resync
+    def attach(self, run: Run, hub: Hub) -> None:
+        """Where effects go (the runtime's `run`) and the hub whose cluster entry points to call."""
+        self.run, self.hub = run, hub
 
     async def start(self) -> None:
         """Subscribe to this process's channel; then read and publish in tasks of their own."""
@@ -93,12 +94,12 @@ class RedisBroker:
         return Send(tuple(self.members.get(room, ())), data)
 
     def claim(self, key: str, owner: int) -> bool:
-        holder = self.names.setdefault(key, owner)
-        return holder == owner
+        # A race between processes cannot be answered at once: with `names_by_store` the hub
+        # claims through the store (ClaimName, wschat.redisnames) and never calls this.
+        raise RuntimeError("in cluster mode names are claimed with the ClaimName store command")
 
     def release(self, key: str, owner: int) -> None:
-        if self.names.get(key) == owner:
-            del self.names[key]
+        self.store.names.release(key, owner)
 
     # -- subscriptions
 
@@ -110,8 +111,8 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             log.warning("could not subscribe to #%s: %s", room, exc)
             return
-        if room in self.members:
-            self.run(self.resync(room, time.time()))
+        if room in self.members and self.hub is not None:
+            self.run(self.hub.resync(room, time.time()))
 
     async def _unfollow(self, room: str) -> None:
         if self.pubsub is None or not self.connected or room in self.members:
@@ -141,7 +142,8 @@ class RedisBroker:
                     log.info("Redis pub/sub reconnected; catching up %d rooms", len(self.members))
                     now = time.time()
                     for room in list(self.members):
-                        self.run(self.resync(room, now))
+                        if self.hub is not None:
+                            self.run(self.hub.resync(room, now))
                 msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if msg is not None and msg["type"] == "message":
                     self._received(msg["channel"], msg["data"])
@@ -157,20 +159,28 @@ class RedisBroker:
                 backoff = min(backoff * 2, 2.0)
 
     def _received(self, chan: bytes, data: bytes) -> None:
-        kind = data[:2]
+        hub = self.hub
+        if hub is None:
+            return
+        kind, now = data[:2], time.time()
         if kind == b"m ":
             try:
                 m = parse_entry(data)
             except (ValueError, KeyError) as exc:
                 log.error("unreadable message on Redis: %s", exc)
                 return
-            self.run(self.arrived(m, time.time()))
+            self.run(hub.arrived(m, now))
         elif kind == b"f ":
             _, origin, frame = data.split(b" ", 2)
             if origin.decode() == self.process:
                 return  # delivered locally when it was published
             room = chan.decode()[len(ROOM_CHANNEL) :]
             self.run([Send(tuple(self.members.get(room, ())), frame)])
+        elif kind == b"d ":  # a private message for one of this process's connections
+            _, cid, frame = data.split(b" ", 2)
+            self.run([Send((int(cid),), frame)])
+        elif kind == b"t ":  # a session of this process was taken over on another process
+            self.run(hub.taken_over(int(data[2:]), now))
 
     # -- publishing
 
@@ -209,4 +219,3 @@ class RedisBroker:
             with contextlib.suppress(Exception):
                 await self.pubsub.aclose()
         await self.reader.aclose()
-        await self.client.aclose()

@@ -36,7 +36,20 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from wschat.records import Append, Command, LoadRoom, Message, ReadPage, ReadRange, RoomState, Snapshot
+from wschat.records import (
+    Append,
+    ClaimName,
+    Command,
+    FindUser,
+    Forward,
+    LoadRoom,
+    Message,
+    ReadPage,
+    ReadRange,
+    RoomState,
+    Snapshot,
+)
+from wschat.redisnames import RedisNames
 from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
@@ -85,6 +98,10 @@ def channel(room: str) -> str:
     return ROOM_CHANNEL + room
 
 
+def process_channel(process: str) -> str:
+    return f"{PREFIX}proc:{process}"
+
+
 def sent_key(user_key: str, cmid: str) -> str:
     return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
 
@@ -125,15 +142,28 @@ class RedisStore(Store):
         ReadPage: "read_page",
         ReadRange: "read_range",
         LoadRoom: "load_room",
+        ClaimName: "claim_name",
+        FindUser: "find_user",
+        Forward: "forward",
     }
 
-    def __init__(self, url: str, notify: Notify, *, history_cap: int = 10_000, window: int = 1000) -> None:
+    def __init__(
+        self,
+        url: str,
+        notify: Notify,
+        *,
+        process: str = "",
+        history_cap: int = 10_000,
+        window: int = 1000,
+    ) -> None:
         self.url = url
+        self.process = process or secrets.token_hex(6)  # this process, for names and private messages
         self.notify = notify
         self.cap = history_cap
         self.window = window
         self.client = connect(url)
         self.script = self.client.register_script(APPEND_LUA)
+        self.names = RedisNames(self.client, self.process)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
@@ -248,6 +278,19 @@ class RedisStore(Store):
         rows = await self.client.xrange(stream_key(c.room), f"({c.after_seq}-1", "+", count=c.limit)
         return [parse_entry(fields[b"m"]) for _, fields in rows]
 
+    def claim_name(self, command: ClaimName, done: Done) -> None:
+        self._run(done, self.names.claim(command), f"claiming the name {command.key}")
+
+    def find_user(self, command: FindUser, done: Done) -> None:
+        self._run(done, self.names.find(command), f"finding {command.key}")
+
+    def forward(self, command: Forward, done: Done) -> None:
+        self._run(done, self._forward(command), "forwarding a private message")
+
+    async def _forward(self, c: Forward) -> bool:
+        data = b"d " + str(c.cid).encode() + b" " + c.data
+        return bool(await self.client.publish(process_channel(c.process), data))
+
     async def ping(self) -> bool:
         """Whether Redis answers now (for /healthz)."""
         try:
@@ -258,6 +301,7 @@ class RedisStore(Store):
     async def aclose(self) -> None:
         """Let what is being stored finish, then close the connections."""
         self.closed = True
+        await self.names.aclose()
         if self.writer is not None:
             for _ in range(int(COMMAND_TIMEOUT * 100)):  # what is queued is stored (or refused)
                 if self.appends.empty():

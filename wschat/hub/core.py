@@ -9,7 +9,8 @@ Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text
 once a second, and `store_result(token, result, now)` with the result (or the exception) of
 each `Execute(token, command)` effect. In cluster mode (a broker with `stored_seqs`), also
 `arrived(message, now)` for each message the broker brings from the other processes and
-`resync(room, now)` when it may have missed some (see `wschat.hub.cluster`).
+`resync(room, now)` when it may have missed some (see `wschat.hub.cluster`), and
+`taken_over(cid, now)` when a session of this process was taken over on another.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ class Hub:
     def resync(self, room: str, now: float) -> list[Effect]:
         """Cluster mode: the broker may have missed messages of `room`; read them from the store."""
         return cluster.resync(self, room, now)
+
+    def taken_over(self, cid: int, now: float) -> list[Effect]:
+        """Cluster mode: connection `cid`'s session was taken over on another process."""
+        return sessions.taken_over(self, cid, now)
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []

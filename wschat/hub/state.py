@@ -49,6 +49,7 @@ class Session:
     rooms: dict[str, None] = field(default_factory=dict)
     strikes: int = 0
     looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
+    claiming: bool = False  # cluster mode: its name claim awaits the store's answer
 
 
 @dataclass(slots=True, eq=False)
