@@ -236,3 +236,28 @@ async def test_names_look_alikes_and_private_messages_span_the_processes(redis_s
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_online_lists_counts_and_notices_span_the_processes(redis_server: RedisServer) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice")
+        await a.wait(1, "history")
+        await until(lambda: "alice" in b.hub.rooms["general"].remote, b)  # b heard of her
+        b.login(1, "bob")
+        await b.wait(1, "joined")
+        [joined] = b.frames(1, "joined")
+        assert joined["online_users"] == 2 and sorted(joined["users_list"]) == ["alice", "bob"]
+        await a.wait(1, "user_join", username="bob")
+        [notice] = a.frames(1, "user_join", username="bob")
+        assert notice["online_users"] == 2 and sorted(notice["users_list"]) == ["alice", "bob"]
+        a.send(1, {"type": "get_users", "room": "general"})
+        await a.wait(1, "online_users")
+        assert sorted(a.frames(1, "online_users")[0]["users"]) == ["alice", "bob"]
+        b.run(b.hub.disconnect(1, 0.0))
+        await a.wait(1, "user_leave", username="bob")
+        [left] = a.frames(1, "user_leave", username="bob")
+        assert left["online_users"] == 1 and left["reason"] == "disconnect"
+    finally:
+        await a.stop()
+        await b.stop()

@@ -136,3 +136,46 @@ def _new_epoch(hub: Hub, room: Room, epoch: str) -> None:
     room.last_seq = 0
     room.first_seq = 1
     room.early = {s: m for s, m in room.early.items() if m.epoch == epoch}
+
+
+# ---------------------------------------------------------------- presence across processes
+
+
+def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str, now: float) -> list[Effect]:
+    """Someone on another process joined or left a room this process has in memory."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is None:
+        return out
+    if event in ("join", "resume"):
+        known = who in room.remote
+        room.remote[who] = process
+        if not known:
+            rooms.announce_join(hub, room, who, event == "resume", now, out)
+    elif room.remote.get(who) == process:  # not a stale leave of someone who moved on
+        del room.remote[who]
+        rooms.announce_leave(hub, room, who, event, now, out)
+    return out
+
+
+def remote_members(hub: Hub, room_name: str, members: dict[str, str], now: float) -> list[Effect]:
+    """Who is in the room on the other processes, as Redis says (after following it)."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is None:
+        return out
+    for who in [w for w in room.remote if w not in members]:
+        del room.remote[who]
+        rooms.announce_leave(hub, room, who, "disconnect", now, out)
+    for who, process in members.items():
+        out.extend(remote_presence(hub, room_name, who, process, "resume", now))
+    return out
+
+
+def process_gone(hub: Hub, process: str, now: float) -> list[Effect]:
+    """Another process died (its heartbeat expired): everyone it had left every room."""
+    out: list[Effect] = []
+    for room in list(hub.rooms.values()):
+        for who in [w for w, proc in room.remote.items() if proc == process]:
+            out.extend(remote_presence(hub, room.name, who, process, "disconnect", now))
+    return out

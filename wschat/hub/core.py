@@ -139,6 +139,18 @@ class Hub:
         """Cluster mode: the broker may have missed messages of `room`; read them from the store."""
         return cluster.resync(self, room, now)
 
+    def remote_presence(self, room: str, who: str, process: str, event: str, now: float) -> list[Effect]:
+        """Cluster mode: `who` joined or left `room` on `process` (event: join, resume, leave, disconnect)."""
+        return cluster.remote_presence(self, room, who, process, event, now)
+
+    def remote_members(self, room: str, members: dict[str, str], now: float) -> list[Effect]:
+        """Cluster mode: who is in `room` on the other processes (name -> process), from Redis."""
+        return cluster.remote_members(self, room, members, now)
+
+    def process_gone(self, process: str, now: float) -> list[Effect]:
+        """Cluster mode: another process died; its users are gone."""
+        return cluster.process_gone(self, process, now)
+
     def taken_over(self, cid: int, now: float) -> list[Effect]:
         """Cluster mode: connection `cid`'s session was taken over on another process."""
         return sessions.taken_over(self, cid, now)

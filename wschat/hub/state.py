@@ -71,6 +71,7 @@ class Room:
     # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq, and
     # whether the missing range is being read from the store.
     early: dict[int, Message] = field(default_factory=dict)
+    remote: dict[str, str] = field(default_factory=dict)  # name -> process, for those elsewhere
     catching_up: bool = False
 
 
