@@ -1,0 +1,73 @@
+"""Cluster mode's start-up and shut-down, for the runtime: store, broker, import, health. I/O.
+
+`await open_cluster(url, notify, db=..., history_cap=...)` reaches Redis (a `StoreError`
+with one sentence if it cannot), imports the SQLite history once (`wschat.redisimport`),
+and returns the `Cluster`: its `store` (for `Store.execute`), its `broker` (for the hub) and
+the start-up `snapshot`. After the hub exists, `await cluster.start(run, hub)` connects the
+broker's pub/sub and heartbeats; `await cluster.healthy()` answers /healthz; `await
+cluster.close()` stops it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+
+from wschat.hub import Hub
+from wschat.records import Snapshot
+from wschat.redisbroker import RedisBroker, Run
+from wschat.redisimport import import_sqlite
+from wschat.redisstore import RedisStore
+from wschat.store import Notify, StoreError
+
+log = logging.getLogger("wschat.redismode")
+
+
+@dataclass
+class Cluster:
+    store: RedisStore
+    broker: RedisBroker
+    snapshot: Snapshot
+
+    async def start(self, run: Run, hub: Hub) -> None:
+        self.broker.attach(run, hub)
+        try:
+            await self.broker.start()
+        except OSError as exc:
+            raise StoreError(f"Cannot reach Redis at {self.store.url}: {exc}") from None
+
+    async def healthy(self) -> bool:
+        """Redis answers and this process's pub/sub connection is up."""
+        return await self.broker.ping()
+
+    async def close(self) -> None:
+        await self.broker.aclose()
+        await self.store.aclose()
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def open_cluster(url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000) -> Cluster:
+    """Reach Redis, import `db` once, read the start-up snapshot (StoreError: one sentence)."""
+    try:
+        store = RedisStore(url, notify, history_cap=history_cap, window=window)
+    except ValueError as exc:  # redis-py's word for a malformed URL
+        raise StoreError(f"--redis {url} is not a Redis URL ({exc}); use redis://HOST:6379/0.") from None
+    try:
+        if not await store.ping():
+            raise StoreError(f"Cannot reach Redis at {url}: is redis-server running there?")
+        try:
+            copied = await asyncio.to_thread(import_sqlite, db, url, history_cap, _progress)
+        except Exception as exc:  # redis or sqlite, a full disk...: say which and stop
+            raise StoreError(f"Cannot import {db} into Redis at {url}: {exc}") from None
+        if copied:
+            log.info("imported %d messages from %s into Redis", copied, db)
+        snapshot = await store.aload()
+    except BaseException:
+        await store.aclose()
+        raise
+    return Cluster(store, RedisBroker(store), snapshot)
