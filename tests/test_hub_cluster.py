@@ -99,3 +99,51 @@ def test_a_message_the_store_found_stored_before_is_acknowledged_as_duplicate_an
     assert only(frames, "chat") == []
     [ack] = only(frames, "ack")
     assert (ack["id"], ack["seq"], ack["duplicate"]) == ("3", 2, True)
+
+
+def test_people_on_other_processes_count_in_lists_and_leave_when_their_process_dies() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.run(h.hub.remote_presence("general", "bob", "procB", "join", h.now))
+    [join] = only(h.take(1), "user_join")
+    assert (join["username"], join["online_users"], sorted(join["users_list"])) == (
+        "bob",
+        2,
+        ["alice", "bob"],
+    )
+    h.run(h.hub.remote_presence("general", "bob", "procB", "join", h.now))  # heard twice: once
+    assert h.take(1) == []
+    h.run(h.hub.remote_presence("general", "bob", "procC", "resume", h.now))  # bob moved to C
+    h.run(h.hub.remote_presence("general", "bob", "procB", "disconnect", h.now))  # B's late leave
+    assert only(h.take(1), "user_leave") == []
+    h.run(h.hub.process_gone("procC", h.now))
+    [leave] = only(h.take(1), "user_leave")
+    assert (leave["username"], leave["online_users"], leave["reason"]) == ("bob", 1, "disconnect")
+
+
+def test_the_members_redis_lists_replace_what_the_process_believed() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.run(h.hub.remote_members("general", {"bob": "B", "carol": "C"}, h.now))
+    h.take(1)
+    h.run(h.hub.remote_members("general", {"carol": "C"}, h.now))  # bob left while unsubscribed
+    [leave] = only(h.take(1), "user_leave")
+    assert leave["username"] == "bob" and sorted(h.hub.rooms["general"].remote) == ["carol"]
+
+
+def test_a_room_redis_lost_starts_a_new_epoch_and_its_members_are_told() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    old = h.hub.rooms["general"].epoch
+    for seq in (1, 2):
+        h.run(h.hub.arrived(remote(seq, old), h.now))
+    h.take(1)
+    h.run(h.hub.arrived(remote(1, "new-epoch"), h.now))
+    hist, chat = h.take(1)
+    assert (hist["type"], hist["epoch"], hist["epoch_changed"], hist["messages"]) == (
+        "history",
+        "new-epoch",
+        True,
+        [],
+    )
+    assert (chat["type"], chat["seq"]) == ("chat", 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from wschat import outbound
+from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.hub import history, rooms
 from wschat.hub.state import Room
@@ -36,7 +37,7 @@ def arrived(hub: Hub, m: Message, now: float) -> list[Effect]:
         return []
     out: list[Effect] = []
     if m.epoch and m.epoch != room.epoch:
-        _new_epoch(hub, room, m.epoch)
+        _new_epoch(hub, room, m.epoch, out)
     if m.seq <= room.last_seq:
         return out
     if m.seq > room.last_seq + 1:
@@ -95,7 +96,7 @@ def _read(hub: Hub, room_name: str, result: Any, now: float) -> list[Effect]:
         return out
     msgs: list[Message] = result
     if msgs and msgs[0].epoch and msgs[0].epoch != room.epoch:
-        _new_epoch(hub, room, msgs[0].epoch)
+        _new_epoch(hub, room, msgs[0].epoch, out)
     if msgs and msgs[0].seq > room.last_seq + 1:
         room.last_seq = msgs[0].seq - 1  # older ones were trimmed by the retention: not a gap
     for m in msgs:
@@ -129,13 +130,20 @@ def committed(hub: Hub, m: Message, repeats: int, holder: int | None, now: float
     return out
 
 
-def _new_epoch(hub: Hub, room: Room, epoch: str) -> None:
-    """The store lost the room's history (Redis without its AOF): start it again, newly numbered."""
+def _new_epoch(hub: Hub, room: Room, epoch: str, out: list[Effect]) -> None:
+    """The store lost the room's history (Redis without its AOF): start it again, newly numbered.
+
+    The members here are told as a resume with an old epoch is (`epoch_changed`), so their
+    clients forget their position instead of taking seq 1 for a message they already have.
+    """
     history.drop_oldest(hub, room, len(room.window))
+    old = room.epoch
     room.epoch = epoch
     room.last_seq = 0
     room.first_seq = 1
     room.early = {s: m for s, m in room.early.items() if m.epoch == epoch}
+    if room.members:
+        out.append(Send(tuple(room.members), history.on_entry(hub, room, p.Position(old, 0))))
 
 
 # ---------------------------------------------------------------- presence across processes
