@@ -294,7 +294,14 @@ class RedisBroker:
 
     async def aclose(self) -> None:
         """Stop; this process's users leave (the others see them go at once, not after 30 s)."""
-        with contextlib.suppress(RedisError, OSError):
+        hub = self.hub
+        if hub is not None:  # whoever is still here leaves every room now, not in 30 s
+            for room, members in self.members.items():
+                for cid in members:
+                    s = hub.sessions.get(cid)
+                    if s is not None and s.name:
+                        self.presence(room, s.name, "disconnect")
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(self._drain_outbox(), 3)
             await self.client.delete(alive_key(self.process))
         for task in list(self.tasks):

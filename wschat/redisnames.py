@@ -117,7 +117,10 @@ class RedisNames:
             return
         del self.held[key]
         value, looks, _ = entry
-        task = asyncio.ensure_future(self._keep(key, value, looks, 0))
+        self._spawn(self._keep(key, value, looks, 0))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -147,7 +150,11 @@ class RedisNames:
         return UserPlace(v["p"], int(v["c"]), v["n"])
 
     async def aclose(self) -> None:
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=3)
+        """Free every name this process holds now, rather than when their TTL runs out."""
         if self.beat is not None:
             self.beat.cancel()
+        held, self.held = self.held, {}
+        for key, (value, looks, _) in held.items():
+            self._spawn(self._keep(key, value, looks, 0))
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=3)
