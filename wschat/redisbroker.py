@@ -262,8 +262,10 @@ class RedisBroker:
                 for process in processes:
                     pipe.exists(alive_key(process))
                 _, *alive = await pipe.execute()
+                self.store.failing = False
             except (RedisError, OSError) as exc:
                 log.warning("Redis heartbeat failed: %s", exc)
+                self.store.failing = True
                 continue
             for process, up in zip(processes, alive, strict=True):
                 if not up and hub is not None:

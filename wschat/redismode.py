@@ -4,7 +4,7 @@
 with one sentence if it cannot), imports the SQLite history once (`wschat.redisimport`),
 and returns the `Cluster`: its `store` (for `Store.execute`), its `broker` (for the hub) and
 the start-up `snapshot`. After the hub exists, `await cluster.start(run, hub)` connects the
-broker's pub/sub and heartbeats; `await cluster.healthy()` answers /healthz; `await
+broker's pub/sub and heartbeats; `cluster.reachable()` answers /healthz; `await
 cluster.close()` stops it all.
 """
 
@@ -38,9 +38,9 @@ class Cluster:
         except OSError as exc:
             raise StoreError(f"Cannot reach Redis at {self.store.url}: {exc}") from None
 
-    async def healthy(self) -> bool:
-        """Redis answers and this process's pub/sub connection is up."""
-        return await self.broker.ping()
+    def reachable(self) -> bool:
+        """For /healthz: the pub/sub connection is up and the last command succeeded."""
+        return self.broker.connected and not self.store.failing
 
     async def close(self) -> None:
         await self.broker.aclose()

@@ -168,6 +168,7 @@ class RedisStore(Store):
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
         self.closed = False
+        self.failing = False  # the last command failed: Redis is unreachable (for /healthz)
 
     # -- start-up
 
@@ -192,9 +193,11 @@ class RedisStore(Store):
         async def run() -> None:
             try:
                 result: Any = await work
+                self.failing = False
             except (RedisError, OSError) as exc:
                 log.error("Redis failed (%s): %s", what, exc)
                 result = exc
+                self.failing = True
             self.notify(done, result)
 
         if self.closed:
@@ -224,9 +227,11 @@ class RedisStore(Store):
             result: BaseException | None = None
             try:
                 await self._append(messages)
+                self.failing = False
             except (RedisError, OSError) as exc:
                 log.error("Redis failed (storing %d messages): %s", len(messages), exc)
                 result = exc
+                self.failing = True
             for _, done in batch:
                 self.notify(done, result)
 
