@@ -268,7 +268,9 @@ class ClientState(TypedLines, FrameHandlers):
 
     def _on_username_error(self, frame: dict[str, Any], now: float) -> list[Effect]:
         reason = as_str(frame.get("message")) or "The server refused that name."
-        if frame.get("code") == "rate_limited":
+        # Too fast, or (several server processes) Redis could not be reached to check the name:
+        # both pass; try the same name again after the wait.
+        if frame.get("code") in ("rate_limited", "store_failed"):
             wait = as_num(frame.get("retry_after"), 2.0)
             self.login_at = now + wait
             self.phase = CONNECTED if self.connected else OFFLINE
