@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import selectors
 import signal
 import subprocess
@@ -111,9 +112,20 @@ class ServerProcess:
     running: ClassVar[set[ServerProcess]] = set()
 
     def __init__(
-        self, *args: str, db: str = ":memory:", port: int = 0, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        db: str = ":memory:",
+        port: int = 0,
+        env: dict[str, str] | None = None,
+        open_files: int | None = None,
     ) -> None:
+        """`open_files`: the process's hard and soft limit on open descriptors (RLIMIT_NOFILE)."""
         argv = ["--host", "127.0.0.1", "--port", str(port), "--db", db, *args]
+
+        def limit() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "chat-server.py"), *argv],
             cwd=ROOT,
@@ -121,6 +133,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            preexec_fn=limit if open_files is not None else None,
         )
         self.banner: list[str] = []
         self.port = 0
@@ -154,8 +167,10 @@ class ServerProcess:
                 self.banner.append(line.rstrip("\n"))
                 if m := re.match(r"Starting WebSocket chat server on wss?://[^ ]*:(\d+)", line):
                     self.port = int(m.group(1))
-        while not self.banner[-1].startswith("Share the network address"):
+        # the banner ends with a sentence after its second rule
+        while self.banner.count("=" * 50) < 2:
             self.banner.append(self.proc.stdout.readline().rstrip("\n"))
+        self.banner.append(self.proc.stdout.readline().rstrip("\n"))
         return self
 
     def signal(self, sig: int = signal.SIGTERM) -> None:

@@ -8,7 +8,8 @@ import pytest
 from rawws import RawClient
 from support import start_server
 
-from wschat.server import own_origins, parse_args
+from wschat.cli import parse_args
+from wschat.routes import own_origins
 
 
 async def status(port: int, origin: str | None, path: str = "/") -> tuple[int, bytes]:

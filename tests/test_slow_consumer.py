@@ -17,7 +17,7 @@ import urllib.request
 
 import psutil
 import pytest
-from rawws import RawClient
+from rawws import RawClient, text
 from support import Client, ServerProcess
 from websockets.exceptions import ConnectionClosed
 
@@ -130,4 +130,115 @@ async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(record_
         stalled.close()
     finally:
         sampling = False
+        srv.stop()
+
+
+def connections(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        return json.loads(resp.read())["connections"]
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread, from `start()` to `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.samples: list[int] = []
+        self.running = False
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while self.running:
+            self.samples.append(self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def start(self) -> None:
+        self.before = self.proc.memory_info().rss
+        self.running = True
+        self.thread.start()
+
+    def stop(self) -> float:
+        """Peak growth in MiB."""
+        if self.running:
+            self.running = False
+            self.thread.join()
+        return (max(self.samples, default=self.before) - self.before) / 2**20
+
+
+FLOODERS, ASKS, MESSAGE_CHARS = 10, 30, 24_000
+
+
+async def _fill_room(port: int) -> tuple[Client, int]:
+    """A client that wrote 100 messages of MESSAGE_CHARS characters; the last seq."""
+    filler = await Client.open(port)
+    await filler.login("Filler")
+    for i in range(100):
+        await filler.chat("w" * MESSAGE_CHARS, client_msg_id=f"f{i}")
+    last = 0
+    for _ in range(100):
+        last = (await filler.expect("ack"))["seq"]
+    return filler, last
+
+
+async def _mute(port: int, name: str) -> RawClient:
+    """A client that logs in, reads its history, and never reads again."""
+    c = await RawClient.connect(port, rcvbuf=4096)
+    c.send({"type": "set_username", "username": name})
+    while (await c.recv_json())["type"] != "history":
+        pass
+    c.writer.transport.pause_reading()
+    return c
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param((), id="pages-from-memory"),
+        # 1 MiB of history memory cannot hold 100 messages of 24 KB: every page is a database read,
+        # answered later, so the hold must last until the read comes back, not only the write
+        pytest.param(("--history-memory", "1"), id="pages-from-the-database"),
+    ],
+)
+async def test_history_requests_from_clients_that_never_read_are_answered_one_at_a_time(
+    record_property, where: tuple[str, ...]
+) -> None:
+    """30 fetch_history (100 messages of 24 KB each) in one packet from each of 10 clients that
+    never read: the old server built every answer at once, one 70 MB write per client."""
+    srv = ServerProcess(
+        *("--rate", "1000", "--burst", "1000", "--max-message-chars", str(MESSAGE_CHARS)),
+        *("--ping-interval", "3"),  # bounds how long the old server kept them
+        *where,
+    ).wait_ready()
+    rss = PeakRss(srv.proc.pid)
+    try:
+        filler, last = await _fill_room(srv.port)
+        bystander = await Client.open(srv.port)
+        await bystander.login("Bystander")
+        flooders = [await _mute(srv.port, f"Mute{i}") for i in range(FLOODERS)]
+        rss.start()
+        ask = {"type": "fetch_history", "room": "general", "before_seq": last + 1, "limit": 100}
+        for c in flooders:
+            c.send_raw(b"".join(text(ask) for _ in range(ASKS)))  # one write: one packet
+        t0 = time.monotonic()
+        await bystander.chat("are you there?")
+        assert (await bystander.expect("chat", 10.0, message="are you there?"))["username"] == "Bystander"
+        round_trip_s = time.monotonic() - t0
+        for _ in range(1200):  # bounded: every flooder is dropped within a minute
+            if connections(srv.port) == 2:
+                break
+            await asyncio.sleep(0.05)
+        peak_growth = rss.stop()
+        assert connections(srv.port) == 2  # only Filler and Bystander are left
+        record_property("never-reading clients: server peak RSS growth MiB", round(peak_growth, 1))
+        record_property("never-reading clients: bystander round trip s", round(round_trip_s, 3))
+        # one answer is 2.4 MB; the old server held all 30 of each client's: about 700 MB
+        assert peak_growth < 150
+        assert "Traceback" not in srv.stderr_text()
+        for c in flooders:
+            c.close()
+        await filler.close()
+        await bystander.close()
+    finally:
+        rss.stop()
         srv.stop()

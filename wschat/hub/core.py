@@ -193,12 +193,16 @@ class Hub:
         except p.ProtocolError as exc:
             return [self.error(s, exc.code, str(exc), exc.client_msg_id or cmid)]
 
-    def ask(self, command: Command, continuation: Continuation, context: Any) -> Execute:
-        """A store command; `continuation(hub, context, result, now)` runs when it is answered."""
+    def ask(self, command: Command, continuation: Continuation, context: Any, holds: int = 0) -> Execute:
+        """A store command; `continuation(hub, context, result, now)` runs when it is answered.
+
+        `holds`: the connection the answer is for, whose further requests wait until then
+        (see `wschat.effects.Execute`).
+        """
         token = self.next_token
         self.next_token = token + 1
         self.asked[token] = (continuation, context)
-        return Execute(token, command)
+        return Execute(token, command, holds)
 
     def error(self, s: Session, code: str, message: str, cmid: str | None = None) -> Send:
         return Send((s.cid,), outbound.error(code, message, client_msg_id=cmid))

@@ -181,7 +181,7 @@ def fetch_history(hub: Hub, s: Session, req: p.FetchHistory, now: float) -> list
     if frame is not None:
         return [Send((s.cid,), frame)]
     asked = ReadPage(room.name, req.before_seq, req.limit)
-    return [hub.ask(asked, _page_read, (s.cid, room.name, req.before_seq))]
+    return [hub.ask(asked, _page_read, (s.cid, room.name, req.before_seq), holds=s.cid)]
 
 
 def _page_read(hub: Hub, asked: tuple[int, str, int], result: Any, now: float) -> list[Effect]:
