@@ -15,6 +15,8 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from wschat.hub import Hub
 from wschat.records import Snapshot
 from wschat.redisbroker import RedisBroker, Run
@@ -35,7 +37,7 @@ class Cluster:
         self.broker.attach(run, hub)
         try:
             await self.broker.start()
-        except OSError as exc:
+        except (RedisError, OSError) as exc:
             raise StoreError(f"Cannot reach Redis at {self.store.url}: {exc}") from None
 
     def reachable(self) -> bool:
