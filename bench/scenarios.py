@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen
+from bench import loadgen, page
+from bench.machine import busy_fraction, cpus, loadavg, pin, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 RAISED_LIMITS = ["--rate", "1000000", "--burst", "1000000"]  # documented flags, not a bench path
@@ -51,6 +52,8 @@ class Plan:
     durable_repeats: int = 1  # the report shows the median run
     latency_repeats: int = 1  # the report shows the median run (by p99)
     warmup: float = 1.0
+    page_messages: int = 10_000  # the web page in Chromium under a flood (bench/page.py)
+    page_senders: int = 10
 
 
 FULL = Plan(
@@ -84,57 +87,9 @@ QUICK = Plan(
     durable_window=20,
     durable_secs=1.5,
     warmup=0.5,
+    page_messages=2000,
+    page_senders=4,
 )
-
-
-# ------------------------------------------------------------------ the machine
-
-
-def cpus() -> tuple[int | None, int | None]:
-    """(server CPU, generator CPU) to pin to, or (None, None) when pinning is not possible."""
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return None, None
-    if len(allowed) < 2 or shutil.which("taskset") is None:
-        return None, None
-    return allowed[0], allowed[1]
-
-
-def pin(cpu: int | None) -> list[str]:
-    return [] if cpu is None else ["taskset", "-c", str(cpu)]
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def busy_fraction(seconds: float = 1.0) -> float | None:
-    """How busy the whole machine was over `seconds` (0..1 of all cores), from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        return sum(fields), idle
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total1 - total0
-    return 1.0 - (idle1 - idle0) / total if total else None
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return -1
 
 
 # ------------------------------------------------------------------ servers
@@ -387,6 +342,27 @@ class Bench:
         ok = bool(res["ok"]) and stored >= res["acks"]
         return self._record(f"durable-{synchronous}", srv, res, figures, load, busy, ok)
 
+    def page(self) -> Run:
+        """The web page in Chromium under a flood; the page, not the server, is measured."""
+        p = self.plan
+        srv, load, busy = self._start("wschat", self._wschat_args("page", *RAISED_LIMITS))
+        why = page.available()
+        figures: dict[str, Any] = {"messages": p.page_messages}
+        notes = [why] if why else []
+        with srv:
+            if not why:
+                try:
+                    figures = page.run(srv.port, p.page_messages, p.page_senders)
+                except (TimeoutError, RuntimeError, OSError) as exc:  # a hung or failed browser
+                    notes.append(f"{type(exc).__name__}: {exc}"[:200])
+        ok = not notes and figures.get("most_nodes", 0) > 0
+        command = f"bench/page.py: Chromium + {p.page_senders} senders, {p.page_messages:,} messages"
+        run = Run("page-flood", "wschat", figures, srv.command(), command, load, busy, ok, notes)
+        self.runs.append(run)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in figures.items())
+        self.log(f"  page-flood [wschat] ok={ok} {shown} (load {load}) {' '.join(notes)}")
+        return run
+
     def all(self) -> list[Run]:
         p = self.plan
         self.log(f"pinning: server on CPU {self.server_cpu}, generator on CPU {self.gen_cpu}")
@@ -407,6 +383,7 @@ class Bench:
         for sync in ("full", "normal"):
             for _ in range(p.durable_repeats):
                 self.durable(sync)
+        self.page()
         return self.runs
 
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 from rawws import RawClient, frame, handshake
@@ -126,87 +128,109 @@ async def test_total_cap_refuses_with_503() -> None:
         await srv.stop()
 
 
-async def test_flood_of_1000_messages_in_a_second_is_capped_warned_then_closed(record_property) -> None:
+RecordProperty = Callable[[str, object], None]
+
+
+@dataclass
+class Flood:
+    """One client floods while another talks at a normal pace and a third watches the room."""
+
+    start: float = 0.0
+    sent: int = 0  # before the flooder saw its connection closed
+    closed_at: float = 0.0
+    codes: list[str | None] = field(default_factory=list)  # of the frames the flooder got
+    seen_from_flooder: int = 0
+    sent_at: dict[str, float] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # of the talker's messages
+
+    @property
+    def elapsed(self) -> float:
+        return self.closed_at - self.start
+
+    @property
+    def allowed(self) -> float:
+        return 20 + 5 * self.elapsed  # burst + rate * elapsed
+
+    async def send_1000_in_a_second(self, flooder: Client) -> None:
+        self.start = time.monotonic()
+        try:
+            for i in range(1000):
+                await flooder.chat(f"flood {i}")
+                self.sent += 1
+                if i % 10 == 9:
+                    await asyncio.sleep(max(0.0, self.start + (i + 1) / 1000 - time.monotonic()))
+        except ConnectionClosed:
+            pass
+
+    async def read_flooder(self, flooder: Client) -> None:
+        try:
+            while True:
+                self.codes.append((await flooder.recv(30)).get("code"))
+        except ConnectionClosed as exc:
+            self.closed_at = time.monotonic()
+            assert exc.rcvd is not None and exc.rcvd.code == 1008
+
+    async def talk(self, talker: Client) -> None:
+        for i in range(10):  # one message every 0.1 s during the flood: well inside the limit
+            self.sent_at[f"t{i}"] = time.monotonic()
+            await talker.chat(f"t{i}")
+            await asyncio.sleep(0.1)
+
+    async def watch(self, watcher: Client) -> None:
+        while True:
+            try:
+                f = await watcher.recv(30)
+            except ConnectionClosed:
+                return
+            if f["type"] == "chat" and f["username"] == "Flooder":
+                self.seen_from_flooder += 1
+            elif f["type"] == "chat" and f["username"] == "Talker":
+                self.latencies.append(time.monotonic() - self.sent_at[f["message"]])
+
+    def record(self, record_property: RecordProperty) -> None:
+        record_property("flood: messages the flooder sent before it saw the close", self.sent)
+        record_property("flood: messages the room saw from the flooder", self.seen_from_flooder)
+        record_property("flood: allowed (burst + rate x elapsed)", round(self.allowed, 1))
+        record_property("flood: seconds until closed with 1008", round(self.elapsed, 2))
+        record_property("flood: other client's latency max ms", round(max(self.latencies) * 1000, 1))
+        record_property("flood: other client's latency median ms", round(sorted(self.latencies)[5] * 1000, 1))
+
+
+async def _discard_until_closed(client: Client) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await client.recv(30)
+
+
+async def test_flood_of_1000_messages_in_a_second_is_capped_warned_then_closed(
+    record_property: RecordProperty,
+) -> None:
     srv = await start_server()
     try:
         flooder = await logged_in(srv.port, "Flooder")
         watcher = await logged_in(srv.port, "Watcher")
         talker = await logged_in(srv.port, "Talker")
-        seen_from_flooder = 0
-        latencies: list[float] = []
-        sent_at: dict[str, float] = {}
-
-        async def watch() -> None:
-            nonlocal seen_from_flooder
-            while True:
-                try:
-                    f = await watcher.recv(30)
-                except ConnectionClosed:
-                    return
-                if f["type"] == "chat" and f["username"] == "Flooder":
-                    seen_from_flooder += 1
-                elif f["type"] == "chat" and f["username"] == "Talker":
-                    latencies.append(time.monotonic() - sent_at[f["message"]])
-
-        async def talk() -> None:
-            for i in range(10):  # one message every 0.1 s during the flood: well inside the limit
-                sent_at[f"t{i}"] = time.monotonic()
-                await talker.chat(f"t{i}")
-                await asyncio.sleep(0.1)
-
-        codes: list[str | None] = []
-        closed_at = 0.0
-
-        async def read_flooder() -> None:
-            nonlocal closed_at
-            try:
-                while True:
-                    codes.append((await flooder.recv(30)).get("code"))
-            except ConnectionClosed as exc:
-                closed_at = time.monotonic()
-                assert exc.rcvd is not None and exc.rcvd.code == 1008
-
-        async def drain_talker() -> None:
-            with contextlib.suppress(ConnectionClosed):
-                while True:
-                    await talker.recv(30)
-
-        watching = asyncio.ensure_future(watch())
-        draining = asyncio.ensure_future(drain_talker())
-        talking = asyncio.ensure_future(talk())
-        reading = asyncio.ensure_future(read_flooder())
-        start = time.monotonic()
-        sent = 0
-        try:
-            for i in range(1000):  # 1,000 messages paced over one second
-                await flooder.chat(f"flood {i}")
-                sent += 1
-                if i % 10 == 9:
-                    await asyncio.sleep(max(0.0, start + (i + 1) / 1000 - time.monotonic()))
-        except ConnectionClosed:
-            pass
+        flood = Flood()
+        watching = asyncio.ensure_future(flood.watch(watcher))
+        draining = asyncio.ensure_future(_discard_until_closed(talker))
+        talking = asyncio.ensure_future(flood.talk(talker))
+        reading = asyncio.ensure_future(flood.read_flooder(flooder))
+        await flood.send_1000_in_a_second(flooder)
         await asyncio.wait_for(reading, TIMEOUT)
         await talking
-        await asyncio.wait_for(_until(lambda: len(latencies) == 10), TIMEOUT)
-        elapsed = closed_at - start
-        allowed = 20 + 5 * elapsed  # burst + rate * elapsed
-        assert "rate_limited" in codes
-        assert seen_from_flooder <= allowed + 1
+        await asyncio.wait_for(_until(lambda: len(flood.latencies) == 10), TIMEOUT)
+        assert "rate_limited" in flood.codes
+        assert flood.seen_from_flooder <= flood.allowed + 1
         for c in (talker, watcher):  # the watcher keeps reading until its close completes
             await c.close()
         await watching
         await draining
-        record_property("flood: messages the flooder sent before it saw the close", sent)
-        record_property("flood: messages the room saw from the flooder", seen_from_flooder)
-        record_property("flood: allowed (burst + rate x elapsed)", round(allowed, 1))
-        record_property("flood: seconds until closed with 1008", round(elapsed, 2))
-        record_property("flood: other client's latency max ms", round(max(latencies) * 1000, 1))
-        record_property("flood: other client's latency median ms", round(sorted(latencies)[5] * 1000, 1))
+        flood.record(record_property)
     finally:
         await srv.stop()
 
 
-async def _until(check) -> None:
+async def _until(check: Callable[[], bool]) -> None:
     while not check():
         await asyncio.sleep(0.01)
 

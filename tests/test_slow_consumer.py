@@ -14,6 +14,8 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import psutil
 import pytest
@@ -30,120 +32,13 @@ def users_online(port: int) -> int:
         return json.loads(resp.read())["users"]
 
 
-@pytest.mark.slow
-async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(record_property) -> None:
-    srv = ServerProcess(
-        *("--rate", "100000", "--burst", "100000", "--max-message-chars", "70000"),
-        *("--max-frame-bytes", "131072", "--max-messages-per-room", "100"),
-    ).wait_ready()
-    log = srv.log
-    rss_samples: list[int] = []
-    sampling = True
-
-    def sample(proc: psutil.Process) -> None:
-        while sampling:
-            rss_samples.append(proc.memory_info().rss)
-            time.sleep(0.02)
-
-    try:
-        proc = psutil.Process(srv.proc.pid)
-        sender = await Client.open(srv.port)
-        await sender.login("Sender")
-        readers = [await Client.open(srv.port) for _ in range(READERS)]
-        for i, r in enumerate(readers):
-            await r.login(f"Reader{i}")
-        stalled = await RawClient.connect(srv.port, rcvbuf=4096)
-        stalled.send({"type": "set_username", "username": "Stalled"})
-        while (await stalled.recv_json())["type"] != "history":
-            pass
-        stalled.writer.transport.pause_reading()  # from here on Stalled never reads again
-        assert users_online(srv.port) == READERS + 2
-
-        seqs: list[list[int]] = [[] for _ in readers]
-        sizes = [0] * READERS
-
-        async def read(i: int) -> None:
-            with contextlib.suppress(ConnectionClosed):
-                while True:
-                    f = await readers[i].recv(60)
-                    if f.get("type") == "chat" and f.get("username") == "Sender":
-                        seqs[i].append(f["seq"])
-                        sizes[i] += len(f["message"])
-
-        async def drain_sender() -> None:  # it gets its own messages back
-            with contextlib.suppress(ConnectionClosed):
-                while True:
-                    await sender.recv(60)
-
-        reading = [asyncio.ensure_future(read(i)) for i in range(READERS)]
-        reading.append(asyncio.ensure_future(drain_sender()))
-        plan = ["b" if k % 16 == 15 else "s" for k in range(SMALL + BIG)]  # 3,000 small, 200 big
-        assert plan.count("b") == BIG
-        rss_before = proc.memory_info().rss
-        sampler = threading.Thread(target=sample, args=(proc,), daemon=True)
-        sampler.start()
-        dropped_at = 0.0
-
-        async def watch_drop() -> None:
-            nonlocal dropped_at
-            while users_online(srv.port) != READERS + 1:
-                await asyncio.sleep(0.05)
-            dropped_at = time.monotonic()
-
-        t0 = time.monotonic()
-        watching = asyncio.ensure_future(asyncio.wait_for(watch_drop(), 60))
-        for k, kind in enumerate(plan, start=1):
-            ahead = 2 if kind == "b" else 16
-            while min(len(s) for s in seqs) < k - ahead:  # pace on the slowest reader
-                await asyncio.sleep(0.001)
-            await sender.chat(("B" if kind == "b" else "s") * (65536 if kind == "b" else 1024))
-        while min(len(s) for s in seqs) < len(plan):
-            await asyncio.sleep(0.01)
-        broadcast_s = time.monotonic() - t0
-        await watching
-        sampling = False
-        sampler.join()
-        rss_after = proc.memory_info().rss
-
-        first = seqs[0][0]
-        for got in seqs:  # every reader got every message, in order, nothing twice
-            assert got == list(range(first, first + len(plan)))
-        assert sizes == [SMALL * 1024 + BIG * 65536] * READERS
-        assert any("dropping 127.0.0.1" in line and "stopped reading" in line for line in log)
-        drop_s = dropped_at - t0
-        peak_growth = (max(rss_samples) - rss_before) / 2**20
-        record_property(
-            "slow consumer: broadcast seconds (3,000 x 1 KiB + 200 x 64 KiB to 20)", round(broadcast_s, 2)
-        )
-        record_property("slow consumer: stalled client dropped after s", round(drop_s, 2))
-        record_property(
-            "slow consumer: server RSS before/peak/after MiB",
-            f"{rss_before / 2**20:.1f} / {max(rss_samples) / 2**20:.1f} / {rss_after / 2**20:.1f}",
-        )
-        record_property("slow consumer: server peak RSS growth MiB", round(peak_growth, 1))
-        assert drop_s < 5
-        assert peak_growth < 50
-        await sender.close()
-        for r in readers:
-            await r.close()
-        await asyncio.gather(*reading)
-        stalled.close()
-    finally:
-        sampling = False
-        srv.stop()
-
-
-def connections(port: int) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
-        return json.loads(resp.read())["connections"]
-
-
 class PeakRss:
     """Samples a process's RSS in a thread, from `start()` to `stop()`."""
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
         self.samples: list[int] = []
+        self.before = 0  # until start(): stop() in a `finally` may come first
         self.running = False
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -165,6 +60,126 @@ class PeakRss:
         return (max(self.samples, default=self.before) - self.before) / 2**20
 
 
+async def _mute(port: int, name: str) -> RawClient:
+    """A client that logs in, reads its history, and never reads again."""
+    c = await RawClient.connect(port, rcvbuf=4096)
+    c.send({"type": "set_username", "username": name})
+    while (await c.recv_json())["type"] != "history":
+        pass
+    c.writer.transport.pause_reading()
+    return c
+
+
+RecordProperty = Callable[[str, object], None]
+
+
+@dataclass
+class Received:
+    """The Sender's messages one reader got."""
+
+    seqs: list[int] = field(default_factory=list)
+    chars: int = 0
+
+
+async def _read_from_sender(reader: Client, into: Received) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            f = await reader.recv(60)
+            if f.get("type") == "chat" and f.get("username") == "Sender":
+                into.seqs.append(f["seq"])
+                into.chars += len(f["message"])
+
+
+async def _discard_until_closed(client: Client) -> None:  # the sender gets its own messages back
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await client.recv(60)
+
+
+async def _broadcast_paced(sender: Client, plan: list[str], received: list[Received]) -> None:
+    """Returns once every reader has every message."""
+    for k, kind in enumerate(plan, start=1):
+        ahead = 2 if kind == "b" else 16
+        while min(len(r.seqs) for r in received) < k - ahead:  # pace on the slowest reader
+            await asyncio.sleep(0.001)
+        await sender.chat(("B" if kind == "b" else "s") * (65536 if kind == "b" else 1024))
+    while min(len(r.seqs) for r in received) < len(plan):
+        await asyncio.sleep(0.01)
+
+
+async def _when_users_online(port: int, n: int) -> float:
+    while users_online(port) != n:
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+@pytest.mark.slow
+async def test_a_stalled_client_is_dropped_while_20_readers_miss_nothing(
+    record_property: RecordProperty,
+) -> None:
+    srv = ServerProcess(
+        *("--rate", "100000", "--burst", "100000", "--max-message-chars", "70000"),
+        *("--max-frame-bytes", "131072", "--max-messages-per-room", "100"),
+    ).wait_ready()
+    log = srv.log
+    rss = PeakRss(srv.proc.pid)
+    try:
+        sender = await Client.open(srv.port)
+        await sender.login("Sender")
+        readers = [await Client.open(srv.port) for _ in range(READERS)]
+        for i, r in enumerate(readers):
+            await r.login(f"Reader{i}")
+        stalled = await _mute(srv.port, "Stalled")
+        assert users_online(srv.port) == READERS + 2
+
+        received = [Received() for _ in readers]
+        reading = [
+            asyncio.ensure_future(_read_from_sender(r, got)) for r, got in zip(readers, received, strict=True)
+        ]
+        reading.append(asyncio.ensure_future(_discard_until_closed(sender)))
+        plan = ["b" if k % 16 == 15 else "s" for k in range(SMALL + BIG)]  # 3,000 small, 200 big
+        assert plan.count("b") == BIG
+        rss.start()
+        t0 = time.monotonic()
+        watching = asyncio.ensure_future(asyncio.wait_for(_when_users_online(srv.port, READERS + 1), 60))
+        await _broadcast_paced(sender, plan, received)
+        broadcast_s = time.monotonic() - t0
+        dropped_at = await watching
+        peak_growth = rss.stop()
+        rss_after = rss.proc.memory_info().rss
+
+        first = received[0].seqs[0]
+        for got in received:  # every reader got every message, in order, nothing twice
+            assert got.seqs == list(range(first, first + len(plan)))
+        assert [got.chars for got in received] == [SMALL * 1024 + BIG * 65536] * READERS
+        assert any("dropping 127.0.0.1" in line and "stopped reading" in line for line in log)
+        drop_s = dropped_at - t0
+        record_property(
+            "slow consumer: broadcast seconds (3,000 x 1 KiB + 200 x 64 KiB to 20)", round(broadcast_s, 2)
+        )
+        record_property("slow consumer: stalled client dropped after s", round(drop_s, 2))
+        record_property(
+            "slow consumer: server RSS before/peak/after MiB",
+            f"{rss.before / 2**20:.1f} / {max(rss.samples) / 2**20:.1f} / {rss_after / 2**20:.1f}",
+        )
+        record_property("slow consumer: server peak RSS growth MiB", round(peak_growth, 1))
+        assert drop_s < 5
+        assert peak_growth < 50
+        await sender.close()
+        for r in readers:
+            await r.close()
+        await asyncio.gather(*reading)
+        stalled.close()
+    finally:
+        rss.stop()
+        srv.stop()
+
+
+def connections(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:
+        return json.loads(resp.read())["connections"]
+
+
 FLOODERS, ASKS, MESSAGE_CHARS = 10, 30, 24_000
 
 
@@ -180,16 +195,6 @@ async def _fill_room(port: int) -> tuple[Client, int]:
     return filler, last
 
 
-async def _mute(port: int, name: str) -> RawClient:
-    """A client that logs in, reads its history, and never reads again."""
-    c = await RawClient.connect(port, rcvbuf=4096)
-    c.send({"type": "set_username", "username": name})
-    while (await c.recv_json())["type"] != "history":
-        pass
-    c.writer.transport.pause_reading()
-    return c
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "where",
@@ -201,7 +206,7 @@ async def _mute(port: int, name: str) -> RawClient:
     ],
 )
 async def test_history_requests_from_clients_that_never_read_are_answered_one_at_a_time(
-    record_property, where: tuple[str, ...]
+    record_property: RecordProperty, where: tuple[str, ...]
 ) -> None:
     """30 fetch_history (100 messages of 24 KB each) in one packet from each of 10 clients that
     never read: the old server built every answer at once, one 70 MB write per client."""
