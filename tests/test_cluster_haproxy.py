@@ -4,6 +4,7 @@ page connect through it, and a process killed behind it costs its users a reconn
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import subprocess
@@ -103,6 +104,57 @@ async def test_terminal_client_and_page_through_haproxy_survive_a_killed_process
             finally:
                 await browser.close()
     finally:
+        haproxy.send_signal(signal.SIGTERM)
+        haproxy.wait(10)
+        for p in procs:
+            await p.astop()
+
+
+def connections(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        return json.loads(resp.read())["connections"]
+
+
+async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_while(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Its process dies while Redis is stopped: the other process cannot check the name
+    (store_failed); the page waits and asks again instead of dropping its session."""
+    ports = [free_port(), free_port()]
+    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    front = free_port()
+    haproxy = await start_haproxy(tmp_path, front, ports)
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+            try:
+                page = await browser.new_page()
+                refused = asyncio.Event()
+                page.on(
+                    "websocket",
+                    lambda ws: ws.on(
+                        "framereceived", lambda data: refused.set() if "store_failed" in str(data) else None
+                    ),
+                )
+                await page.goto(f"http://127.0.0.1:{front}/")
+                await page.fill("#nameInput", "Pia")
+                await page.press("#nameInput", "Enter")
+                await connected(page)
+                [mine] = [i for i, p in enumerate(ports) if await asyncio.to_thread(connections, p) == 1]
+                redis_server.pause()
+                procs[mine].proc.send_signal(signal.SIGKILL)
+                procs[mine].proc.wait()
+                await asyncio.wait_for(refused.wait(), 30)
+                await expect(page.locator("#joinView")).to_be_hidden()  # the session is kept
+                redis_server.resume()
+                await connected(page)
+                await say(page, "still me")
+                await expect(texts(page, "still me")).to_have_count(1)
+                await expect(page.locator("#joinView")).to_be_hidden()
+            finally:
+                await browser.close()
+    finally:
+        redis_server.resume()
         haproxy.send_signal(signal.SIGTERM)
         haproxy.wait(10)
         for p in procs:

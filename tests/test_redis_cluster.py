@@ -91,6 +91,7 @@ async def test_the_dedup_key_belongs_to_the_user(redis_server: RedisServer) -> N
     try:
         a.login(1, "alice")
         a.login(2, "bob")
+        await a.wait(1, "history")
         await a.wait(2, "history")
         a.send(1, {"type": "chat", "message": "a", "client_msg_id": "same"})
         a.send(2, {"type": "chat", "message": "b", "client_msg_id": "same"})

@@ -32,15 +32,13 @@ PREFIX = "wschat:"
 NAME_TTL = 30
 HEARTBEAT = 10.0
 
-# KEYS: name key, look keys...   ARGV: value (JSON), offered token, ttl, own process, name key
-CLAIM_LUA = (
-    """
+# KEYS: name key, look keys...
+# ARGV: value (JSON), offered token, ttl, own process, name key, connection
+CLAIM_LUA = """
 for i = 2, #KEYS do
   local other = redis.call('GET', KEYS[i])
   if other and other ~= ARGV[5] then
-    local holder = redis.call('GET', '"""
-    + PREFIX
-    + """name:' .. other)
+    local holder = redis.call('GET', '@P@name:' .. other)
     local shown = other
     if holder then shown = cjson.decode(holder)['n'] end
     return {'confusable', shown}
@@ -50,20 +48,21 @@ local old = redis.call('GET', KEYS[1])
 local local_cid = '0'
 if old then
   local o = cjson.decode(old)
-  if ARGV[2] == '' or o['t'] ~= ARGV[2] then return {'taken', o['n']} end
-  if o['p'] == ARGV[4] then
+  -- this connection's own earlier claim, answered too late (Redis was stopped): not a rival
+  local again = o['p'] == ARGV[4] and tostring(o['c']) == ARGV[6]
+  if not again and (ARGV[2] == '' or o['t'] ~= ARGV[2]) then return {'taken', o['n']} end
+  if again then
+    local_cid = '0'
+  elseif o['p'] == ARGV[4] then
     local_cid = tostring(o['c'])
   else
-    redis.call('PUBLISH', '"""
-    + PREFIX
-    + """proc:' .. o['p'], 't ' .. o['c'])
+    redis.call('PUBLISH', '@P@proc:' .. o['p'], 't ' .. o['c'])
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[5], 'EX', ARGV[3]) end
 return {'ok', local_cid}
-"""
-)
+""".replace("@P@", PREFIX)
 
 # KEYS: name key, look keys...   ARGV: value, name key, ttl (0: release)
 KEEP_LUA = """
@@ -100,7 +99,7 @@ class RedisNames:
         value = orjson.dumps({"p": self.process, "c": c.cid, "t": c.token, "n": c.name})
         keys = [name_key(c.key), *(look_key(look) for look in c.looks)]
         status, detail = await self.claim_script(
-            keys=keys, args=[value, c.offered, NAME_TTL, self.process, c.key]
+            keys=keys, args=[value, c.offered, NAME_TTL, self.process, c.key, c.cid]
         )
         status, detail = status.decode(), detail.decode()
         if status != "ok":
