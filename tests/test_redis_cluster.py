@@ -262,3 +262,27 @@ async def test_online_lists_counts_and_notices_span_the_processes(redis_server: 
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_process_follows_only_the_rooms_it_has_people_in(redis_server: RedisServer) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice", rooms=["dev"])
+        b.login(1, "bob", rooms=["dev"])
+        await a.wait(1, "history", room="dev")
+        await b.wait(1, "history", room="dev")
+        a.send(1, {"type": "chat", "room": "dev", "message": "one"})
+        await b.wait(1, "chat", room="dev")
+        b.send(1, {"type": "leave", "room": "dev"})
+        await b.wait(1, "left")
+        assert "dev" not in b.hub.rooms and "dev" not in b.broker.members  # unsubscribed
+        a.send(1, {"type": "chat", "room": "dev", "message": "two"})
+        await a.wait(1, "chat", 2, room="dev")
+        epoch = b.frames(1, "history", room="dev")[0]["epoch"]
+        b.send(1, {"type": "join", "room": "dev", "epoch": epoch, "seq": 1})
+        await b.wait(1, "history", 2, room="dev")
+        resumed = b.frames(1, "history", room="dev")[-1]
+        assert [m["message"] for m in resumed["messages"]] == ["two"]  # read again from Redis
+    finally:
+        await a.stop()
+        await b.stop()

@@ -164,6 +164,11 @@ def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[E
     announce_leave(hub, room, s.name, reason, now, out)
     if not room.members and room.last_seq == 0 and room.name != GENERAL:
         history.unload(hub, room)
+    elif not room.members and hub.broker.stored_seqs and not room.inflight and room.name != GENERAL:
+        # Cluster mode: a process follows only rooms it has people in (Redis has the rest and
+        # the room is read again when someone here joins it).
+        history.unload(hub, room)
+        history.remember_dormant(hub, room.name)
 
 
 def announce_leave(hub: Hub, room: Room, who: str, reason: str, now: float, out: list[Effect]) -> None:
