@@ -1,5 +1,8 @@
 """Cluster mode's start-up and shut-down, for the runtime: store, broker, import, health. I/O.
 
+`await open_history(opts, notify)` opens what `--db` and `--redis` ask for: the SQLite or
+memory store alone, or (with `--redis`) the cluster below.
+
 `await open_cluster(url, notify, db=..., history_cap=...)` reaches Redis (a `StoreError`
 with one sentence if it cannot), imports the SQLite history once (`wschat.redisimport`),
 and returns the `Cluster`: its `store` (for `Store.execute`), its `broker` (for the hub) and
@@ -10,19 +13,22 @@ cluster.close()` stops it all.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import os
 import sys
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from wschat.cli import DEFAULT_DB
 from wschat.hub import Hub
 from wschat.records import Snapshot
 from wschat.redisbroker import RedisBroker, Run
 from wschat.redisimport import import_sqlite
 from wschat.redisstore import RedisStore
-from wschat.store import Notify, StoreError
+from wschat.store import Notify, Store, StoreError, open_store
 
 log = logging.getLogger("wschat.redismode")
 
@@ -47,6 +53,18 @@ class Cluster:
     async def close(self) -> None:
         await self.broker.aclose()
         await self.store.aclose()
+
+
+async def open_history(opts: argparse.Namespace, notify: Notify) -> tuple[Store, Snapshot, Cluster | None]:
+    """The store, the start-up snapshot, and the cluster when `--redis` is given (StoreError)."""
+    cap = opts.max_messages_per_room
+    if opts.redis:
+        cluster = await open_cluster(opts.redis, notify, db=opts.db, history_cap=cap)
+        return cluster.store, cluster.snapshot, cluster
+    if opts.db == DEFAULT_DB:
+        os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
+    store = open_store(opts.db, notify, synchronous=opts.synchronous, history_cap=cap)
+    return store, await asyncio.to_thread(store.load), None
 
 
 def _progress(line: str) -> None:

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import gc
 import logging
-import os
 import signal
 import ssl
 import sys
@@ -40,12 +39,12 @@ from websockets.http11 import Request, Response
 from wschat import __version__, protocol
 from wschat.admission import Admission, bind_error, dual_stack_socket
 from wschat.banner import banner
-from wschat.cli import DEFAULT_DB, StartupError, hub_config, parse_args, server_tls
+from wschat.cli import StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
 from wschat.output import Backpressure
-from wschat.redismode import Cluster, open_cluster
+from wschat.redismode import Cluster, open_history
 from wschat.routes import Routes, own_origins
-from wschat.store import Store, StoreError, open_store
+from wschat.store import Store, StoreError
 from wschat.transport import ChatConnection, ws_frame
 from wschat.workers import supervise
 
@@ -90,27 +89,10 @@ class ChatServer(Backpressure):
         note = self.admission.fit_descriptors()
         self.notes += [note] if note else []
         self.ssl, self.fingerprint, self.tls_notes = server_tls(opts)
-        if opts.db == DEFAULT_DB and not opts.redis:
-            os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
         try:
-            if opts.redis:  # several processes, one chat (wschat.redismode)
-                self.cluster = await open_cluster(
-                    opts.redis,
-                    self.loop.call_soon_threadsafe,
-                    db=opts.db,
-                    history_cap=opts.max_messages_per_room,
-                )
-                self.store, snapshot = self.cluster.store, self.cluster.snapshot
-            else:
-                self.store = open_store(
-                    opts.db,
-                    self.loop.call_soon_threadsafe,
-                    synchronous=opts.synchronous,
-                    history_cap=opts.max_messages_per_room,
-                )
-                snapshot = await asyncio.to_thread(self.store.load)
+            self.store, snapshot, self.cluster = await open_history(opts, self.loop.call_soon_threadsafe)
             self.hub = Hub(hub_config(opts), snapshot, broker=self.cluster.broker if self.cluster else None)
-            if self.cluster:
+            if self.cluster:  # several processes, one chat (wschat.redismode)
                 await self.cluster.start(self.run, self.hub)
         except StoreError as exc:
             await self._close_store()
