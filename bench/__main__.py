@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import loadgen, report
+from bench import cluster, loadgen, report
 from bench.machine import loadavg
 from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
-ONLY = ("fanout", "latency", "join", "idle", "durable", "page")
+ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "cluster")
 
 
 def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                     bench.durable(s) for s in ("full", "normal") for _ in range(plan.durable_repeats)
                 ],
                 "page": lambda: [bench.page()],
+                "cluster": lambda: cluster.run_all(bench),
             }
             for name in ONLY:
                 if name in args.only:
                     steps[name]()
         else:
             bench.all()
+            cluster.run_all(bench)
     finally:
         bench.close()
     elapsed = time.time() - started

@@ -272,3 +272,19 @@ async def test_workers_start_processes_sharing_the_port_and_ctrl_c_stops_them_al
     finally:
         if sup.proc.poll() is None:
             sup.kill()
+
+
+async def test_a_crowd_logging_in_at_once_gets_its_names(redis_server: RedisServer) -> None:
+    """Each login is a name claim in Redis: 150 at once wait for a connection, none fails."""
+    [proc] = cluster(redis_server, 1)
+    clients: list[Client] = []
+    try:
+        clients = list(await asyncio.gather(*(Client.open(proc.port) for _ in range(150))))
+        await asyncio.gather(
+            *(c.send({"type": "set_username", "username": f"crowd{i}"}) for i, c in enumerate(clients))
+        )
+        answers = await asyncio.gather(*(c.expect("username_accepted") for c in clients))
+        assert len(answers) == 150
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+        await proc.astop()

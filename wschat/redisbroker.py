@@ -311,4 +311,4 @@ class RedisBroker:
         if self.pubsub is not None:
             with contextlib.suppress(Exception):
                 await self.pubsub.aclose()
-        await self.reader.aclose()
+        await self.reader.aclose(close_connection_pool=True)

@@ -57,6 +57,8 @@ log = logging.getLogger("wschat.redisstore")
 PREFIX = "wschat:"
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
+MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
+POOL_WAIT = 10.0  # seconds a command may wait for a free connection
 
 # KEYS: meta, stream, sent (or "" without a client_msg_id), next_id, rooms
 # ARGV: body, the room's epoch as the process knows it, a fresh epoch, the last seq the process
@@ -123,15 +125,22 @@ def parse_entry(raw: bytes) -> Message:
 
 
 def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Redis:
-    """A client for `url`; `timeout=None` for the pub/sub reader (a timeout there causes storms)."""
-    return aioredis.Redis.from_url(
+    """A client for `url`; `timeout=None` for the pub/sub reader (a timeout there causes storms).
+
+    Its pool holds at most `MAX_CONNECTIONS`: a crowd logging in at once (one name claim each)
+    waits for a connection instead of failing with "Too many connections".
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
         socket_keepalive=True,
         health_check_interval=10,
         retry_on_timeout=False,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisStore(Store):
@@ -317,4 +326,4 @@ class RedisStore(Store):
             await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
         if self.writer is not None:
             self.writer.cancel()
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
