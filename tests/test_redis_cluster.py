@@ -286,3 +286,24 @@ async def test_a_process_follows_only_the_rooms_it_has_people_in(redis_server: R
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_room_redis_lost_gets_a_new_epoch_and_its_members_are_told(redis_server: RedisServer) -> None:
+    a = await Node.start(redis_server.url)
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        a.login(1, "alice")
+        await a.wait(1, "history")
+        old = a.frames(1, "history")[0]["epoch"]
+        a.send(1, {"type": "chat", "message": "before", "client_msg_id": "b"})
+        await a.wait(1, "ack")
+        admin.flushall()  # Redis restarted without its AOF: the history is gone
+        a.send(1, {"type": "chat", "message": "after", "client_msg_id": "c"})
+        await a.wait(1, "history", 2)
+        told = a.frames(1, "history")[-1]
+        assert told["epoch_changed"] is True and told["epoch"] != old
+        await a.wait(1, "chat", 2)
+        assert [(f["message"], f["seq"]) for f in a.frames(1, "chat")] == [("before", 1), ("after", 1)]
+    finally:
+        admin.close()
+        await a.stop()

@@ -67,6 +67,14 @@ def alive_key(process: str) -> str:
 Run = Callable[[list[Effect]], None]
 
 
+def _position(entry: bytes) -> tuple[int, str]:
+    """(seq, epoch) of `m <id> <seq> <epoch> <json>` without parsing the JSON ((0, "") if odd)."""
+    parts = entry.split(b" ", 4)
+    if len(parts) != 5 or not parts[2].isdigit():
+        return 0, ""
+    return int(parts[2]), parts[3].decode(errors="replace")
+
+
 class RedisBroker:
     stored_seqs = True
 
@@ -212,6 +220,10 @@ class RedisBroker:
             return
         kind, now = data[:2], time.time()
         if kind == b"m ":
+            room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
+            seq, epoch = _position(data)
+            if room is not None and seq <= room.last_seq and epoch == room.epoch:
+                return  # delivered already (often this process's own, answered by the store first)
             try:
                 m = parse_entry(data)
             except (ValueError, KeyError) as exc:

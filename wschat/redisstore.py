@@ -9,12 +9,15 @@ Every process that names the same Redis shares this history. Keys (prefix `wscha
 - `next_id` (message ids, cluster-wide), `epoch` (the history's), `rooms` (a sorted set of
   rooms by their latest message id, for `list_rooms`).
 
-`Append` runs the script once per message, all of one loop iteration in one pipeline: check the
-client_msg_id (a repeat gets the stored copy's id, seq and epoch, `Message.duplicate`), take
-the next seq from the meta hash (a lost room, meta and stream gone, gets a new epoch), take an
-id, XADD, remember the id, PUBLISH to the room's channel. The store writes the id, seq and epoch
-into each `Message` before calling `done(None)`; `done(exc)` if Redis failed (the senders get
-`store_failed` and resend: a script that did run is then recognised as a repeat).
+`Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
+stored copy's id, seq and epoch, `Message.duplicate`), take the next seq from the meta hash (a
+lost room, meta and stream gone while the process knew seqs, gets a new epoch), take an id,
+XADD, remember the id, PUBLISH to the room's channel. One writer task sends what queued up
+meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each
+in turn), so a burst costs a few round trips and redis-py's per-command cost once per batch.
+The store writes the id, seq and epoch into each `Message` before calling `done(None)`;
+`done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that did run
+is then recognised as a repeat).
 
 What crosses Redis is text made here and by `orjson`, never pickle: an entry (and a published
 message) is `m <id> <seq> <epoch> <json>`, the JSON holding the message's other fields.
@@ -55,33 +58,48 @@ from wschat.store import Done, Notify, Store, StoreError
 log = logging.getLogger("wschat.redisstore")
 
 PREFIX = "wschat:"
+SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
 MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
 POOL_WAIT = 10.0  # seconds a command may wait for a free connection
 
-# KEYS: meta, stream, sent (or "" without a client_msg_id), next_id, rooms
-# ARGV: body, the room's epoch as the process knows it, a fresh epoch, the last seq the process
-#       knows, retention, sent TTL, channel, room name
+# One call stores a batch, the same atomic step for each message in turn:
+# KEYS: next_id, rooms, then per message: meta, stream, sent (or "" without a client_msg_id)
+# ARGV: retention, sent TTL, a fresh epoch, then per message: body, the room's epoch as the
+#       process knows it, the last seq it knows, channel, room name
+# Returns per message: 1 and the stored copy's "id seq epoch" for a repeat, else 0 and the new.
 APPEND_LUA = """
-if KEYS[3] ~= '' then
-  local hit = redis.call('GET', KEYS[3])
-  if hit then return {1, hit} end
+local out = {}
+for i = 0, (#KEYS - 2) / 3 - 1 do
+  local meta, stream, sent = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
+  local a = 4 + 5 * i
+  local hit = false
+  if sent ~= '' then hit = redis.call('GET', sent) end
+  if hit then
+    out[#out + 1] = 1
+    out[#out + 1] = hit
+  else
+    local e = redis.call('HGET', meta, 'e')
+    if not e then
+      e = ARGV[a + 1]
+      -- the room had history (the process knew seqs) and Redis lost it: a new epoch
+      if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then e = ARGV[3] end
+      redis.call('HSET', meta, 'e', e)
+    end
+    local seq = redis.call('HINCRBY', meta, 's', 1)
+    local id = redis.call('INCR', KEYS[1])
+    local head = id .. ' ' .. seq .. ' ' .. e
+    local entry = 'm ' .. head .. ' ' .. ARGV[a]
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], seq .. '-1', 'm', entry)
+    if sent ~= '' then redis.call('SET', sent, head, 'EX', ARGV[2]) end
+    redis.call('ZADD', KEYS[2], id, ARGV[a + 4])
+    redis.call('PUBLISH', ARGV[a + 3], entry)
+    out[#out + 1] = 0
+    out[#out + 1] = head
+  end
 end
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[2]
-  if tonumber(ARGV[4]) > 0 and redis.call('EXISTS', KEYS[2]) == 0 then e = ARGV[3] end
-  redis.call('HSET', KEYS[1], 'e', e)
-end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local id = redis.call('INCR', KEYS[4])
-local head = id .. ' ' .. seq .. ' ' .. e
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-1', 'm', 'm ' .. head .. ' ' .. ARGV[1])
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], head, 'EX', ARGV[6]) end
-redis.call('ZADD', KEYS[5], id, ARGV[8])
-redis.call('PUBLISH', ARGV[7], 'm ' .. head .. ' ' .. ARGV[1])
-return {0, head}
+return out
 """
 
 
@@ -245,23 +263,19 @@ class RedisStore(Store):
                 self.notify(done, result)
 
     async def _append(self, messages: list[Message]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for m in messages:
-            cmid = m.client_msg_id
-            keys = [
-                meta_key(m.room),
-                stream_key(m.room),
-                sent_key(m.user_key, cmid) if cmid is not None else "",
-                PREFIX + "next_id",
-                PREFIX + "rooms",
-            ]
-            fresh = secrets.token_urlsafe(9)
-            args = [body(m), m.epoch, fresh, m.seq, self.cap, SENT_TTL, channel(m.room), m.room]
-            await self.script(keys=keys, args=args, client=pipe)
-        results = await pipe.execute()
-        for m, (dup, head) in zip(messages, results, strict=True):
-            mid, seq, epoch = head.split(b" ")
-            m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(dup)
+        """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
+        for start in range(0, len(messages), SCRIPT_BATCH):
+            chunk = messages[start : start + SCRIPT_BATCH]
+            keys = [PREFIX + "next_id", PREFIX + "rooms"]
+            args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
+            for m in chunk:
+                cmid = m.client_msg_id
+                keys += [meta_key(m.room), stream_key(m.room), sent_key(m.user_key, cmid) if cmid else ""]
+                args += [body(m), m.epoch, m.seq, channel(m.room), m.room]
+            results = await self.script(keys=keys, args=args)
+            for i, m in enumerate(chunk):
+                mid, seq, epoch = results[2 * i + 1].split(b" ")
+                m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._run(done, self._room_state(command.room), f"loading #{command.room}")

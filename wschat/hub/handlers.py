@@ -35,7 +35,9 @@ def chat(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect]:
             return [Send((s.cid,), dup)]
         if not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
             return []
-    seq = hub.broker.next_seq(room.name)
+    # 0 when the store assigns seqs (cluster mode): the message then carries the last seq this
+    # process knew until the store answers, which tells the store a lost room from a new one
+    seq = hub.broker.next_seq(room.name) or room.last_seq
     if seq > room.last_seq:
         room.last_seq = seq
     room.inflight += 1
