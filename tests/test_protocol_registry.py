@@ -52,7 +52,9 @@ def test_every_close_code_is_documented_and_named() -> None:
 
 
 def test_every_request_kind_has_exactly_one_handler() -> None:
-    request_classes = {type(t.decode({"username": "a", "message": "m", "to": "b", "room": "r",
-                                      "before_seq": 1}, p.Limits()))
-                       for t in p.FRAME_TYPES.values() if t.decode is not None}  # fmt: skip
+    sample = {"username": "a", "message": "m", "to": "b", "room": "r", "before_seq": 1,
+              "target": 1, "key": "+1", "seq": 1, "epoch": "e", "query": "q",
+              "password": "pw", "id": "i", "old": "o", "new": "n", "with": "w"}  # fmt: skip
+    decoders = [t.decode for t in p.FRAME_TYPES.values() if t.decode is not None]
+    request_classes = {type(decode(sample, p.Limits())) for decode in decoders}
     assert request_classes == set(HANDLERS)

@@ -138,6 +138,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         control_rate=opts.control_rate,
         control_burst=opts.control_burst,
         flood_strikes=opts.flood_strikes,
+        accounts_required=opts.accounts == "required",
     )
 
 
@@ -340,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict-origin",
         action="store_true",
         help="refuse pages whose origin is 'null' (opened from disk, or sandboxed by another site)",
+    )
+    who.add_argument(
+        "--accounts",
+        choices=("open", "required"),
+        default="open",
+        help="'open': guests chat too, registered names are kept for their accounts; 'required': "
+        "only registered accounts may chat (anyone who reaches the server can still register)",
     )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

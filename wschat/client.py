@@ -32,6 +32,8 @@ from websockets.exceptions import ConnectionClosed
 
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
+from wschat.clientauth import PasswordUnavailable, TokenFile, device_label, password_for, tokens_for
+from wschat.clientframes import SaveToken
 from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
 from wschat.console import (
@@ -45,6 +47,7 @@ from wschat.console import (
     unicode_ok,
 )
 from wschat.display import Display, Notice
+from wschat.protocol import CLOSE_SESSION_ENDED
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
 from wschat.trust import KnownServersError
@@ -85,6 +88,7 @@ class App:
         self.ws: ClientConnection | None = None
         self.outq: asyncio.Queue[str] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.tokens: TokenFile | None = None  # an account's session token file (--login, --register)
 
     # -- plumbing
 
@@ -117,6 +121,8 @@ class App:
                 self.request_quit()
             elif isinstance(e, Stop):
                 self.give_up(e.status, e.message)
+            elif isinstance(e, SaveToken) and self.tokens is not None:
+                self.tokens.save(e.token)
         self.pump()
         self.console.refresh()
         self.notify()
@@ -295,6 +301,12 @@ class App:
         if code == CLOSE_TAKEOVER:
             self.give_up(1, "Another connection logged in with this name and took over; not reconnecting.")
             return False
+        if code == CLOSE_SESSION_ENDED:  # revoked, or the password changed on another device
+            if self.tokens is not None:
+                self.tokens.save(None)
+            again = f"run again with --login {self.state.name} to type your password"
+            self.give_up(1, f"This device's session was ended (revoked, or the password changed); {again}.")
+            return False
         if code not in NORMAL_CLOSE and reason:
             self.say(f"The server closed the connection: {reason}", "offline")
         return True
@@ -362,8 +374,18 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
     renderer = Renderer(
         Style(color, unicode_ok(sys.stdout), links=links_enabled(os.environ, color)), time.time
     )
+    try:
+        password = password_for(opts, where[0] if where else None)
+    except PasswordUnavailable as exc:
+        return EXIT_USAGE, str(exc)
     state = ClientState(
-        name=opts.username, rooms=opts.room or None, interactive=interactive, quiet=opts.quiet
+        name=opts.username,
+        rooms=opts.room or None,
+        interactive=interactive,
+        quiet=opts.quiet,
+        account=opts.account,
+        password=password,
+        device=device_label(),
     )
     raw_terminal = (
         termios is not None and interactive and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
@@ -388,6 +410,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
+        apps[0].tokens = tokens_for(opts, state, where[0])
         status = await apps[0].run()
         return status, apps[0].final
     except NoAddress as exc:

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from wschat import clientaccount
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -51,6 +52,7 @@ from wschat.clientframes import (
     note,
 )
 from wschat.clientlines import TypedLines
+from wschat.clientrich import TALK, RichFrames
 from wschat.commands import (
     History,
     Join,
@@ -77,7 +79,7 @@ __all__ = [
 ]
 
 
-class ClientState(TypedLines, FrameHandlers):
+class ClientState(RichFrames, TypedLines, FrameHandlers):
     def __init__(
         self,
         *,
@@ -86,6 +88,10 @@ class ClientState(TypedLines, FrameHandlers):
         interactive: bool = True,
         quiet: bool = False,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        account: str | None = None,
+        password: str | None = None,
+        account_token: str | None = None,
+        device: str = "",
     ) -> None:
         self.interactive = interactive  # a person can be asked again (stdin is a terminal)
         self.quiet = quiet  # show only problems (scripts that only send)
@@ -114,6 +120,20 @@ class ClientState(TypedLines, FrameHandlers):
         self.max_chars = 4000
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
+        # accounts (wschat.clientaccount): "login" or "register", None for a guest
+        self.account = account
+        self.password = password  # read with getpass; forgotten once the server answers
+        self.account_token = account_token  # this device's session token
+        self.device = device
+        self.offline_told = False  # "arrived while you were away" said since the last log-in
+        self.unstored_told: set[str] = set()  # names told "private messages not stored" about
+        self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
+        self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
+        self.my_last: dict[str, int] = {}
+        self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
+        self.read_pos: dict[str, int] = {}
+        self.unread: dict[str, dict[int, bool]] = {}
+        self.searching: dict[str, Any] = {}
 
     # ------------------------------------------------------------ questions
 
@@ -140,7 +160,7 @@ class ClientState(TypedLines, FrameHandlers):
             return "Enter your username: "
         where = f"#{self.current}" if self.current else "(no room)"
         if self.online:
-            return f"{where}> "
+            return f"{where}{self.typing_note()}> "
         return f"(offline) {where}> " if self.logins else f"(connecting) {where}> "
 
     def needs_server(self, line: str) -> bool:
@@ -148,8 +168,11 @@ class ClientState(TypedLines, FrameHandlers):
         return not self.naming and isinstance(parse_line(line), (Users, Rooms, Join, Leave, History))
 
     def login_frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "set_username", "username": self.name}
-        if self.token and self.name == self.me:
+        if self.account:
+            frame = clientaccount.login_frame(self)
+        else:
+            frame = {"type": "set_username", "username": self.name}
+        if self.token and self.name == self.me and not self.account:
             frame["session_token"] = self.token
         rooms = list(self.wanted) or [GENERAL]
         frame["rooms"] = rooms
@@ -228,7 +251,11 @@ class ClientState(TypedLines, FrameHandlers):
 
     def line(self, text: str, now: float) -> list[Effect]:
         """A line the user typed (a name while naming, else a message or a command)."""
-        return self._filter(self._typed(text, now))
+        talks = not self.naming and isinstance(parse_line(text), TALK)
+        out = self._typed(text, now)
+        if talks:  # what was shown in the room the user talks in has been read
+            out += self._mark_read()
+        return self._filter(out)
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
@@ -257,17 +284,23 @@ class ClientState(TypedLines, FrameHandlers):
         self.login_rooms = set(rooms)
         self.logins += 1
         self.phase = ONLINE
+        saved = clientaccount.accepted(self, frame) if self.account else []
+        self.offline_told = False
         if self.reconnecting:
             extra = f" Sending {self.unsent} queued message(s)." if self.unsent else ""
-            return [note(f"Reconnected as {self.me}.{extra}", "ok")]
+            return [*saved, note(f"Reconnected as {self.me}.{extra}", "ok")]
         if not self.interactive:  # a script knows where it is; only people need the hint
-            return []
+            return saved
         welcome = as_str(frame.get("message")) or f"Welcome, {self.me}!"
+        if self.account:
+            welcome += " (logged in to your account)"
         hint = f"You are in #{self.current}. Type a message and press Enter; /help for commands."
-        return [note(welcome, "ok"), note(hint)]
+        return [*saved, note(welcome, "ok"), note(hint)]
 
     def _on_username_error(self, frame: dict[str, Any], now: float) -> list[Effect]:
         reason = as_str(frame.get("message")) or "The server refused that name."
+        if self.account and (final := clientaccount.refused(self, frame, now)) is not None:
+            return final
         # Too fast, or (several server processes) Redis could not be reached to check the name:
         # both pass; try the same name again after the wait.
         if frame.get("code") in ("rate_limited", "store_failed"):
@@ -334,4 +367,11 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "rooms": ClientState._on_rooms,
     "system": ClientState._on_system,
     "error": ClientState._on_error,
+    **clientaccount.FRAMES,
+    "reaction": ClientState._on_room_event,
+    "edit": ClientState._on_room_event,
+    "delete": ClientState._on_room_event,
+    "typing": ClientState._on_typing,
+    "read_position": ClientState._on_read_position,
+    "search_results": ClientState._on_search_results,
 }

@@ -35,6 +35,15 @@ class Message:
     # Set by a cluster store that found this (user, client_msg_id) stored before, by any process:
     # `id`, `seq` and `epoch` are then those of the stored copy, and nothing was stored again.
     duplicate: bool = False
+    # Rich messaging (wschat.features.events). A room event (a reaction, an edit, a delete) is a
+    # Message too, of another `kind`, so it takes a seq and travels with history and resume.
+    kind: str = "chat"  # "chat", "reaction", "edit" or "delete"
+    target: int = 0  # an event: the seq of the message it changes
+    reply_to: int = 0  # a chat message: the seq it answers
+    meta: dict | None = None  # small JSON-able extras: reply_preview; a reaction's key and removed
+    edited_at: float = 0.0  # a chat message: when its latest edit was made
+    deleted: bool = False  # a chat message deleted by its author: a tombstone without a body
+    reactions: dict[str, list[str]] | None = None  # a chat message: key -> names, oldest first
 
 
 @dataclass(slots=True)
@@ -57,9 +66,12 @@ class Snapshot:
     epoch: str = ""
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
-    sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    sent_ids: list[tuple[str, str, str, int | str, int]] = field(default_factory=list)  # str: "pm" ids
     # rooms with history that are not loaded at start, most recently active last (for list_rooms)
     known_rooms: list[str] = field(default_factory=list)
+    # read positions (wschat.features.live): (user_key, room, seq, private)
+    read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)  # every registered name
 
 
 # ---------------------------------------------------------------- store commands
@@ -101,6 +113,40 @@ class ReadPage(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadMessage(Command):
+    """Read one message of `room` by seq (a reply or an event's target older than the window).
+    Result: the Message with its current state, or None."""
+
+    room: str
+    seq: int
+
+
+@dataclass(slots=True)
+class SaveReads(Command):
+    """Store read positions: (user_key, room, seq, private); a position only moves forward.
+    Result: None once committed."""
+
+    positions: list[tuple[str, str, int, bool]]
+    batched: ClassVar[bool] = True
+
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> SaveReads:
+        return SaveReads([pos for c in commands if isinstance(c, SaveReads) for pos in c.positions])
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """Find chat messages of `rooms` whose text has every token of `tokens` (case and accents
+    ignored), newest first, with id < `before` (0: any); at most `limit`.
+    Result: a list of Messages in their current state (never a deleted one)."""
+
+    tokens: tuple[str, ...]
+    rooms: tuple[str, ...]
+    before: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class LoadRoom(Command):
     """Read a room when someone joins it. Result: a RoomState, or None for a room with no history."""
 
@@ -128,7 +174,8 @@ class ClaimName(Command):
     """Own the name `key` (and its look-alike keys) cluster-wide for connection `cid`.
 
     `token` is the session token the name will have; `offered` the token the client offered to
-    take an existing session over ("" if none). Result: a `NameClaim`.
+    take an existing session over ("" if none); `force` takes it over without one (an account
+    whose password was checked). Result: a `NameClaim`.
     """
 
     key: str
@@ -137,6 +184,7 @@ class ClaimName(Command):
     cid: int
     token: str
     offered: str
+    force: bool = False  # an account that logged in: take the name over wherever it is held
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ NAME_TTL = 30
 HEARTBEAT = 10.0
 
 # KEYS: name key, look keys...
-# ARGV: value (JSON), offered token, ttl, own process, name key, connection
+# ARGV: value (JSON), offered token, ttl, own process, name key, connection, force (1/0)
 CLAIM_LUA = """
 for i = 2, #KEYS do
   local other = redis.call('GET', KEYS[i])
@@ -50,7 +50,8 @@ if old then
   local o = cjson.decode(old)
   -- this connection's own earlier claim, answered too late (Redis was stopped): not a rival
   local again = o['p'] == ARGV[4] and tostring(o['c']) == ARGV[6]
-  if not again and (ARGV[2] == '' or o['t'] ~= ARGV[2]) then return {'taken', o['n']} end
+  local allowed = ARGV[7] == '1' or (ARGV[2] ~= '' and o['t'] == ARGV[2])
+  if not again and not allowed then return {'taken', o['n']} end
   if again then
     local_cid = '0'
   elseif o['p'] == ARGV[4] then
@@ -99,7 +100,7 @@ class RedisNames:
         value = orjson.dumps({"p": self.process, "c": c.cid, "t": c.token, "n": c.name})
         keys = [name_key(c.key), *(look_key(look) for look in c.looks)]
         status, detail = await self.claim_script(
-            keys=keys, args=[value, c.offered, NAME_TTL, self.process, c.key, c.cid]
+            keys=keys, args=[value, c.offered, NAME_TTL, self.process, c.key, c.cid, int(c.force)]
         )
         status, detail = status.decode(), detail.decode()
         if status != "ok":

@@ -22,6 +22,8 @@ from wschat.records import ClaimName, NameClaim
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
+AccountLogin = tuple[str, str]  # an account's (session token, session id) for username_accepted
+
 
 def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     """`set_username`: accept the name (taking over its session with the token) and enter rooms."""
@@ -38,14 +40,26 @@ def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     refusal = _refusal(hub, s, name, key, looks, req.session_token)
     if refusal is not None:
         return [Send((s.cid,), refusal)]
+    return accept(hub, s, name, key, looks, req, now)
+
+
+def accept(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    now: float,
+    account: AccountLogin | None = None,
+) -> list[Effect]:
+    """Give `s` the name (taking over whoever holds it) and enter the rooms `req` asks for.
+
+    `account` is set when an account logged in (wschat.features.accounts): `username_accepted`
+    then carries its device's session token instead of a guest's takeover token.
+    """
     if hub.broker.names_by_store:  # cluster mode: the store answers, then _claimed goes on
-        if s.claiming:
-            text = "Your previous name is still being checked; wait for its answer."
-            return [Send((s.cid,), outbound.username_error(p.RATE_LIMITED, text, 1.0))]
-        s.claiming = True
-        token = hub.new_token()
-        claim = ClaimName(key, name, tuple(sorted(looks)), s.cid, token, req.session_token or "")
-        return [hub.ask(claim, _claimed, (s.cid, req, name, key, looks, token))]
+        return _claim(hub, s, name, key, looks, req, account)
     out: list[Effect] = []
     holder = hub.by_key.get(key)
     takeover = holder is not None
@@ -55,13 +69,82 @@ def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     if not hub.broker.claim(key, s.cid):
         text = f"The name '{name}' is taken (names ignore case and width); choose another."
         return [Send((s.cid,), outbound.username_error(p.NAME_TAKEN, text))]
-    _accept(hub, s, req, name, key, looks, hub.new_token(), takeover, now, out)
+    _grant(hub, s, name, key, looks, req, hub.new_token(), takeover, account, now, out)
     return out
+
+
+def _grant(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    token: str,
+    takeover: bool,
+    account: AccountLogin | None,
+    now: float,
+    out: list[Effect],
+) -> None:
+    """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
+    hub.unnamed.pop(s.cid, None)
+    s.name, s.key, s.token, s.looks = name, key, token, looks
+    hub.by_key[key] = s.cid
+    for look in looks:
+        hub.by_look[look] = s.cid
+    wanted = _wanted_rooms(hub, s, req, out)
+    cfg = hub.config
+    limits = {
+        "max_message_chars": cfg.max_message_chars,
+        "history_size": cfg.history_size,
+        "page_size": cfg.page_size,
+        "chat_rate": cfg.chat_rate,
+        "chat_burst": cfg.chat_burst,
+    }
+    if account is None:
+        accepted = outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits)
+    else:
+        token, session_id = account
+        accepted = outbound.username_accepted(
+            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id
+        )
+    out.insert(0, Send((s.cid,), accepted))
+    # A reconnect that resumes is not news: the others update their lists without "X joined".
+    resumed = takeover or bool(req.resume)
+    for room_name, position in wanted.items():
+        try:
+            rooms.enter(hub, s, room_name, position, resumed, now, out)
+        except p.ProtocolError as exc:
+            out.append(hub.error(s, exc.code, str(exc)))
+
+
+def _claim(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    account: AccountLogin | None,
+) -> list[Effect]:
+    """Cluster mode: ask the store for the name (`ClaimName`); `_claimed` goes on with its answer.
+
+    A guest takes a session over with its token; an account that logged in takes over its
+    name wherever it is held (as `accept` does in one process).
+    """
+    if s.claiming:
+        text = "Your previous name is still being checked; wait for its answer."
+        return [Send((s.cid,), outbound.username_error(p.RATE_LIMITED, text, 1.0))]
+    s.claiming = True
+    token = hub.new_token()
+    offered = req.session_token or ""
+    claim = ClaimName(key, name, tuple(sorted(looks)), s.cid, token, offered, force=account is not None)
+    return [hub.ask(claim, _claimed, (s.cid, req, name, key, looks, token, account))]
 
 
 def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: float) -> list[Effect]:
     """Cluster mode: the store's answer to a name claim."""
-    cid, req, name, key, looks, token = context
+    cid, req, name, key, looks, token, account = context
     s = hub.sessions.get(cid)
     if s is None:  # gone meanwhile: free what it won
         if isinstance(result, NameClaim) and result.status == "ok":
@@ -82,7 +165,8 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
     for holder in old:  # a session of this process taken over
         out.append(Close(holder, p.CLOSE_TAKEOVER, "logged in again from another connection"))
         out.extend(logout(hub, holder, now))
-    _accept(hub, s, req, name, key, looks, token, bool(old) or bool(req.session_token), now, out)
+    takeover = bool(old) or bool(req.session_token)
+    _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
     return out
 
 
@@ -93,45 +177,6 @@ def taken_over(hub: Hub, cid: int, now: float) -> list[Effect]:
     out: list[Effect] = [Close(cid, p.CLOSE_TAKEOVER, "logged in again from another connection")]
     out.extend(logout(hub, cid, now))
     return out
-
-
-def _accept(
-    hub: Hub,
-    s: Session,
-    req: p.SetUsername,
-    name: str,
-    key: str,
-    looks: frozenset[str],
-    token: str,
-    takeover: bool,
-    now: float,
-    out: list[Effect],
-) -> None:
-    """The name is `s`'s: `username_accepted`, then enter the rooms it asked for."""
-    hub.unnamed.pop(s.cid, None)
-    s.name, s.key, s.token, s.looks = name, key, token, looks
-    hub.by_key[key] = s.cid
-    for look in looks:
-        hub.by_look[look] = s.cid
-    wanted = _wanted_rooms(hub, s, req, out)
-    cfg = hub.config
-    limits = {
-        "max_message_chars": cfg.max_message_chars,
-        "history_size": cfg.history_size,
-        "page_size": cfg.page_size,
-        "chat_rate": cfg.chat_rate,
-        "chat_burst": cfg.chat_burst,
-    }
-    out.insert(
-        0, Send((s.cid,), outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits))
-    )
-    # A reconnect that resumes is not news: the others update their lists without "X joined".
-    resumed = takeover or bool(req.resume)
-    for room_name, position in wanted.items():
-        try:
-            rooms.enter(hub, s, room_name, position, resumed, now, out)
-        except p.ProtocolError as exc:
-            out.append(hub.error(s, exc.code, str(exc)))
 
 
 def _refusal(

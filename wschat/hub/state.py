@@ -35,6 +35,14 @@ class Config:
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
     store_retry: float = 5.0  # the retry_after of a store_failed error
+    # accounts (wschat.features.accounts)
+    accounts_required: bool = False  # --accounts required: no guests
+    max_hashes: int = 8  # password hashes asked of the store and not yet answered, at most
+    account_free_failures: int = 5  # failed log-ins to one name before it must wait
+    address_free_failures: int = 20  # failed log-ins from one address before it must wait
+    free_registrations: int = 5  # accounts one address may create before it must wait
+    login_wait: float = 1.0  # the first wait; each further failure doubles it
+    login_wait_cap: float = 900.0
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +58,9 @@ class Session:
     strikes: int = 0
     looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
     claiming: bool = False  # cluster mode: its name claim awaits the store's answer
+    address: str = ""  # the peer's IP address (per-address log-in limits)
+    account: bool = False  # logged in to an account (not a guest)
+    session_id: str = ""  # the account's session on this device
 
 
 @dataclass(slots=True, eq=False)
@@ -73,6 +84,12 @@ class Room:
     early: dict[int, Message] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)  # name -> process, for those elsewhere
     catching_up: bool = False
+    # typing (wschat.features.live): who types here (cid -> when it expires), when the next
+    # `typing` frame may go out, and whether the list changed since the last one
+    typing: dict[int, float] = field(default_factory=dict)
+    typing_next: float = 0.0
+    typing_dirty: bool = False
+    typing_shown: dict[int, tuple] = field(default_factory=dict)  # member -> the list it was sent
 
 
 class Loading(Exception):
