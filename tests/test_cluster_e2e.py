@@ -288,3 +288,22 @@ async def test_a_crowd_logging_in_at_once_gets_its_names(redis_server: RedisServ
     finally:
         await asyncio.gather(*(c.close() for c in clients))
         await proc.astop()
+
+
+async def test_accounts_work_with_redis_and_are_shared_by_one_hosts_processes(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "chat.db")
+    a, b = (ServerProcess("--redis", redis_server.url, db=db).wait_ready() for _ in range(2))
+    try:
+        c = await Client.open(a.port)
+        await c.send({"type": "register", "username": "alice", "password": "correct horse battery"})
+        accepted = await c.expect("username_accepted", timeout=30)
+        assert accepted["account"] is True
+        await c.close()
+        d = await Client.open(b.port)  # the other process of the same host knows the account
+        await d.send({"type": "login", "username": "alice", "password": "correct horse battery"})
+        assert (await d.expect("username_accepted", timeout=30))["account"] is True
+        await d.close()
+    finally:
+        await stop_all([a, b])

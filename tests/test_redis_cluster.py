@@ -307,3 +307,39 @@ async def test_a_room_redis_lost_gets_a_new_epoch_and_its_members_are_told(redis
     finally:
         admin.close()
         await a.stop()
+
+
+async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_history(
+    redis_server: RedisServer,
+) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        a.login(1, "alice")
+        b.login(1, "bob")
+        await a.wait(1, "history")
+        await b.wait(1, "history")
+        b.send(1, {"type": "chat", "message": "typo hre", "client_msg_id": "t1"})
+        await a.wait(1, "chat", message="typo hre")
+        target = a.frames(1, "chat")[0]["seq"]
+        b.send(1, {"type": "edit", "room": "general", "target": target, "message": "typo here"})
+        a.send(1, {"type": "react", "room": "general", "target": target, "key": "👍"})
+        for node in (a, b):
+            await node.wait(1, "edit")
+            await node.wait(1, "reaction")
+        assert len(a.frames(1, "edit")) == len(b.frames(1, "edit")) == 1  # once each
+        assert len(a.frames(1, "reaction")) == len(b.frames(1, "reaction")) == 1
+        b.login(2, "carol")  # a newcomer on the other process sees the current state
+        await b.wait(2, "history")
+        [shown] = b.frames(2, "history")[0]["messages"]
+        assert shown["message"] == "typo here" and shown["reactions"] == {"👍": ["alice"]}
+        c = await Node.start(redis_server.url)  # and so does a process that loads the room later
+        try:
+            c.login(1, "dave")
+            await c.wait(1, "history")
+            [loaded] = c.frames(1, "history")[0]["messages"]
+            assert loaded["message"] == "typo here" and loaded["reactions"] == {"👍": ["alice"]}
+        finally:
+            await c.stop()
+    finally:
+        await a.stop()
+        await b.stop()

@@ -58,11 +58,11 @@ class Cluster:
 async def open_history(opts: argparse.Namespace, notify: Notify) -> tuple[Store, Snapshot, Cluster | None]:
     """The store, the start-up snapshot, and the cluster when `--redis` is given (StoreError)."""
     cap = opts.max_messages_per_room
+    if opts.db == DEFAULT_DB:
+        os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
     if opts.redis:
         cluster = await open_cluster(opts.redis, notify, db=opts.db, history_cap=cap)
         return cluster.store, cluster.snapshot, cluster
-    if opts.db == DEFAULT_DB:
-        os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
     store = open_store(opts.db, notify, synchronous=opts.synchronous, history_cap=cap)
     return store, await asyncio.to_thread(store.load), None
 
@@ -74,7 +74,7 @@ def _progress(line: str) -> None:
 async def open_cluster(url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000) -> Cluster:
     """Reach Redis, import `db` once, read the start-up snapshot (StoreError: one sentence)."""
     try:
-        store = RedisStore(url, notify, history_cap=history_cap, window=window)
+        store = RedisStore(url, notify, history_cap=history_cap, window=window, accounts_db=db)
     except ValueError as exc:  # redis-py's word for a malformed URL
         raise StoreError(f"--redis {url} is not a Redis URL ({exc}); use redis://HOST:6379/0.") from None
     try:

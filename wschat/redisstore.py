@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
@@ -39,6 +40,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.accountstore import AccountStore
+from wschat.features import fold
 from wschat.records import (
     Append,
     ClaimName,
@@ -47,18 +51,20 @@ from wschat.records import (
     Forward,
     LoadRoom,
     Message,
+    ReadMessage,
     ReadPage,
     ReadRange,
     RoomState,
     Snapshot,
 )
 from wschat.redisnames import RedisNames
-from wschat.store import Done, Notify, Store, StoreError
+from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
 
 PREFIX = "wschat:"
 SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
+EVENTS_SEEN = 500  # entries after a message read alone whose events are folded into it
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
 MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
@@ -127,9 +133,16 @@ def sent_key(user_key: str, cmid: str) -> str:
 
 
 def body(m: Message) -> bytes:
-    fields = {"r": m.room, "u": m.username, "k": m.user_key, "c": m.client_id, "t": m.text, "ts": m.ts}
+    fields: dict[str, Any] = {"r": m.room, "u": m.username, "k": m.user_key, "c": m.client_id}
+    fields |= {"t": m.text, "ts": m.ts}
     if m.client_msg_id is not None:
         fields["cm"] = m.client_msg_id
+    if m.kind != "chat":  # a room event of rich messaging (wschat.features.events)
+        fields |= {"kind": m.kind, "target": m.target}
+    if m.reply_to:
+        fields["reply_to"] = m.reply_to
+    if m.meta:
+        fields["meta"] = m.meta
     return orjson.dumps(fields)
 
 
@@ -137,9 +150,23 @@ def parse_entry(raw: bytes) -> Message:
     """A stream entry or a published message, `m <id> <seq> <epoch> <json>`, as a Message."""
     _, mid, seq, epoch, data = raw.split(b" ", 4)
     f = orjson.loads(data)
-    return Message(
+    m = Message(
         int(mid), f["r"], int(seq), f["u"], f["k"], f["c"], f["t"], f["ts"], f.get("cm"), epoch.decode()
     )
+    m.kind, m.target, m.reply_to, m.meta = (
+        f.get("kind", "chat"),
+        f.get("target", 0),
+        f.get("reply_to", 0),
+        f.get("meta"),
+    )
+    return m
+
+
+def folded(entries: list[Message]) -> list[Message]:
+    """Read messages with the events among them folded into their targets (current state)."""
+    for ev in [m for m in entries if m.kind != "chat"]:
+        fold.into_list(entries, ev)
+    return entries
 
 
 def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Redis:
@@ -169,9 +196,12 @@ class RedisStore(Store):
         ReadPage: "read_page",
         ReadRange: "read_range",
         LoadRoom: "load_room",
+        ReadMessage: "read_message",
         ClaimName: "claim_name",
         FindUser: "find_user",
         Forward: "forward",
+        # accounts stay in this host's SQLite database (shared by its processes)
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
     def __init__(
@@ -182,6 +212,7 @@ class RedisStore(Store):
         process: str = "",
         history_cap: int = 10_000,
         window: int = 1000,
+        accounts_db: str = ":memory:",
     ) -> None:
         self.url = url
         self.process = process or secrets.token_hex(6)  # this process, for names and private messages
@@ -191,6 +222,7 @@ class RedisStore(Store):
         self.client = connect(url)
         self.script = self.client.register_script(APPEND_LUA)
         self.names = RedisNames(self.client, self.process)
+        self.accounts = AccountStore(accounts_db, notify)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
@@ -210,9 +242,14 @@ class RedisStore(Store):
                 snap.rooms["general"] = general
             recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
             snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
-            return snap
         except (RedisError, OSError) as exc:
             raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
+        try:  # accounts stay in this host's SQLite database
+            snap.accounts = await asyncio.to_thread(self.accounts.open)
+            snap.sent_ids += await asyncio.to_thread(self.accounts.sent_ids, SENT_IDS_LOADED)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"Cannot use the accounts database {self.accounts.path}: {exc}") from None
+        return snap
 
     # -- commands
 
@@ -288,7 +325,7 @@ class RedisStore(Store):
         meta, newest, oldest = await pipe.execute()
         if not meta:
             return None
-        recent = [parse_entry(fields[b"m"]) for _, fields in reversed(newest)]
+        recent = folded([parse_entry(fields[b"m"]) for _, fields in reversed(newest)])
         first = parse_entry(oldest[0][1][b"m"]).seq if oldest else int(meta.get(b"s", 0)) + 1
         return RoomState(meta[b"e"].decode(), int(meta.get(b"s", 0)), first, recent)
 
@@ -297,7 +334,7 @@ class RedisStore(Store):
 
     async def _page(self, c: ReadPage) -> list[Message]:
         rows = await self.client.xrevrange(stream_key(c.room), f"({c.before_seq}-0", "-", count=c.limit)
-        return [parse_entry(fields[b"m"]) for _, fields in reversed(rows)]
+        return folded([parse_entry(fields[b"m"]) for _, fields in reversed(rows)])
 
     def read_range(self, command: ReadRange, done: Done) -> None:
         self._run(done, self._range(command), f"catching up #{command.room}")
@@ -305,6 +342,15 @@ class RedisStore(Store):
     async def _range(self, c: ReadRange) -> list[Message]:
         rows = await self.client.xrange(stream_key(c.room), f"({c.after_seq}-1", "+", count=c.limit)
         return [parse_entry(fields[b"m"]) for _, fields in rows]
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        self._run(done, self._message(command), f"reading #{command.room}")
+
+    async def _message(self, c: ReadMessage) -> Message | None:
+        """Message `seq` with the events of the next `EVENTS_SEEN` entries folded in."""
+        rows = await self.client.xrange(stream_key(c.room), f"{c.seq}-1", "+", count=EVENTS_SEEN)
+        msgs = folded([parse_entry(fields[b"m"]) for _, fields in rows])
+        return msgs[0] if msgs and msgs[0].seq == c.seq else None
 
     def claim_name(self, command: ClaimName, done: Done) -> None:
         self._run(done, self.names.claim(command), f"claiming the name {command.key}")
@@ -341,3 +387,4 @@ class RedisStore(Store):
         if self.writer is not None:
             self.writer.cancel()
         await self.client.aclose(close_connection_pool=True)
+        await asyncio.to_thread(self.accounts.close)

@@ -59,11 +59,17 @@ def resync(hub: Hub, room_name: str, now: float) -> list[Effect]:
 
 
 def _deliver(hub: Hub, room: Room, m: Message, out: list[Effect]) -> None:
+    # imported here: wschat.features.events imports this module (a cycle at import time)
+    from wschat.features import events
+
     m.payload = m.payload or history.chat_payload(m)
     room.last_seq = m.seq
+    if m.kind != "chat":  # a reaction, an edit, a delete: its target's state here changes
+        events.fold_into_window(hub, room, m, m.text)
+    send = Send(tuple(room.members), m.payload)
+    out.extend(events.mentioned(hub, room, m, send) if m.kind == "chat" else [send])
     history.add(hub, room, m)
     room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
-    out.append(Send(tuple(room.members), m.payload))
 
 
 def _drain(hub: Hub, room: Room, out: list[Effect]) -> None:
