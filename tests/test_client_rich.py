@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from test_clientstate import EPOCH, accepted, chat, history, make, online, sent, shown
+from test_clientstate import EPOCH, RENDER, accepted, chat, history, make, online, sent, shown
 
+from wschat import display as d
 from wschat.commands import DeleteMsg, EditMsg, React, Reply, Usage, parse_line
 
 
@@ -147,3 +148,28 @@ def test_search_sends_the_words_shows_results_tagged_and_pages_on() -> None:
     s.frame({"type": "search_results", "query": "café noir", "results": [], "more": False}, 0)
     assert "Nothing more to show" in shown(s.line("/search", 0))
     assert s.unread == {}
+
+
+def test_a_live_reaction_or_edit_revises_the_message_shown_live_with_the_line_as_fallback() -> None:
+    s = make()
+    online(s)
+    s.frame(chat(1, "coffee?", reactions={"☕": ["carol"]}), 0)
+    out = s.frame(event("reaction", 2, 1, key="☕", removed=False), 0)
+    assert len(out) == 1 and isinstance(out[0].event, d.Revised)
+    rev = out[0].event
+    assert rev.key == ("general", 1) and rev.message.reactions == (("☕", 2),)
+    assert 'bob reacted ☕ to [1] "coffee?"' in RENDER.render(rev.instead)
+    rev = s.frame(event("reaction", 3, 1, key="☕", user="carol", removed=True), 0)[0].event
+    assert rev.message.reactions == (("☕", 1),) and rev.instead is None  # taken back: no line
+    rev = s.frame(event("reaction", 4, 1, key="☕", removed=True), 0)[0].event
+    assert rev.message.reactions == ()
+    rev = s.frame(event("edit", 5, 1, message="tea?"), 0)[0].event
+    assert "[1] bob: tea? (edited)" in RENDER.render(rev)
+    out = s.frame(event("delete", 6, 1), 0)  # a delete stays a line
+    assert not isinstance(out[0].event, d.Revised)
+
+
+def test_a_message_from_history_is_changed_by_a_line_not_revised() -> None:
+    s = make()
+    online(s, [chat(1, "coffee?")])
+    assert "reacted ☕ to [1]" in shown(s.frame(event("reaction", 2, 1, key="☕", removed=False), 0))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser import FIXTURES, Pages, Wire, bubble, join, say, texts
+from browser import CHAT_FILE, FIXTURES, Pages, Wire, bubble, join, say, texts
 from playwright.async_api import WebSocketRoute, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -78,7 +78,51 @@ async def test_typing_mentions_and_seen_by(pages: Pages, servers: Callable[..., 
     await expect(bubble(alice, "hi @Alice look")).to_have_class(re.compile(r"\bmention\b"))
     await expect(bubble(bob, "hi @Alice look")).not_to_have_class(re.compile(r"\bmention\b"))
     await expect(alice.locator("#typingLine")).to_have_text("")
-    await expect(bob.locator("#seenBy .avatar")).to_have_text(["A"])  # Alice has read it
+    await expect(bubble(bob, "hi @Alice look").locator(".seen-at .avatar")).to_have_text(["A"])  # read
+
+
+async def test_each_reader_is_shown_at_the_message_they_read_up_to_and_moves_with_it(
+    pages: Pages, servers: Callable[..., Any], clients: Callable[..., Any]
+) -> None:
+    server = await servers()
+    alice, bob = await two_pages(pages, server.port)
+    carol = await clients(server.port, "Carol")
+    for text in ("one", "two", "three"):
+        await say(bob, text)
+        await carol.expect("chat", message=text)
+    await carol.send({"type": "read", "room": "general", "seq": 1})  # Carol read only the first
+    for page in (alice, bob):
+        await expect(bubble(page, "one").locator(".seen-at .avatar")).to_have_text(["C"])
+    await expect(bubble(bob, "three").locator(".seen-at .avatar")).to_have_text(["A"])  # Alice, at the end
+    await expect(bubble(alice, "three").locator(".seen-at .avatar")).to_have_text(["B"])
+    dave = await pages.new()
+    await join(dave, server.port, "Dave")  # a newcomer gets everyone's place on entering
+    await expect(bubble(dave, "one").locator(".seen-at .avatar")).to_have_text(["C"])
+    await carol.send({"type": "read", "room": "general", "seq": 2})  # her place moves on
+    for page in (alice, bob, dave):
+        await expect(bubble(page, "two").locator(".seen-at .avatar")).to_have_text(["C"])
+        await expect(bubble(page, "one").locator(".seen-at")).to_have_count(0)
+    await expect(bubble(alice, "two").locator(".seen-at")).to_have_attribute("title", "Seen by Carol")
+
+
+async def test_a_readers_place_past_a_long_run_of_events_is_found_without_a_walk(pages: Pages) -> None:
+    page = await pages.new()
+    await page.goto(CHAT_FILE)
+    found = await page.evaluate(
+        """() => {
+            const msg = (seq) => ({ type: 'msg', seq });
+            const entries = [{ type: 'divider' }, msg(1), { type: 'notice' }, msg(2),
+                             { type: 'msg', seq: null }, msg(200), { type: 'notice' }, { type: 'notice' },
+                             msg(300)];
+            const bySeq = new Map(entries.filter((e) => Number.isInteger(e.seq)).map((e) => [e.seq, e]));
+            const c = { entries, bySeq, minSeq: 1, lastSeq: 400 };  // 301..400: reactions, edits
+            return [1, 2, 150, 250, 299, 300, 400, 999, 0].map((pos) => {
+                const e = wschat.readPlace(c, pos);
+                return e ? e.seq : null;
+            });
+        }"""
+    )
+    assert found == [1, 2, 2, 200, 200, 300, 300, 300, None]
 
 
 async def test_search_finds_an_accent_free_word_and_jumps_to_it(

@@ -46,7 +46,7 @@ from wschat.console import (
     termios,
     unicode_ok,
 )
-from wschat.display import Display, Notice
+from wschat.display import Display, Notice, Revised
 from wschat.protocol import CLOSE_SESSION_ENDED
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
@@ -78,6 +78,7 @@ class App:
         self.question: asyncio.Future[str] | None = None  # the input loop's next line answers it
         self.asking: str | None = None  # the question, shown as the prompt meanwhile
         console.prompt = self.prompt
+        console.on_edit = self.edited
         self.loop = asyncio.get_running_loop()
         self.interactive = state.interactive
         self.changed = asyncio.Event()
@@ -114,7 +115,7 @@ class App:
     def apply(self, effects: list[Effect]) -> None:
         for e in effects:
             if isinstance(e, Show):
-                self.show(e.event)
+                self.show(e.event, e.key)
             elif isinstance(e, Send):
                 self.send(e.frame)
             elif isinstance(e, QuitRequested):
@@ -141,8 +142,16 @@ class App:
         if wake is not None:
             self.timer = self.loop.call_at(wake, self.pump)
 
-    def show(self, event: Display) -> None:
-        self.console.show(self.renderer.render(event))
+    def edited(self, line: str) -> None:
+        if effects := self.state.edited(line, self.loop.time()):
+            self.apply(effects)
+
+    def show(self, event: Display, key: tuple[str, int] | None = None) -> None:
+        if isinstance(event, Revised):  # redrawn in place if the console can, else said in a line
+            if self.console.revise(event.key, self.renderer.render(event)) or event.instead is None:
+                return
+            event = event.instead
+        self.console.show(self.renderer.render(event), key)
 
     def say(self, text: str, kind: str = "info") -> None:
         """A notice of the client's own; with kind "" a plain line (the certificate's details)."""

@@ -38,6 +38,7 @@ ONLINE = "online"  # accepted
 @dataclass(frozen=True, slots=True)
 class Show:
     event: d.Display
+    key: tuple[str, int] | None = None  # a live room message's (room, seq): `Revised` may redraw it
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ class FrameHandlers:
     last_wait_notice: float
     _rich_fields: Callable[[dict[str, Any]], dict[str, Any]]  # from wschat.clientrich
     _history_events: Callable[[list[dict[str, Any]]], list[Effect]]
+    _live: Callable[[str, d.ChatMessage, dict[str, Any]], tuple[str, int] | None]
 
     def _on_chat(self, frame: dict[str, Any], now: float) -> list[Effect]:
         room = as_str(frame.get("room"), GENERAL)
@@ -143,7 +145,8 @@ class FrameHandlers:
             lo = view.seen.top + 1 if view.seen.ranges and seq > view.seen.top else seq
             view.seen.add(lo, seq)
         self._delivered(frame)
-        return [Show(self._message(frame))]
+        msg = self._message(frame)
+        return [Show(msg, self._live(room, msg, frame))]  # wschat.clientrich
 
     def _on_private(self, frame: dict[str, Any], now: float) -> list[Effect]:
         pid = frame.get("id")

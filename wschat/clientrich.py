@@ -6,7 +6,9 @@ read positions and unread counts. NO I/O.
 - adds to every room message shown its number (`[N]`, its seq: what the commands refer to), the
   quote of the message it answers, its reactions and an "(edited)" mark;
 - shows `reaction`, `edit` and `delete` events (live, or missed while away and carried by the
-  resume) as lines naming the message they change, each once (by seq, like messages);
+  resume) as lines naming the message they change, each once (by seq, like messages); a live
+  reaction or edit to a message shown live not long ago is `Revised`: the terminal redraws that
+  message in place while it is still on screen, and shows the line otherwise;
 - answers `/react`, `/reply`, `/edit` and `/delete` (`wschat.commands`). A reply is a chat
   message (it goes through the outbox); the others are sent only while connected;
 - marks messages that mention you (`mentions_you`, or your name in `mentions`): highlighted,
@@ -18,13 +20,15 @@ read positions and unread counts. NO I/O.
 - `/search words` sends `search` and shows the results (tagged with their room); `/search`
   alone asks for the next, older page of the last search.
 
-A line-based terminal cannot redraw a message printed earlier, so a change is a line of its own.
+A line-based output (a pipe, a file) cannot redraw a message printed earlier, so there a change
+is a line of its own.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from wschat import display as d
@@ -36,6 +40,7 @@ from wschat.roomview import RoomView
 EVENT_TYPES = frozenset(("reaction", "edit", "delete"))
 TALK = (Say, React, Reply, EditMsg, DeleteMsg)  # lines that talk in the current room: it is read
 TEXTS_KEPT = 2000  # messages remembered, to name them in event lines and for /edit
+LIVE_KEPT = 200  # live messages remembered as shown, to redraw (more than a screen holds)
 
 
 class RichFrames:
@@ -52,6 +57,7 @@ class RichFrames:
     read_pos: dict[str, int]  # room -> my read position
     unread: dict[str, dict[int, bool]]  # room -> seq of an unread message -> it mentions me
     searching: dict[str, Any]  # the last search: query, and the id to page from (absent: no more)
+    live: OrderedDict[tuple[str, int], tuple[d.ChatMessage, dict[str, list[str]]]]  # as shown, who reacted
 
     _queue: Callable[[dict[str, Any], str], list[Effect]]  # from TypedLines
     _tag: Callable[[Any], str | None]  # from FrameHandlers
@@ -85,6 +91,41 @@ class RichFrames:
         edited = bool(m.get("edited_at"))
         return {"seq": seq, "quote": quote, "reactions": reactions, "edited": edited, "mention": mention}
 
+    def _live(self, room: str, msg: d.ChatMessage, m: dict[str, Any]) -> tuple[str, int] | None:
+        """A room message shown live: remembered (and who reacted with what) so that a reaction or
+        an edit can redraw it; its key, for the terminal to find it again."""
+        if msg.seq is None:
+            return None
+        raw = m.get("reactions")
+        names = (
+            {k: [n for n in v if isinstance(n, str)] for k, v in raw.items() if isinstance(v, list)}
+            if isinstance(raw, dict)
+            else {}
+        )
+        key = (room, msg.seq)
+        self.live[key] = (msg, names)
+        self.live.move_to_end(key)
+        if len(self.live) > LIVE_KEPT:
+            self.live.popitem(last=False)
+        return key
+
+    def _revised(self, f: dict[str, Any]) -> tuple[tuple[str, int], d.ChatMessage] | None:
+        """A live reaction or edit to a message shown live: that message as it is now."""
+        key = (as_str(f.get("room"), "general"), as_int(f.get("target")) or 0)
+        shown = self.live.get(key)
+        if shown is None or f.get("type") not in ("reaction", "edit"):
+            return None
+        msg, names = shown
+        if f.get("type") == "edit":
+            msg = replace(msg, text=as_str(f.get("message")), edited=True)
+        else:
+            k, who = as_str(f.get("key")), as_str(f.get("username"))
+            people = [n for n in names.get(k, []) if n != who] + ([] if f.get("removed") else [who])
+            names = {**names, k: people} if people else {n: v for n, v in names.items() if n != k}
+            msg = replace(msg, reactions=tuple((n, len(v)) for n, v in names.items() if v))
+        self.live[key] = (msg, names)
+        return key, msg
+
     def _fresh(self, room: str, seq: int | None) -> bool:
         """Whether a room frame with `seq` is new (and mark it seen); frames come in seq order."""
         if seq is None:
@@ -101,6 +142,8 @@ class RichFrames:
         if not self._fresh(room, as_int(frame.get("seq"))):
             return []
         event = self._event_line(frame)
+        if (revised := self._revised(frame)) is not None:
+            return [Show(d.Revised(*revised, event))]
         return [Show(event)] if event is not None else []
 
     def _event_line(self, f: dict[str, Any]) -> d.RoomEvent | None:

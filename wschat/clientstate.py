@@ -10,7 +10,9 @@ and answers with effects for the I/O layer to carry out, in order:
 - `Stop(status, message)`: give up now with this exit status and sentence.
 
 Calling rule: `opened()` when a WebSocket connects, `closed()` when it goes; `frame()` for each
-decoded server frame, `line()` for each typed line, and after any of them `pump(now)`, which
+decoded server frame, `line()` for each typed line, `edited()` each time the line being typed
+changes (an interactive terminal only: it may tell the room the user is typing, see
+`wschat.clienttyping`), and after any of them `pump(now)`, which
 returns the frames that are due (the login, outbox messages paced under the server's rate limit,
 history pages to retry) and when to call it again.
 
@@ -53,11 +55,14 @@ from wschat.clientframes import (
 )
 from wschat.clientlines import TypedLines
 from wschat.clientrich import TALK, RichFrames
+from wschat.clienttyping import OwnTyping
 from wschat.commands import (
     History,
     Join,
     Leave,
+    Reply,
     Rooms,
+    Say,
     Users,
     parse_line,
 )
@@ -134,6 +139,8 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
         self.read_pos: dict[str, int] = {}
         self.unread: dict[str, dict[int, bool]] = {}
         self.searching: dict[str, Any] = {}
+        self.own_typing = OwnTyping()
+        self.live: OrderedDict[tuple[str, int], tuple[d.ChatMessage, dict[str, list[str]]]] = OrderedDict()
 
     # ------------------------------------------------------------ questions
 
@@ -204,6 +211,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
         self.paging.clear()
         self.page_retry.clear()
         self.page_told.clear()
+        self.own_typing.forget()
         for item in self.outbox.values():
             item.waited = True
 
@@ -252,16 +260,28 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
     def line(self, text: str, now: float) -> list[Effect]:
         """A line the user typed (a name while naming, else a message or a command)."""
         talks = not self.naming and isinstance(parse_line(text), TALK)
-        out = self._typed(text, now)
+        out: list[Effect] = [Send(f) for f in self.own_typing.stop(now)]  # the line is done
+        out += self._typed(text, now)
         if talks:  # what was shown in the room the user talks in has been read
             out += self._mark_read()
         return self._filter(out)
+
+    def edited(self, text: str, now: float) -> list[Effect]:
+        """The line being typed is now `text` (not yet sent): maybe tell the room we type."""
+        says = self.online and self.interactive and isinstance(parse_line(text), (Say, Reply))
+        return [Send(f) for f in self.own_typing.edited(self.current if says else None, now)]
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
         if handler is None:  # unknown types are for newer clients
             return []
-        return self._filter(handler(self, frame, now))
+        out = handler(self, frame, now)
+        was = self.own_typing.room
+        if was is not None and was != self.current:  # we talk somewhere else now
+            stop = self.own_typing.stop(now)
+            if was in self.joined:  # (a room left has dropped our typing itself)
+                out = [Send(f) for f in stop] + out
+        return self._filter(out)
 
     def _on_username_accepted(self, frame: dict[str, Any], now: float) -> list[Effect]:
         self.me = as_str(frame.get("username"), self.name or "")

@@ -120,6 +120,17 @@ class RoomInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Revised:
+    """A message shown live earlier changed (a reaction, an edit): `message` as it is now, to be
+    redrawn where it was printed (`key`: its room and seq) while that is still on screen; where the
+    terminal cannot, `instead` is shown as a line of its own (None: nothing to say)."""
+
+    key: tuple[str, int]
+    message: ChatMessage
+    instead: RoomEvent | None
+
+
+@dataclass(frozen=True, slots=True)
 class RoomList:
     rooms: tuple[RoomInfo, ...]
     current: str | None
@@ -142,4 +153,5 @@ Display = (
     | RoomList
     | HelpText
     | RoomEvent
+    | Revised
 )

@@ -35,6 +35,7 @@ from wschat.display import (
     Notice,
     Presence,
     PrivateMessage,
+    Revised,
     RoomEvent,
     RoomJoined,
     RoomList,
@@ -251,6 +252,10 @@ class Renderer:
             out += "\n" + " " * 8 + self.paint(chips, GREY)
         return out
 
+    def revised(self, e: Revised) -> str:
+        """The message as it is now, to redraw in place (no second bell for a mention)."""
+        return self.chat(e.message).replace("\a", "")
+
     def room_event(self, e: RoomEvent) -> str:
         who = self.name(e.who, e.mine)
         return f"{self.hhmm(e.timestamp)} {self.room_tag(e.tag)}{self.sym('info')} {who} {escape(e.text)}"
@@ -314,6 +319,7 @@ class Renderer:
 _RENDER: dict[type, Callable[[Renderer, Any], str]] = {
     Notice: Renderer.notice,
     ChatMessage: Renderer.chat,
+    Revised: Renderer.revised,
     PrivateMessage: Renderer.private,
     Presence: Renderer.presence,
     Announcement: Renderer.announcement,
@@ -332,6 +338,17 @@ _RENDER: dict[type, Callable[[Renderer, Any], str]] = {
 def seconds(delay: float) -> str:
     """A delay as people read it: '2s', '30s'."""
     return f"{max(1, round(delay))}s"
+
+
+_INVISIBLE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x1f\x7f]")
+
+
+def rows(text: str, columns: int) -> int:
+    """Terminal rows that printing `text` (rendered: colour and hyperlinks included) and a newline
+    takes at `columns` wide: each of its lines wraps on its own."""
+    columns = max(columns, 1)
+    widths = (display_width(_INVISIBLE.sub("", line)) for line in text.split("\n"))
+    return sum(max(1, -(-w // columns)) for w in widths)
 
 
 def display_width(text: str) -> int:
