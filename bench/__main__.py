@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import loadgen, report
+from bench import cluster, loadgen, report
 from bench.machine import loadavg
 from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
-ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing")
+ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "cluster")
 
 
 def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
@@ -76,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 "page": lambda: [bench.page()],
                 "typing": lambda: [bench.typing()],
+                "cluster": lambda: cluster.run_all(bench),
             }
             for name in ONLY:
                 if name in args.only:
                     steps[name]()
         else:
             bench.all()
+            cluster.run_all(bench)
     finally:
         bench.close()
     elapsed = time.time() - started
