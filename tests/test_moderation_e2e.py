@@ -141,6 +141,8 @@ async def test_an_invite_only_room_is_invisible_to_outsiders() -> None:
         assert "secret" not in {r["name"] for r in (await bob.expect("rooms"))["rooms"]}
         await carol.send({"type": "list_rooms"})
         assert "secret" in {r["name"] for r in (await carol.expect("rooms"))["rooms"]}
+        await bob.send({"type": "get_users", "room": "secret"})
+        assert (await bob.expect("error"))["code"] == "no_such_room"
         await bob.send({"type": "join", "room": "secret"})
         assert (await bob.expect("error"))["code"] == "invite_only"
         await bob.send({"type": "invite", "room": "secret", "username": "Bob"})

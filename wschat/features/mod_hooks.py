@@ -3,6 +3,7 @@
 - `admit` (from `hub.rooms.enter`): a room ban or an invite-only room refuses entry;
 - `entered`: the first account in a new room becomes its creator; the joiner gets `room_info`
   when the room has a creator, a topic or is invite-only, or the joiner may moderate it;
+- `get_users` of an invite-only room answers `no_such_room` to who may not enter it;
 - the handlers of `set_username`, `register` and `login` are wrapped: a server ban refuses them
   (a guest by address, so a new guest name from that address is refused too); those of `chat`
   and `private` refuse a muted sender (`muted`, with `retry_after`);
@@ -23,7 +24,7 @@ from wschat.features.mod_book import REREAD, remaining, subject_of
 from wschat.features.mod_records import ModState, ReadModeration, Restriction
 from wschat.hub.handlers import HANDLERS
 from wschat.hub.state import GENERAL, Room, Session
-from wschat.names import name_key
+from wschat.names import InvalidName, check_room, name_key
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -115,6 +116,18 @@ def _private_check(hub: Hub, s: Session, req: p.Private, now: float) -> list[Eff
     return _muted(hub, s, None, now, req.client_msg_id)
 
 
+def _users_check(hub: Hub, s: Session, req: p.GetUsers, now: float) -> list[Effect] | None:
+    """An invite-only room's members are not shown to outsiders (as if there were no room)."""
+    try:
+        name = check_room(req.room)
+    except InvalidName:
+        return None  # the handler says what is wrong with the name
+    if not hub.moderation.hidden(hub, s, name):
+        return None
+    return [hub.error(s, p.NO_SUCH_ROOM, f"There is no room '{name}'.")]
+
+
+_wrap(p.GetUsers, _users_check)
 _wrap(p.SetUsername, _guest_check)
 _wrap(p.Register, _guest_check)
 _wrap(p.Login, _login_check)
