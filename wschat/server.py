@@ -42,6 +42,8 @@ from wschat.admission import Admission, bind_error, dual_stack_socket
 from wschat.banner import banner
 from wschat.cli import DEFAULT_DB, StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
+from wschat.media import MediaStore, WithMedia
+from wschat.mediaserve import MediaResponse
 from wschat.output import Backpressure
 from wschat.routes import Routes, own_origins
 from wschat.store import Store, StoreError, open_store
@@ -95,6 +97,10 @@ class ChatServer(Backpressure):
             synchronous=opts.synchronous,
             history_cap=opts.max_messages_per_room,
         )
+        self.media = MediaStore(
+            opts.media_dir, self.loop.call_soon_threadsafe, quota_bytes=opts.media_quota_bytes
+        )
+        self.store = WithMedia(self.store, self.media)  # media commands go to the media store
         try:
             snapshot = await asyncio.to_thread(self.store.load)
         except StoreError as exc:
@@ -178,6 +184,12 @@ class ChatServer(Backpressure):
         self.paused.discard(ws)
         self.behind.discard(ws)
 
+    def take_over(self, ws: ChatConnection, method: str, target: str) -> MediaResponse | None:
+        """Shared files are streamed by wschat.mediaserve, not answered whole by websockets."""
+        if not target.startswith("/media/"):
+            return None
+        return MediaResponse(self.media, method, target, functools.partial(self.released, ws))
+
     def _process_request(self, ws: ChatConnection, request: Request) -> Response | None:
         kind = self.routes.route(request)
         if isinstance(kind, Response):
@@ -207,7 +219,7 @@ class ChatServer(Backpressure):
                 if isinstance(message, str):
                     self.on_text(ws, message)
                 else:
-                    self.on_binary(ws)
+                    self.on_binary(ws, message)
         except ConnectionClosed:
             pass
         finally:
@@ -256,9 +268,9 @@ class ChatServer(Backpressure):
             ws.name = session.name
             log.info("client %d (%s) is %r", ws.cid, ws.ip, ws.name)
 
-    def on_binary(self, ws: ChatConnection) -> None:
+    def on_binary(self, ws: ChatConnection, data: bytes) -> None:
         if not ws.closing:
-            self.run(self.hub.binary(ws.cid, time.time()))
+            self.run(self.hub.binary(ws.cid, data, time.time()))
 
     # -- carrying out the hub's actions
 

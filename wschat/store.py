@@ -26,6 +26,7 @@ crowd paging old history never delays a join.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -130,17 +131,27 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
 """
-_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id, file"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _STOP = object()
 
 
 def _row(m: Message) -> tuple:
-    return (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+    file = json.dumps(m.file) if m.file is not None else None
+    return (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
 
 
 def _message(row: tuple) -> Message:
-    return Message(*row)
+    m = Message(*row[:9])
+    if row[9] is not None:
+        m.file = json.loads(row[9])
+    return m
+
+
+def _add_file_column(db: sqlite3.Connection) -> None:
+    """Databases made before file sharing get the `file` column (a shared file's JSON object)."""
+    if "file" not in {row[1] for row in db.execute("PRAGMA table_info(messages)")}:
+        db.execute("ALTER TABLE messages ADD COLUMN file TEXT")
 
 
 class SQLiteStore(Store):
@@ -209,6 +220,7 @@ class SQLiteStore(Store):
         if mode.lower() != "wal" and self.path != ":memory:":
             raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
         db.executescript(_SCHEMA)
+        _add_file_column(db)
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
         snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
+from wschat.features import files
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -165,4 +166,6 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Join: (join, True),
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
+    p.UploadBegin: (files.upload_begin, True),
+    p.UploadCancel: (files.upload_cancel, True),
 }

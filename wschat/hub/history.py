@@ -26,7 +26,9 @@ def _seq(m: Message) -> int:
 
 
 def chat_payload(m: Message) -> bytes:
-    return outbound.chat(str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id)
+    return outbound.chat(
+        str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file
+    )
 
 
 def add(hub: Hub, room: Room, m: Message) -> None:
