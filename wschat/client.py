@@ -30,9 +30,10 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from wschat import clientjobs
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
-from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequested, Send, Show, Stop
+from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, Job, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
 from wschat.console import (
     Console,
@@ -85,6 +86,7 @@ class App:
         self.ws: ClientConnection | None = None
         self.outq: asyncio.Queue[str] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.jobs: set[asyncio.Future[None]] = set()  # file transfers (wschat.clientjobs)
 
     # -- plumbing
 
@@ -117,6 +119,8 @@ class App:
                 self.request_quit()
             elif isinstance(e, Stop):
                 self.give_up(e.status, e.message)
+            elif isinstance(e, Job):
+                clientjobs.start(self, e)
         self.pump()
         self.console.refresh()
         self.notify()

@@ -55,7 +55,15 @@ class Stop:
     message: str
 
 
-Effect = Show | Send | QuitRequested | Stop
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Work for the I/O layer (`wschat.clientjobs`): read, send or save a file."""
+
+    kind: str
+    args: dict[str, Any]
+
+
+Effect = Show | Send | QuitRequested | Stop | Job
 
 
 @dataclass(slots=True)
@@ -148,7 +156,8 @@ class FrameHandlers:
         if isinstance(cmid, str) and sender == self.me:
             self.outbox.pop(cmid, None)
         mine = bool(self.me) and sender == self.me
-        event = d.PrivateMessage(sender, as_str(frame.get("to")), as_str(frame.get("message")),
+        text = self._file_text(frame) or as_str(frame.get("message"))  # type: ignore[attr-defined]
+        event = d.PrivateMessage(sender, as_str(frame.get("to")), text,
                                  as_str(frame.get("timestamp")) or None, mine)  # fmt: skip
         self._release_held((sender,))
         return [Show(event)]
@@ -199,6 +208,8 @@ class FrameHandlers:
         code = as_str(frame.get("code"))
         reason = as_str(frame.get("message")) or f"The server refused a request ({code})."
         cmid = frame.get("client_msg_id")
+        if (upload := self._upload_refused(cmid, reason)) is not None:  # type: ignore[attr-defined]
+            return upload
         item = self.outbox.get(cmid) if isinstance(cmid, str) else None
         if item is not None:
             return self._refused(item, code, reason, as_num(frame.get("retry_after"), 2.0), now)
@@ -259,7 +270,8 @@ class FrameHandlers:
         sender = as_str(m.get("username"))
         mine = bool(self.me) and sender == self.me
         stamp = as_str(m.get("timestamp")) or None
-        return d.ChatMessage(sender, as_str(m.get("message")), stamp, self._tag(m.get("room")), mine)
+        text = self._file_text(m) or as_str(m.get("message"))  # type: ignore[attr-defined]
+        return d.ChatMessage(sender, text, stamp, self._tag(m.get("room")), mine)
 
     def _delivered(self, msg: dict[str, Any]) -> None:
         cmid = msg.get("client_msg_id")

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wschat import display as d
+from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
     CONNECTED,
     GENERAL,
@@ -39,6 +40,7 @@ from wschat.clientframes import (
     ONLINE,
     Effect,
     FrameHandlers,
+    Job,
     Outgoing,
     QuitRequested,
     Send,
@@ -69,6 +71,7 @@ __all__ = [
     "NO_SEQ_BELOW",
     "ClientState",
     "Effect",
+    "Job",
     "QuitRequested",
     "Send",
     "SeqSet",
@@ -77,7 +80,7 @@ __all__ = [
 ]
 
 
-class ClientState(TypedLines, FrameHandlers):
+class ClientState(TypedLines, FrameHandlers, FileTransfers):
     def __init__(
         self,
         *,
@@ -114,6 +117,7 @@ class ClientState(TypedLines, FrameHandlers):
         self.max_chars = 4000
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
+        self._init_files()
 
     # ------------------------------------------------------------ questions
 
@@ -138,7 +142,7 @@ class ClientState(TypedLines, FrameHandlers):
     def prompt(self) -> str:
         if self.phase == NAMING:
             return "Enter your username: "
-        where = f"#{self.current}" if self.current else "(no room)"
+        where = self.progress_text() + (f"#{self.current}" if self.current else "(no room)")
         if self.online:
             return f"{where}> "
         return f"(offline) {where}> " if self.logins else f"(connecting) {where}> "
@@ -195,6 +199,7 @@ class ClientState(TypedLines, FrameHandlers):
             else:
                 wake = self.login_at
         if self.phase == ONLINE:
+            self._pump_uploads(frames)
             wake = self._pump_pages(now, frames)
             out_wake = self._pump_outbox(now, frames)
             wake = out_wake if wake is None or (out_wake is not None and out_wake < wake) else wake
@@ -332,4 +337,6 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "rooms": ClientState._on_rooms,
     "system": ClientState._on_system,
     "error": ClientState._on_error,
+    "upload_ready": ClientState._on_upload_ready,
+    "upload_done": ClientState._on_upload_done,
 }

@@ -78,6 +78,17 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    file_id: str
+    folder: str = "."
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -89,7 +100,23 @@ class Usage:
     message: str
 
 
-Command = Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
+Command = (
+    Nothing
+    | Say
+    | Help
+    | Quit
+    | Users
+    | Rooms
+    | Join
+    | Leave
+    | Msg
+    | History
+    | Drop
+    | Upload
+    | Download
+    | Unknown
+    | Usage
+)
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -98,6 +125,8 @@ HELP: list[tuple[str, str]] = [
     ("/rooms", "list rooms and who is in them"),
     ("/users", "who is online in the current room (or /users ROOM)"),
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
+    ("/upload PATH", "share a file in the current room (or conversation, after /msg); resumes after a drop"),
+    ("/download ID [DIR]", "save a shared file (its ID is shown with it) into DIR (default: here)"),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
     ("/help", "this list"),
@@ -161,6 +190,18 @@ def _history(arg: str) -> Command:
     return History(int(arg))
 
 
+def _upload(arg: str) -> Command:
+    path = arg.strip().strip('"')
+    return Upload(path) if path else Usage("Usage: /upload PATH (a file to share in the current room)")
+
+
+def _download(arg: str) -> Command:
+    file_id, _, folder = arg.strip().partition(" ")
+    if not file_id:
+        return Usage("Usage: /download ID [DIR] (the ID shown with the file)")
+    return Download(file_id, folder.strip().strip('"') or ".")
+
+
 _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("help", "?", "h"), lambda _: Help()),
     **dict.fromkeys(("quit", "exit", "q"), lambda _: Quit()),
@@ -171,6 +212,8 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("msg", "m", "w", "whisper"), _msg),
     "drop": lambda _: Drop(),
     "history": _history,
+    **dict.fromkeys(("upload", "up", "send"), _upload),
+    **dict.fromkeys(("download", "get"), _download),
 }
 
 
