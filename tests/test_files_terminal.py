@@ -27,7 +27,10 @@ async def test_upload_from_the_terminal_reaches_a_websocket_client_byte_for_byte
     await t.expect("Uploading report final.bin (683.6 KB) to #general")
     await t.expect("Uploaded report final.bin to #general.")
     got = await bob.expect("chat", username="alice")
-    assert got["file"]["name"] == "report final.bin" and got["file"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (
+        got["file"]["name"] == "report final.bin"
+        and got["file"]["sha256"] == hashlib.sha256(data).hexdigest()
+    )
     assert (await get(server.port, got["file"]["url"]))[2] == data
     await t.expect(f"ID {got['file']['id'][:8]}")  # its own message, as a file line
     assert "↑ report final.bin" in t.log.getvalue()  # the progress bar on the prompt line
@@ -51,7 +54,9 @@ async def test_a_shared_file_shows_as_a_line_and_downloads_into_a_folder(
     await t.expect("There is no file with the ID zzzz in this chat.")
 
 
-async def test_uploading_a_missing_file_says_so(server: ChatServer, terms: list[Term], tmp_path: Path) -> None:
+async def test_uploading_a_missing_file_says_so(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
     t = await login_term(terms, server.port, "alice")
     t.type(f"/upload {tmp_path / 'nope.txt'}")
     await t.expect("Cannot share")
