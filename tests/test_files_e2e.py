@@ -291,3 +291,42 @@ async def test_twenty_parallel_downloads_of_a_25_mb_file_keep_memory_bounded(tmp
             writer.close()
     finally:
         await server.astop()
+
+
+async def test_a_file_message_keeps_its_file_in_the_history_after_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    server = await start_server(db=db)  # media under tmp_path/files, next to the database
+    try:
+        alice = await logged_in(server.port, "Alice")
+        file = (await upload(alice, "plan.txt", b"the plan\n"))["file"]
+        await alice.expect("chat", username="Alice")
+    finally:
+        await server.stop()
+    assert (tmp_path / "files" / "ids" / f"{file['id']}.json").exists()
+    server = await start_server(db=db)
+    try:
+        bob = await Client.open(server.port)
+        await bob.send({"type": "set_username", "username": "Bob"})
+        history = await bob.expect("history", room="general")
+        assert [m["file"] for m in history["messages"] if "file" in m] == [file]
+        assert (await get(server.port, file["url"]))[2] == b"the plan\n"
+    finally:
+        await server.stop()
+
+
+async def test_two_server_processes_sharing_one_media_dir_serve_each_others_files(tmp_path: Path) -> None:
+    shared = str(tmp_path / "shared-files")
+    one = await asyncio.to_thread(ServerProcess("--media-dir", shared).wait_ready)
+    two = await asyncio.to_thread(ServerProcess("--media-dir", shared).wait_ready)
+    try:
+        alice = await logged_in(one.port, "Alice")
+        bob = await logged_in(two.port, "Bob")
+        data = os.urandom(50_000)
+        file = (await upload(alice, "a.bin", data, to="Alice"))["file"]
+        assert (await get(two.port, file["url"]))[2] == data  # served by the other process
+        again = await begin(bob, "same.bin", data, to="Bob")  # stored once for both
+        assert again["type"] == "upload_done"
+        assert (await get(one.port, again["file"]["url"]))[2] == data
+    finally:
+        await one.astop()
+        await two.astop()
