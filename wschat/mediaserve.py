@@ -35,8 +35,7 @@ SAFE_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Content-Security-Policy", "sandbox; default-src 'none'"),
     ("Referrer-Policy", "no-referrer"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-)
+)  # no Cross-Origin-Resource-Policy: the page opened from disk shows the images too
 
 
 def head(status: int, headers: list[tuple[str, str]]) -> bytes:
