@@ -253,23 +253,3 @@ class MediaStore:
 
 
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-class WithMedia:
-    """The chat's store and the media store behind one `execute()`: each command goes to its own."""
-
-    def __init__(self, store: Any, media: MediaStore) -> None:
-        self.store, self.media = store, media
-
-    def load(self) -> Any:
-        return self.store.load()
-
-    def execute(self, command: Command, done: Done) -> None:
-        if type(command) in MediaStore.executors:
-            self.media.execute(command, done)
-        else:
-            self.store.execute(command, done)
-
-    def close(self) -> None:
-        self.store.close()
-        self.media.close()

@@ -42,7 +42,7 @@ from wschat.admission import Admission, bind_error, dual_stack_socket
 from wschat.banner import banner
 from wschat.cli import DEFAULT_DB, StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
-from wschat.media import MediaStore, WithMedia
+from wschat.media import MediaStore
 from wschat.mediaserve import MediaResponse
 from wschat.output import Backpressure
 from wschat.routes import Routes, own_origins
@@ -97,14 +97,11 @@ class ChatServer(Backpressure):
             synchronous=opts.synchronous,
             history_cap=opts.max_messages_per_room,
         )
-        self.media = MediaStore(
-            opts.media_dir, self.loop.call_soon_threadsafe, quota_bytes=opts.media_quota_bytes
-        )
-        self.store = WithMedia(self.store, self.media)  # media commands go to the media store
         try:
             snapshot = await asyncio.to_thread(self.store.load)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
+        self._open_media()
         self.hub = Hub(hub_config(opts), snapshot)
         tls = self.ssl is not None
         self.routes = Routes(frozenset(), tls=tls, strict_origin=opts.strict_origin, stats=self.hub.stats)
@@ -118,6 +115,20 @@ class ChatServer(Backpressure):
         self.old_handler = self.loop.get_exception_handler()
         self.loop.set_exception_handler(self.admission.loop_exception)
         self._spawn(self._ticker())
+
+    def _open_media(self) -> None:
+        """The media store, after the database: a bad --db path is reported before a folder is made."""
+        opts = self.opts
+        try:
+            self.media = MediaStore(
+                opts.media_dir, self.loop.call_soon_threadsafe, quota_bytes=opts.media_quota_bytes
+            )
+        except OSError as exc:
+            self.store.close()
+            raise StartupError(
+                f"Cannot use the media folder {opts.media_dir}: {exc.strerror or exc}."
+            ) from None
+        self.store.attach(dict.fromkeys(MediaStore.executors, self.media.execute))  # go through one execute()
 
     async def _listen(self) -> Server:
         opts = self.opts
@@ -148,6 +159,7 @@ class ChatServer(Backpressure):
         self.run(self.hub.shutdown_notice(time.time()))
         self._flush()
         await asyncio.to_thread(self.store.close)  # commits what is queued
+        await asyncio.to_thread(self.media.close)
         await asyncio.sleep(0)  # deliver the acknowledgements that commit produced
         self._flush()
         for task in self.tasks:

@@ -33,8 +33,9 @@ import queue
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
@@ -54,12 +55,21 @@ class Store:
     notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
     # command class -> the name of the method that executes it: method(command, done)
     executors: ClassVar[dict[type[Command], str]] = {}
+    # another store's commands (the media store's), set by attach(); empty and read-only until then
+    attached: Mapping[type[Command], Callable[[Any, Done], None]] = MappingProxyType({})
 
     def load(self) -> Snapshot:
         raise NotImplementedError
 
+    def attach(self, executors: dict[type[Command], Callable[[Any, Done], None]]) -> None:
+        """Commands that another store carries out (the media store) but that come through here."""
+        self.attached = {**self.attached, **executors}
+
     def execute(self, command: Command, done: Done) -> None:
         """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
+        if (other := self.attached.get(type(command))) is not None:
+            other(command, done)
+            return
         method = self.executors.get(type(command))
         if method is None:
             self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
