@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import os
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -229,12 +230,38 @@ async def test_a_private_file_reaches_only_the_two_ends(media_server: ChatServer
     assert not [f for f in carol.drain() if "file" in f]
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says width × height (its pixel data is a small image's): a bomb's header."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(out, format="PNG")
+    data = bytearray(out.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")  # IHDR width, height
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # its CRC
+    return bytes(data)
+
+
 async def test_a_decompression_bomb_is_refused(media_server: ChatServer) -> None:
     alice = await logged_in(media_server.port, "Alice")
     out = io.BytesIO()
     Image.new("1", (20_000, 20_000)).save(out, format="PNG")  # 400 Mpixels in a few KB
     err = await upload(alice, "bomb.png", out.getvalue())
     assert err["type"] == "error" and err["code"] == "file_too_large" and "pixels" in err["message"]
+
+
+async def test_a_bomb_under_pillows_own_limit_is_refused_without_the_servers_memory_jumping(
+    tmp_path: Path,
+) -> None:
+    server = await asyncio.to_thread(ServerProcess("--media-dir", str(tmp_path / "f")).wait_ready)
+    try:
+        alice = await logged_in(server.port, "Alice")
+        before = _rss_kb(server.proc.pid)
+        # 12,000 × 12,000 RGB: 144 Mpixels (under Pillow's 179 M bomb error), 430 MB decoded
+        err = await upload(alice, "bomb.png", png_claiming(12_000, 12_000))
+        assert err["code"] == "file_too_large" and "12000×12000" in err["message"]
+        assert (_rss_kb(server.proc.pid) - before) / 1024 < 50
+        assert (await upload(alice, "fine.png", png(300, 200)))["type"] == "upload_done"  # still serving
+    finally:
+        await server.astop()
 
 
 async def test_unknown_media_ids_are_404_with_safe_headers(media_server: ChatServer) -> None:
