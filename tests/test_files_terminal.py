@@ -61,3 +61,17 @@ async def test_uploading_a_missing_file_says_so(
     t.type(f"/upload {tmp_path / 'nope.txt'}")
     await t.expect("Cannot share")
     await t.expect("nope.txt")
+
+
+async def test_upload_to_a_person_is_a_private_file(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    bob = await logged_in(server.port, "Ann Lee")
+    src = tmp_path / "for-ann.txt"
+    src.write_bytes(b"just for you\n")
+    t = await login_term(terms, server.port, "alice")
+    t.type(f'/upload "@Ann Lee" {src}')
+    await t.expect("Uploaded for-ann.txt to Ann Lee.")
+    got = await bob.expect("private", username="alice")
+    assert got["file"]["name"] == "for-ann.txt" and got["to"] == "Ann Lee"
+    await t.expect("📎 for-ann.txt (13 B, text/plain")  # shown on the sender's side too

@@ -45,6 +45,10 @@ def file_line(file: dict[str, Any]) -> str:
     return f"📎 {name} ({human_size(size)}, {file.get('mime', '?')}) · ID {fid} · /download {fid}"
 
 
+def _where(room: str | None, to: str | None) -> str:
+    return f"#{room}" if to is None else to
+
+
 @dataclass(slots=True)
 class PendingUpload:
     cmid: str
@@ -52,7 +56,8 @@ class PendingUpload:
     name: str
     size: int
     sha256: str
-    room: str
+    room: str | None
+    to: str | None = None
     sent_gen: int = -1  # the connection its upload_begin went on; sent again on any other
 
 
@@ -72,9 +77,11 @@ class FileTransfers:
 
     def _file_command(self, cmd: Any) -> list[Effect] | None:
         if isinstance(cmd, Upload):
+            if cmd.to is not None:
+                return [Job("hash", {"path": cmd.path, "room": None, "to": cmd.to})]
             if self.current is None:
                 return [note("You are in no room; /join ROOM first, then /upload PATH.", "error")]
-            return [Job("hash", {"path": cmd.path, "room": self.current})]
+            return [Job("hash", {"path": cmd.path, "room": self.current, "to": None})]
         if isinstance(cmd, Download):
             hits = [f for fid, f in self.files.items() if fid.startswith(cmd.file_id)]
             if len(hits) != 1:
@@ -87,10 +94,12 @@ class FileTransfers:
 
     # -- results of the I/O jobs
 
-    def upload_hashed(self, path: str, name: str, size: int, sha256: str, room: str) -> list[Effect]:
+    def upload_hashed(
+        self, path: str, name: str, size: int, sha256: str, room: str | None, to: str | None = None
+    ) -> list[Effect]:
         cmid = self.new_id()
-        self.uploads[cmid] = PendingUpload(cmid, path, name, size, sha256, room)
-        return [note(f"Uploading {name} ({human_size(size)}) to #{room}…", "queued")]
+        self.uploads[cmid] = PendingUpload(cmid, path, name, size, sha256, room, to)
+        return [note(f"Uploading {name} ({human_size(size)}) to {_where(room, to)}…", "queued")]
 
     def job_failed(self, key: str, text: str) -> list[Effect]:
         self.transfers.pop(key, None)
@@ -117,9 +126,10 @@ class FileTransfers:
         for up in self.uploads.values():
             if up.sent_gen != self.gen:
                 up.sent_gen = self.gen
+                target = {"to": up.to} if up.to is not None else {"room": up.room}
                 frames.append(
                     {"type": "upload_begin", "name": up.name, "size": up.size, "sha256": up.sha256,
-                     "room": up.room, "client_msg_id": up.cmid}
+                     **target, "client_msg_id": up.cmid}
                 )  # fmt: skip
 
     def _on_upload_ready(self, frame: dict[str, Any], now: float) -> list[Effect]:
@@ -134,7 +144,7 @@ class FileTransfers:
         if up is None:
             return []
         self.transfers.pop(up.cmid, None)
-        return [note(f"Uploaded {up.name} to #{up.room}.", "ok")]
+        return [note(f"Uploaded {up.name} to {_where(up.room, up.to)}.", "ok")]
 
     def _upload_refused(self, cmid: Any, reason: str) -> list[Effect] | None:
         up = self.uploads.pop(cmid, None) if isinstance(cmid, str) else None

@@ -80,6 +80,7 @@ class Drop:
 @dataclass(frozen=True, slots=True)
 class Upload:
     path: str
+    to: str | None = None  # a private file for this person; else the current room
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ HELP: list[tuple[str, str]] = [
     ("/rooms", "list rooms and who is in them"),
     ("/users", "who is online in the current room (or /users ROOM)"),
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
-    ("/upload PATH", "share a file in the current room (or conversation, after /msg); resumes after a drop"),
+    ("/upload PATH", "share a file in the current room; /upload @USER PATH privately; resumes after a drop"),
     ("/download ID [DIR]", "save a shared file (its ID is shown with it) into DIR (default: here)"),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
@@ -191,8 +192,17 @@ def _history(arg: str) -> Command:
 
 
 def _upload(arg: str) -> Command:
+    usage = Usage(
+        'Usage: /upload PATH (to the current room) or /upload @USER PATH (privately; "@Ann Lee" PATH)'
+    )
+    to = None
+    if arg.startswith(("@", '"@')):
+        split = _split_name(arg.replace("@", "", 1))
+        if split is None or not split[0] or not split[1]:
+            return usage
+        to, arg = split
     path = arg.strip().strip('"')
-    return Upload(path) if path else Usage("Usage: /upload PATH (a file to share in the current room)")
+    return Upload(path, to) if path else usage
 
 
 def _download(arg: str) -> Command:
