@@ -144,3 +144,29 @@ def test_a_private_file_goes_to_both_ends() -> None:
     assert only(h.take(2), "private")[0]["file"]["name"] == "a.bin"
     assert only(h.take(1), "private")
     assert not h.take(3)
+
+
+def test_a_failed_write_says_store_failed_and_forgets_the_partial_file() -> None:
+    h = FileHarness(upload_chunk=4096)
+    h.login(1, "Alice")
+    ready = h.begin(1)
+    h.media_answer = lambda c: OSError("disk full") if isinstance(c, MediaWrite) else None  # type: ignore[method-assign]
+    h.piece(1, ready["upload_id"], DATA[:4096])
+    err = h.take(1)[-1]
+    assert err["code"] == "store_failed" and err["upload_id"] == ready["upload_id"]
+    assert isinstance(h.media[-1], MediaCancel)
+
+
+def test_at_most_a_few_pieces_of_a_connection_are_written_at_once() -> None:
+    h = FileHarness(upload_chunk=1024)
+    h.login(1, "Alice")
+    ready = h.begin(1)
+    asked: list[Any] = []
+    h.execute = lambda token, command: asked.append(command)  # type: ignore[method-assign]
+    holds = []
+    for at in range(0, 8 * 1024, 1024):
+        effects = h.hub.binary(
+            1, bytes([len(ready["upload_id"])]) + ready["upload_id"].encode() + DATA[at : at + 1024], h.now
+        )
+        holds += [e.holds for e in effects]
+    assert holds[:3] == [0, 0, 0] and holds[3] == 1  # the fourth piece holds the connection's input

@@ -7,9 +7,9 @@ The `websockets` server refuses HTTP request bodies, so a file travels over the 
    how much of it is already there (`MediaBegin`: a resumed upload, or a file already stored);
    `upload_ready` {upload_id, offset, chunk_size} answers.
 2. Binary frames: one byte n, the n ASCII bytes of the upload id, then at most `chunk_size`
-   bytes of the file, in order from `offset`. Each is written (`MediaWrite`) before the next
-   frame of that connection is read (`holds`), so a fast sender waits for the disk instead of
-   filling the server's memory.
+   bytes of the file, in order from `offset`. Each is written (`MediaWrite`, in order, on the
+   media thread); while `WRITES_AHEAD` pieces of a connection wait for the disk, its next frame
+   is not read (`holds`), so a fast sender waits for the disk instead of filling the memory.
 3. With the last byte, `MediaFinish` checks the size and SHA-256, stores the file by content and
    makes the unguessable capability in its `url`; the file is posted as a room message (stored,
    like `chat`) or a private message, with a `file` object; a seed client sees a `chat` whose
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
 MAX_UPLOADS_PER_CONNECTION = 4
+# Pieces of one connection being written at once: the next frame is read only when fewer are in
+# flight, so a connection holds at most this many pieces in memory; one at a time made every
+# piece wait for a round trip through the media thread (a third of the throughput).
+WRITES_AHEAD = 4
 DAY = 86400.0
 
 
@@ -62,6 +66,7 @@ class Upload:
     to: str | None
     client_msg_id: str | None
     offset: int = 0  # bytes the store holds (or has been asked to write)
+    writing: int = 0  # pieces asked to be written, not yet answered
     ready: bool = False  # upload_ready sent: binary frames may come
     finishing: bool = False
 
@@ -73,6 +78,7 @@ class Uploads:
     by_id: dict[str, Upload] = field(default_factory=dict)
     by_cid: dict[int, dict[str, None]] = field(default_factory=dict)
     today: dict[str, tuple[int, int]] = field(default_factory=dict)  # user key -> (day, bytes)
+    writing: dict[int, int] = field(default_factory=dict)  # connection -> pieces being written
 
     def add(self, up: Upload) -> None:
         self.by_id[up.upload_id] = up
@@ -209,17 +215,28 @@ def chunk(hub: Hub, s: Session, data: bytes, now: float) -> list[Effect] | None:
         return []
     offset = up.offset
     up.offset += n
-    return [hub.ask(MediaWrite(up.partial, offset, bytes(body)), _written, up, holds=s.cid)]
+    up.writing += 1
+    writing = hub.uploads.writing[s.cid] = hub.uploads.writing.get(s.cid, 0) + 1
+    holds = s.cid if writing >= WRITES_AHEAD else 0
+    return [hub.ask(MediaWrite(up.partial, offset, bytes(body)), _written, up, holds=holds)]
 
 
 def _written(hub: Hub, up: Upload, result: Any, now: float) -> list[Effect]:
+    up.writing -= 1
+    left = hub.uploads.writing.get(up.cid, 1) - 1
+    if left > 0:
+        hub.uploads.writing[up.cid] = left
+    else:
+        hub.uploads.writing.pop(up.cid, None)
     if hub.uploads.by_id.get(up.upload_id) is not up:
         return []
     if isinstance(result, BaseException):
         hub.uploads.drop(up)
-        text = "The server could not write the file (its storage failed); send it again to resume."
-        return [_refuse(hub.sessions[up.cid], p.STORE_FAILED, text, up.client_msg_id, up.upload_id)]
-    if up.offset == up.size and not up.finishing:
+        text = "The server could not write the file (its storage failed); send it again."
+        # pieces after the failed one may be written: start again from nothing rather than a gap
+        forget = hub.ask(MediaCancel(up.partial), _ignore, None)
+        return [forget, _refuse(hub.sessions[up.cid], p.STORE_FAILED, text, up.client_msg_id, up.upload_id)]
+    if up.offset == up.size and not up.writing and not up.finishing:
         return _finish(hub, up)
     return []
 
