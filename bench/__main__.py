@@ -17,7 +17,7 @@ from bench.machine import loadavg
 from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
-ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "files")
+ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "files")
 
 
 def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench.durable(s) for s in ("full", "normal") for _ in range(plan.durable_repeats)
                 ],
                 "page": lambda: [bench.page()],
+                "typing": lambda: [bench.typing()],
                 "files": lambda: [bench.files()],
             }
             for name in ONLY:

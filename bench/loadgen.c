@@ -51,7 +51,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum { M_FANOUT, M_LATENCY, M_JOIN, M_IDLE, M_DURABLE };
+enum { M_FANOUT, M_LATENCY, M_JOIN, M_IDLE, M_DURABLE, M_TYPING };
 enum { S_FREE, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSED };
 #define STDIN_TAG 0xFFFFFFFFu
 
@@ -66,6 +66,8 @@ typedef struct {
     uint32_t inlen;
     char *out; /* frames waiting to be written */
     uint32_t outlen, outcap;
+    uint32_t typing_in_sec, typing_max; /* typing mode: `typing` frames in the current second, the most in one */
+    int64_t typing_sec;                 /* the measured second those were counted in */
 } Conn;
 
 static struct {
@@ -85,7 +87,7 @@ static uint32_t rng = 2463534242u;
 /* counters */
 static int opened, n_pending, n_open, n_logged, n_converged, n_dropped;
 static long connect_errors, handshake_errors, name_errors, error_frames, close_frames, order_errors;
-static long long deliveries, acks, bytes_in, bytes_out, sent_total, pings, other_frames;
+static long long deliveries, acks, bytes_in, bytes_out, sent_total, pings, other_frames, typing_frames;
 static int sending; /* senders send (or replace) messages only while set */
 static uint64_t t_start, t_first_open, t_open_all, t_logged_all, t_converged, measure_from;
 static uint32_t *lat;
@@ -267,6 +269,26 @@ static void send_login(int i) {
     ws_queue(i, 1, buf, (size_t)k);
 }
 
+/* typing mode: "I am typing" in general (renewed every 3 s, as clients are asked to) */
+static void send_typing(int i) {
+    static const char f[] = "{\"type\":\"typing\",\"room\":\"general\",\"active\":true}";
+    ws_queue(i, 1, f, sizeof f - 1);
+    sent_total++;
+}
+
+/* A `typing` frame received in the measured window: counted per member and per second. */
+static void on_typing(int i, uint64_t tnow) {
+    Conn *c = &conns[i];
+    if (!measure_from || tnow < measure_from) return;
+    typing_frames++;
+    int64_t sec = (int64_t)((tnow - measure_from) / 1000000000ull);
+    if (sec != c->typing_sec) {
+        c->typing_sec = sec;
+        c->typing_in_sec = 0;
+    }
+    if (++c->typing_in_sec > c->typing_max) c->typing_max = c->typing_in_sec;
+}
+
 static void send_chat(int i) {
     Conn *c = &conns[i];
     char buf[8192];
@@ -370,6 +392,8 @@ static void on_text(int i, const char *p, size_t n, uint64_t tnow) {
             c->converged = 1;
             if (++n_converged == opt.n) t_converged = tnow;
         }
+    } else if (IS(t, tn, "typing\"")) {
+        on_typing(i, tnow);
     } else if (IS(t, tn, "username_accepted\"")) {
         if (!c->logged) {
             c->logged = 1;
@@ -598,6 +622,7 @@ static int got_stdin(void) { return stdin_line; }
 static long long expected_deliveries(void) { return sent_total * (long long)n_open; }
 static int drained(void) {
     if (opt.mode == M_DURABLE) return acks + error_frames >= sent_total;
+    if (opt.mode == M_TYPING) return 1; /* nothing to wait for: typing lists are not acknowledged */
     return deliveries >= expected_deliveries();
 }
 
@@ -614,7 +639,7 @@ static double pct(double p) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --mode fanout|latency|join|idle|durable --port P [--host 127.0.0.1] [--clients N]\n"
+            "usage: loadgen --mode fanout|latency|join|idle|durable|typing --port P [--host 127.0.0.1] [--clients N]\n"
             "  [--senders S] [--window W] [--rate R] [--duration s] [--warmup s] [--drain s] [--timeout s]\n"
             "  [--msg-chars C] [--srcs K] [--concurrency C] [--server-pid PID] [--prefix P] [--no-login]\n");
     exit(2);
@@ -651,6 +676,7 @@ int main(int argc, char **argv) {
             else if (!strcmp(v, "join")) opt.mode = M_JOIN;
             else if (!strcmp(v, "idle")) opt.mode = M_IDLE;
             else if (!strcmp(v, "durable")) opt.mode = M_DURABLE;
+            else if (!strcmp(v, "typing")) opt.mode = M_TYPING;
             else usage();
         } else usage();
     }
@@ -712,7 +738,7 @@ int main(int argc, char **argv) {
     double m_cpu = 0, m_scpu = -1, m_wall = 0;
     long long m_deliv = 0, m_acks = 0, m_sent = 0;
     int drained_ok = 1;
-    if (opt.mode == M_FANOUT || opt.mode == M_LATENCY || opt.mode == M_DURABLE) {
+    if (opt.mode == M_FANOUT || opt.mode == M_LATENCY || opt.mode == M_DURABLE || opt.mode == M_TYPING) {
         sending = 1;
         uint64_t t0 = now_ns();
         if (opt.mode != M_LATENCY) {
@@ -727,7 +753,7 @@ int main(int argc, char **argv) {
         uint64_t end = warm_end + (uint64_t)(opt.duration * 1e9);
         double c0 = 0, sc0 = 0;
         long long d0 = 0, a0 = 0, s0 = 0;
-        uint64_t tm0 = 0;
+        uint64_t tm0 = 0, next_typing = t0;
         for (;;) {
             uint64_t t = now_ns();
             if (!tm0 && t >= warm_end) {
@@ -740,6 +766,12 @@ int main(int argc, char **argv) {
                 s0 = sent_total;
             }
             if (t >= end || timed_out()) break;
+            if (opt.mode == M_TYPING && t >= next_typing) { /* everyone types at once, again every 3 s */
+                for (int k = 0; k < opt.n; k++)
+                    if (conns[k].state == S_OPEN) send_typing(k);
+                flush_dirty();
+                next_typing += 3000000000ull;
+            }
             if (opt.mode == M_LATENCY) {
                 long long due = (long long)((double)(t - send0) * opt.rate / 1e9) + 1;
                 while (paced < due) {
@@ -761,14 +793,14 @@ int main(int argc, char **argv) {
         m_sent = sent_total - s0;
         sending = 0;
         uint64_t dl = now_ns() + (uint64_t)(opt.drain * 1e9);
-        while (!drained() && now_ns() < dl && !timed_out()) pump(5);
+        while (opt.mode != M_TYPING && !drained() && now_ns() < dl && !timed_out()) pump(5);
         drained_ok = drained();
     }
     uint64_t t_end = now_ns();
     double cpu_total = self_cpu() - cpu0;
 
     printf("{\"mode\":\"%s\",\"clients\":%d,\"ok\":%s,\"open\":%d,\"logged\":%d,\"dropped\":%d,",
-           (const char *[]){"fanout", "latency", "join", "idle", "durable"}[opt.mode], opt.n,
+           (const char *[]){"fanout", "latency", "join", "idle", "durable", "typing"}[opt.mode], opt.n,
            ok && drained_ok && !n_dropped && !order_errors ? "true" : "false", n_open, n_logged, n_dropped);
     printf("\"connect_errors\":%ld,\"handshake_errors\":%ld,\"name_errors\":%ld,\"error_frames\":%ld,"
            "\"close_frames\":%ld,\"order_errors\":%ld,\"pings\":%lld,",
@@ -785,6 +817,10 @@ int main(int argc, char **argv) {
            "\"gen_cpu_s\":%.4f,\"server_cpu_s\":%.4f,\"gen_cpu_setup_s\":%.4f,\"server_cpu_setup_s\":%.4f,"
            "\"gen_cpu_total_s\":%.4f,",
            m_wall, m_sent, m_deliv, m_acks, m_cpu, m_scpu, cpu_setup, scpu_setup, cpu_total);
+    uint32_t tmax = 0;
+    for (int k = 0; k < opt.n; k++)
+        if (conns[k].typing_max > tmax) tmax = conns[k].typing_max;
+    printf("\"typing_frames\":%lld,\"typing_max_per_member_s\":%u,", typing_frames, tmax);
     printf("\"latency_samples\":%zu", nlat);
     if (nlat) {
         qsort(lat, nlat, sizeof *lat, cmp_u32);

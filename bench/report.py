@@ -214,6 +214,7 @@ def summary(runs: list[Run], plan: Plan, quick: bool) -> list[str]:
         )
     rows += _page_rows(runs)
     rows += files.rows(_find(runs, "files", "wschat"))
+    rows += _typing_rows(runs, quick)
     if quick:  # at smoke-run sizes a comparison says nothing (see the note above the table)
         rows = [(a, b, c, d, "(quick)" if e not in ("", "–") else e, f) for a, b, c, d, e, f in rows]
     out = [
@@ -222,6 +223,19 @@ def summary(runs: list[Run], plan: Plan, quick: bool) -> list[str]:
     ]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return out
+
+
+def _typing_rows(runs: list[Run], quick: bool) -> list[tuple[str, str, str, str, str, str]]:
+    r = _find(runs, "typing-storm", "wschat")
+    if r is None:
+        return []
+    f = r.figures
+    what = (
+        f"Typing storm, {f['clients']:,} clients typing at once in one room: `typing` frames per member "
+        "per second (most in any one second)"
+    )
+    shown = f"{_num(f['typing_frames_per_member_per_s'], 2)} ({f['most_in_one_second']})"
+    return [(what, "≤ 1", shown, "no typing", "–", _met(f["most_in_one_second"] <= 1 and r.ok, quick))]
 
 
 def _page_rows(runs: list[Run]) -> list[tuple[str, str, str, str, str, str]]:
@@ -341,6 +355,10 @@ def render(
         "",
         "## What each scenario does",
         "",
+        "- **Typing storm**: N clients log in to `general` and all send `typing` at once, again every "
+        "3 s (as PROTOCOL.md asks of clients). Each member should get the merged list at most once a "
+        "second: the row gives the average number of `typing` frames per member per second over the "
+        "measured window, and the most any member got within one second.",
         "- **Saturated fan-out**: N clients log in to `general`; S of them send, each keeping W "
         "messages in flight (a message is in flight until the sender gets its own copy back), so "
         "S×W messages are always on their way. Deliveries/s counts chat frames received by all "

@@ -57,6 +57,8 @@ class Plan:
     files_mb: int = 25  # file sharing (bench/files.py): the file's size, uploads and downloads
     files_clients: int = 10
     files_downloads: int = 20
+    typing_clients: int = 1000  # a typing storm: everyone in one room types at once
+    typing_secs: float = 6.0
 
 
 FULL = Plan(
@@ -94,6 +96,8 @@ QUICK = Plan(
     page_senders=4,
     files_mb=4,
     files_downloads=5,
+    typing_clients=200,
+    typing_secs=2.0,
 )
 
 
@@ -394,6 +398,29 @@ class Bench:
         self.log(f"  files [wschat] ok={ok} {shown} (load {load}) {' '.join(notes)}")
         return run
 
+    def typing(self) -> Run:
+        """A typing storm: every client in `general` says it types, all at once, again every 3 s
+        (as clients are asked to); each member should get at most one `typing` frame a second."""
+        p = self.plan
+        srv, load, busy = self._start("wschat", self._wschat_args("typing"))
+        with srv:
+            res = self._gen(
+                srv, "typing", p.typing_clients, "--warmup", str(p.warmup), "--duration", str(p.typing_secs),
+                timeout=120,
+            )  # fmt: skip
+        w = res["window_s"] or 1
+        members = max(1, res["open"])
+        figures = {
+            "clients": p.typing_clients,
+            "typing_frames_per_member_per_s": res["typing_frames"] / members / w,
+            "most_in_one_second": res["typing_max_per_member_s"],
+            "typing_sent_per_s": res["window_sent"] / w,
+            "server_cpu": res["server_cpu_s"] / w,
+            "gen_cpu": res["gen_cpu_s"] / w,
+        }
+        ok = bool(res["ok"]) and res["typing_max_per_member_s"] <= 1
+        return self._record("typing-storm", srv, res, figures, load, busy, ok)
+
     def all(self) -> list[Run]:
         p = self.plan
         self.log(f"pinning: server on CPU {self.server_cpu}, generator on CPU {self.gen_cpu}")
@@ -416,6 +443,7 @@ class Bench:
                 self.durable(sync)
         self.page()
         self.files()
+        self.typing()
         return self.runs
 
 

@@ -21,6 +21,7 @@ from wschat.hub import (
     Send,
     Snapshot,
 )
+from wschat.records import ReadMessage
 
 
 class Harness:
@@ -39,6 +40,7 @@ class Harness:
         self.auto_load = True
         self.loads: list[str] = []
         self.load_tokens: dict[str, int] = {}
+        self.reads: list[ReadMessage] = []  # answered at once from `stored`
 
     def run(self, actions: list) -> None:
         for a in actions:
@@ -65,6 +67,11 @@ class Harness:
         elif isinstance(command, ReadPage):
             self.fetches.append(command)
             self.fetch_tokens.append(token)
+        elif isinstance(command, ReadMessage):
+            self.reads.append(command)
+            state = self.stored.get(command.room)
+            found = [m for m in (state.recent if state else []) if m.seq == command.seq]
+            self.answer(token, found[0] if found else None)
         elif isinstance(command, LoadRoom):
             self.loads.append(command.room)
             if self.auto_load:

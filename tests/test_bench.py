@@ -92,3 +92,16 @@ def test_generator_understands_the_seed_style_server(tmp_path: Path) -> None:
     assert res["logged"] == 20
     assert res["deliveries"] == res["expected_deliveries"] == res["sent"] * 20 > 0
     assert res["ok"] is True
+
+
+def test_the_typing_storm_row_says_whether_members_got_at_most_one_frame_a_second() -> None:
+    from bench import report
+    from bench.scenarios import QUICK, Run
+
+    run = Run("typing-storm", "wschat", {"clients": 200, "typing_frames_per_member_per_s": 0.5,
+              "most_in_one_second": 1}, "", "", "", None, True)  # fmt: skip
+    (row,) = report._typing_rows([run], quick=False)
+    assert row[2] == "0.50 (1)" and row[5] == "**yes**"
+    run.figures["most_in_one_second"] = 2
+    assert report._typing_rows([run], quick=False)[0][5] == "**no**"
+    assert report._typing_rows([], quick=False) == [] and QUICK.typing_clients == 200

@@ -94,7 +94,7 @@ async def test_chats_with_a_websocket_client_in_rooms_and_privately(
     got = await bob.expect("chat", username="alice", room="dev")
     assert got["message"] == "in dev now"
     await bob.chat("over in general")  # a room alice is in but not talking in: tagged
-    await t.expect("[#general] bob: over in general")
+    await t.expect("[#general] [3] bob: over in general")
 
     t.type("/rooms")
     await t.expect_re(r"\* #dev \(2 online, current\)")
@@ -166,7 +166,7 @@ async def test_history_is_marked_shown_once_and_pages_back_with_history_command(
         t = await login_term(terms, server.port, "alice")
         await t.expect("Recent messages in #general (3):")
         await t.expect("end of history")
-        assert re.search(r"│ \d\d:\d\d bob: old message 4", t.output())
+        assert re.search(r"│ \d\d:\d\d \[\d+\] bob: old message 4", t.output())
         t.type("/history 2")
         await t.expect("Older messages in #general (2):")
         await t.expect("bob: old message 3")

@@ -174,7 +174,7 @@ def test_login_shows_welcome_room_and_history_once() -> None:
     assert "Welcome, alice!" in out
     assert "#general - 2 online" in out
     assert "Recent messages in #general (2):" in out
-    assert "│ 19:01 bob: old one\n│ 19:01 bob: old two\n── end of history ──" in out
+    assert "│ 19:01 [1] bob: old one\n│ 19:01 [2] bob: old two\n── end of history ──" in out
     assert s.online and s.prompt() == "#general> "
 
 
@@ -383,7 +383,7 @@ def test_join_switches_room_and_other_rooms_are_tagged() -> None:
     assert s.current == "dev" and s.settled and s.prompt() == "#dev> "
     s.line("in dev", 0)
     assert s.pump(0)[0][0]["room"] == "dev"
-    assert "[#general] bob: message 1" in shown(s.frame(chat(1), 0))
+    assert "[#general] [1] bob: message 1" in shown(s.frame(chat(1), 0))
     assert "[#dev]" not in shown(s.frame(chat(1, room="dev"), 0))
     s.closed()
     s.opened(1)

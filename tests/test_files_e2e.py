@@ -326,7 +326,9 @@ async def test_a_file_message_keeps_its_file_in_the_history_after_a_restart(tmp_
     try:
         alice = await logged_in(server.port, "Alice")
         file = (await upload(alice, "plan.txt", b"the plan\n"))["file"]
-        await alice.expect("chat", username="Alice")
+        posted = await alice.expect("chat", username="Alice")
+        await alice.send({"type": "react", "room": "general", "target": posted["seq"], "key": "👍"})
+        await alice.expect("reaction")  # stored: SQLite keeps the file next to rich messaging's columns
     finally:
         await server.stop()
     assert (tmp_path / "files" / "ids" / f"{file['id']}.json").exists()
@@ -336,6 +338,10 @@ async def test_a_file_message_keeps_its_file_in_the_history_after_a_restart(tmp_
         await bob.send({"type": "set_username", "username": "Bob"})
         history = await bob.expect("history", room="general")
         assert [m["file"] for m in history["messages"] if "file" in m] == [file]
+        assert history["messages"][-1]["reactions"] == {"👍": ["Alice"]}
+        await bob.send({"type": "search", "query": "plan"})
+        (found,) = (await bob.expect("search_results"))["results"]
+        assert found["file"] == file  # read through wschat.store_rich's own queries
         assert (await get(server.port, file["url"]))[2] == b"the plan\n"
     finally:
         await server.stop()
@@ -357,3 +363,30 @@ async def test_two_server_processes_sharing_one_media_dir_serve_each_others_file
     finally:
         await one.astop()
         await two.astop()
+
+
+async def test_a_private_file_between_accounts_is_stored_and_reaches_the_recipient_offline(
+    media_server: ChatServer,
+) -> None:
+    async def account(kind: str, name: str) -> Client:
+        c = await Client.open(media_server.port)
+        await c.send({"type": kind, "username": name, "password": "correct horse battery"})
+        await c.expect("username_accepted")
+        return c
+
+    bob = await account("register", "Bob")
+    await bob.close()  # Bob is offline: a guest could not send him a file, an account can
+    alice = await account("register", "Alice")
+    data = os.urandom(5000)
+    done = await upload(alice, "plan.bin", data, to="Bob", client_msg_id="pf1")
+    assert done["type"] == "upload_done", done
+    ack = await alice.expect("ack", client_msg_id="pf1")
+    assert ack["stored"] is True and ack["to"] == "Bob"
+    bob = await account("login", "Bob")
+    got = await bob.expect("private", username="Alice")
+    assert got["file"] == done["file"] and got["offline"] is True and got["stored"] is True
+    await bob.send({"type": "fetch_private", "with": "Alice"})
+    page = await bob.expect("private_history")
+    assert [m["file"]["name"] for m in page["messages"]] == ["plan.bin"]
+    status, _, body = await get(media_server.port, got["file"]["url"])
+    assert status == 200 and body == data

@@ -170,3 +170,26 @@ def test_at_most_a_few_pieces_of_a_connection_are_written_at_once() -> None:
         )
         holds += [e.holds for e in effects]
     assert holds[:3] == [0, 0, 0] and holds[3] == 1  # the fourth piece holds the connection's input
+
+
+def test_a_file_message_keeps_its_file_through_reactions_and_edits_and_loses_it_when_deleted() -> None:
+    h = FileHarness()
+    h.login(1, "Alice")
+    h.login(2, "Bob")
+    ready = h.begin(1)
+    h.piece(1, ready["upload_id"], DATA)
+    (posted,) = only(h.take(1), "chat")
+    h.send(2, {"type": "react", "room": "general", "target": posted["seq"], "key": "👍"})
+    h.send(1, {"type": "edit", "room": "general", "target": posted["seq"], "message": "the slides"})
+    h.send(2, {"type": "chat", "room": "general", "message": "thanks", "reply_to": posted["seq"]})
+    (reply,) = only(h.take(2), "chat")[-1:]
+    assert reply["reply_preview"]["username"] == "Alice"
+    (hist,) = only(h.login(3, "Carol"), "history")
+    shared = hist["messages"][0]
+    assert shared["file"] == posted["file"] and shared["message"] == "the slides"
+    assert shared["reactions"] == {"👍": ["Bob"]} and shared["edited_at"]
+    h.send(1, {"type": "delete", "room": "general", "target": posted["seq"]})
+    assert only(h.take(2), "delete")
+    (hist,) = only(h.login(4, "Dan"), "history")
+    assert all(m.get("file") is None for m in hist["messages"])
+    assert posted["file"]["id"] not in str(hist)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wschat.lineedit import EndOfInput, LineEditor, Submitted
+from wschat.lineedit import Edited, EndOfInput, LineEditor, Submitted
 
 LEFT, RIGHT, UP, DOWN = "\x1b[D", "\x1b[C", "\x1b[A", "\x1b[B"
 HOME, END, DELETE = "\x1b[H", "\x1b[F", "\x1b[3~"
@@ -10,13 +10,13 @@ HOME, END, DELETE = "\x1b[H", "\x1b[F", "\x1b[3~"
 
 def typed(keys: str) -> LineEditor:
     ed = LineEditor()
-    assert ed.feed(keys) == []
+    assert all(isinstance(e, Edited) for e in ed.feed(keys))
     return ed
 
 
 def test_typing_then_enter_submits_the_line_and_clears_it() -> None:
     ed = LineEditor()
-    assert ed.feed("hello") == []
+    assert ed.feed("hello") == [Edited("hello")]
     assert ed.feed("\r") == [Submitted("hello")]
     assert ed.text == ""
 
@@ -44,7 +44,7 @@ def test_editing_keys_move_and_delete() -> None:
 def test_ctrl_d_ends_input_only_on_an_empty_line() -> None:
     assert LineEditor().feed("\x04") == [EndOfInput()]
     ed = typed("ab" + LEFT)
-    assert ed.feed("\x04") == []
+    assert ed.feed("\x04") == [Edited("a")]
     assert ed.text == "a"
 
 
@@ -98,3 +98,12 @@ def test_a_line_wider_than_the_terminal_scrolls_to_keep_the_cursor_visible() -> 
 
 def test_a_prompt_too_long_for_the_terminal_is_dropped_for_the_text() -> None:
     assert typed("abc").render("Enter server address: ", 20) == "\r\x1b[Kabc"
+
+
+def test_a_change_of_the_line_is_told_once_per_read_and_not_a_key_that_changes_nothing() -> None:
+    ed = LineEditor()
+    assert ed.feed("hi") == [Edited("hi")]
+    assert ed.feed(LEFT + HOME) == []  # the cursor moved, the text did not
+    assert ed.feed("\x0b") == [Edited("")]  # Ctrl+K cut it all: the line is empty again
+    assert ed.feed("a\rb") == [Submitted("a"), Edited("b")]  # after the line sent, the new one
+    assert ed.feed("\x7f\r") == [Submitted("")]  # emptied, then sent: nothing typed is left

@@ -30,6 +30,7 @@ from wschat.render import (
     escape_lines,
     linkify,
     links_enabled,
+    rows,
 )
 
 
@@ -283,3 +284,13 @@ def test_display_width_counts_wide_and_zero_width_characters() -> None:
     assert display_width("abc") == 3
     assert display_width("你好") == 4
     assert display_width("e\u0301") == 1
+
+
+def test_rows_counts_wrapped_lines_without_colour_codes_or_hyperlinks() -> None:
+    painted = Renderer(Style(color=True, links=True), clock=lambda: 0.0).paint("x" * 10, "32")
+    assert rows(painted, 10) == 1  # the codes take no column
+    assert rows(linkify("see https://example.com/a"), 80) == 1
+    assert rows("x" * 11, 10) == 2 and rows("x" * 20, 10) == 2 and rows("x" * 21, 10) == 3
+    assert rows("one\n\nthree", 80) == 3  # an empty line still takes a row
+    assert rows("☕" * 5, 10) == 1 and rows("☕" * 6, 10) == 2  # wide characters take two columns
+    assert rows("hi\a", 2) == 1  # the bell takes none

@@ -182,3 +182,25 @@ async def test_an_svg_with_script_and_html_named_png_never_run_in_the_browser(
         assert (await dl.value).suggested_filename == f["name"]
         assert await probe.title() != "pwned"
     assert await page.title() != "pwned"
+
+
+async def test_a_file_message_takes_reactions_and_an_edit_and_a_delete_removes_its_card(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    bob = await clients(server.port, "Bob")
+    page = await pages.new()
+    await join(page, server.port, "Alice")
+    done = await upload(bob, "minutes.txt", b"minutes of the meeting\n" * 40, room="general")
+    posted = await bob.expect("chat", username="Bob")
+    assert posted["file"] == done["file"]
+    row = page.locator(".msg", has=page.locator(".file-card", has_text="minutes.txt"))
+    await expect(row).to_have_count(1)
+    await bob.send({"type": "react", "room": "general", "target": posted["seq"], "key": "👍"})
+    await bob.send({"type": "edit", "room": "general", "target": posted["seq"], "message": "the minutes"})
+    await expect(row.locator(".chip")).to_contain_text("👍")
+    await expect(row.locator(".text")).to_have_text("the minutes")
+    await expect(row.locator(".file-card")).to_be_visible()  # the file stays with the edited message
+    await bob.send({"type": "delete", "room": "general", "target": posted["seq"]})
+    gone = page.locator(".msg .text.deleted", has_text="This message was deleted.")
+    await expect(gone).to_have_count(1)
+    await expect(page.locator(".file-card", has_text="minutes.txt")).to_have_count(0)

@@ -141,6 +141,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         daily_upload_bytes=int(opts.daily_upload_mb * 1024 * 1024),
         # a piece of a file and its header (1 + 16 bytes of upload id) fit one frame
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
+        accounts_required=opts.accounts == "required",
     )
 
 
@@ -340,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict-origin",
         action="store_true",
         help="refuse pages whose origin is 'null' (opened from disk, or sandboxed by another site)",
+    )
+    who.add_argument(
+        "--accounts",
+        choices=("open", "required"),
+        default="open",
+        help="'open': guests chat too, registered names are kept for their accounts; 'required': "
+        "only registered accounts may chat (anyone who reaches the server can still register)",
     )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

@@ -33,6 +33,8 @@ from websockets.exceptions import ConnectionClosed
 from wschat import clientjobs
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
+from wschat.clientauth import PasswordUnavailable, TokenFile, device_label, password_for, tokens_for
+from wschat.clientframes import SaveToken
 from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, Job, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
 from wschat.console import (
@@ -45,7 +47,8 @@ from wschat.console import (
     termios,
     unicode_ok,
 )
-from wschat.display import Display, Notice
+from wschat.display import Display, Notice, Revised
+from wschat.protocol import CLOSE_SESSION_ENDED
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
 from wschat.trust import KnownServersError
@@ -76,6 +79,7 @@ class App:
         self.question: asyncio.Future[str] | None = None  # the input loop's next line answers it
         self.asking: str | None = None  # the question, shown as the prompt meanwhile
         console.prompt = self.prompt
+        console.on_edit = self.edited
         self.loop = asyncio.get_running_loop()
         self.interactive = state.interactive
         self.changed = asyncio.Event()
@@ -87,6 +91,7 @@ class App:
         self.outq: asyncio.Queue[str] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.jobs: set[asyncio.Future[None]] = set()  # file transfers (wschat.clientjobs)
+        self.tokens: TokenFile | None = None  # an account's session token file (--login, --register)
 
     # -- plumbing
 
@@ -112,7 +117,7 @@ class App:
     def apply(self, effects: list[Effect]) -> None:
         for e in effects:
             if isinstance(e, Show):
-                self.show(e.event)
+                self.show(e.event, e.key)
             elif isinstance(e, Send):
                 self.send(e.frame)
             elif isinstance(e, QuitRequested):
@@ -121,6 +126,8 @@ class App:
                 self.give_up(e.status, e.message)
             elif isinstance(e, Job):
                 clientjobs.start(self, e)
+            elif isinstance(e, SaveToken) and self.tokens is not None:
+                self.tokens.save(e.token)
         self.pump()
         self.console.refresh()
         self.notify()
@@ -139,8 +146,16 @@ class App:
         if wake is not None:
             self.timer = self.loop.call_at(wake, self.pump)
 
-    def show(self, event: Display) -> None:
-        self.console.show(self.renderer.render(event))
+    def edited(self, line: str) -> None:
+        if effects := self.state.edited(line, self.loop.time()):
+            self.apply(effects)
+
+    def show(self, event: Display, key: tuple[str, int] | None = None) -> None:
+        if isinstance(event, Revised):  # redrawn in place if the console can, else said in a line
+            if self.console.revise(event.key, self.renderer.render(event)) or event.instead is None:
+                return
+            event = event.instead
+        self.console.show(self.renderer.render(event), key)
 
     def say(self, text: str, kind: str = "info") -> None:
         """A notice of the client's own; with kind "" a plain line (the certificate's details)."""
@@ -299,6 +314,12 @@ class App:
         if code == CLOSE_TAKEOVER:
             self.give_up(1, "Another connection logged in with this name and took over; not reconnecting.")
             return False
+        if code == CLOSE_SESSION_ENDED:  # revoked, or the password changed on another device
+            if self.tokens is not None:
+                self.tokens.save(None)
+            again = f"run again with --login {self.state.name} to type your password"
+            self.give_up(1, f"This device's session was ended (revoked, or the password changed); {again}.")
+            return False
         if code not in NORMAL_CLOSE and reason:
             self.say(f"The server closed the connection: {reason}", "offline")
         return True
@@ -366,8 +387,18 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
     renderer = Renderer(
         Style(color, unicode_ok(sys.stdout), links=links_enabled(os.environ, color)), time.time
     )
+    try:
+        password = password_for(opts, where[0] if where else None)
+    except PasswordUnavailable as exc:
+        return EXIT_USAGE, str(exc)
     state = ClientState(
-        name=opts.username, rooms=opts.room or None, interactive=interactive, quiet=opts.quiet
+        name=opts.username,
+        rooms=opts.room or None,
+        interactive=interactive,
+        quiet=opts.quiet,
+        account=opts.account,
+        password=password,
+        device=device_label(),
     )
     raw_terminal = (
         termios is not None and interactive and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
@@ -392,6 +423,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
+        apps[0].tokens = tokens_for(opts, state, where[0])
         status = await apps[0].run()
         return status, apps[0].final
     except NoAddress as exc:

@@ -56,6 +56,16 @@ scripts:
   --quiet: only problems) and waits (up to --flush-timeout) until the server has
   stored every message.
 
+accounts:
+  --register NAME creates an account (the server keeps NAME for you) and logs in;
+  --login NAME logs in to it. The password is read from the terminal (never from
+  the command line or the environment) the first time on each device; the server
+  then gives this device a session token, kept in ~/.config/wschat/sessions.json
+  (mode 0600; $WSCHAT_SESSIONS overrides), and later runs and reconnects log in
+  with it. /logout ends this device's session and forgets the token; /sessions
+  lists your devices and /revoke ID ends one. Without these options you are a
+  guest, as before; a guest cannot use a registered name.
+
 TLS (wss:// addresses):
   A certificate from an authority this computer trusts is checked as a browser would.
   --cafile FILE trusts the certificate(s) in FILE instead, e.g. the server's cert.pem.
@@ -80,7 +90,18 @@ exit status:
   wss://. Connection failures that may pass are retried, not exit statuses.""",
     )
     ap.add_argument("address", nargs="?", help="server address (see below); asked for when missing")
-    ap.add_argument("-u", "--username", metavar="NAME", help="your name; asked for when missing")
+    who = ap.add_mutually_exclusive_group()
+    who.add_argument("-u", "--username", metavar="NAME", help="your name as a guest; asked for when missing")
+    who.add_argument(
+        "--login",
+        metavar="NAME",
+        help="log in to your account NAME (the password is asked for, once per device)",
+    )
+    who.add_argument(
+        "--register",
+        metavar="NAME",
+        help="create the account NAME and log in (the password is asked for twice)",
+    )
     ap.add_argument(
         "--room",
         action="append",
@@ -129,6 +150,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts.room = list(dict.fromkeys(rooms))
     if opts.flush_timeout < 0:
         ap.error("--flush-timeout must be 0 or more")
+    opts.account = "login" if opts.login else "register" if opts.register else None
+    if opts.account:
+        opts.username = opts.login or opts.register
+        if not opts.username.strip():
+            ap.error(f"--{opts.account} needs a name")
     return opts
 
 

@@ -14,6 +14,7 @@ recipient offline is held, not dropped, until the recipient is seen online again
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ ONLINE = "online"  # accepted
 @dataclass(frozen=True, slots=True)
 class Show:
     event: d.Display
+    key: tuple[str, int] | None = None  # a live room message's (room, seq): `Revised` may redraw it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,14 @@ class Job:
     args: dict[str, Any]
 
 
-Effect = Show | Send | QuitRequested | Stop | Job
+@dataclass(frozen=True, slots=True)
+class SaveToken:
+    """Keep this account session token for the next run (None: forget it). See wschat.clientaccount."""
+
+    token: str | None
+
+
+Effect = Show | Send | QuitRequested | Stop | Job | SaveToken
 
 
 @dataclass(slots=True)
@@ -129,6 +138,9 @@ class FrameHandlers:
     pending_join: str | None
     pending_leave: str | None
     last_wait_notice: float
+    _rich_fields: Callable[[dict[str, Any]], dict[str, Any]]  # from wschat.clientrich
+    _history_events: Callable[[list[dict[str, Any]]], list[Effect]]
+    _live: Callable[[str, d.ChatMessage, dict[str, Any]], tuple[str, int] | None]
 
     def _on_chat(self, frame: dict[str, Any], now: float) -> list[Effect]:
         room = as_str(frame.get("room"), GENERAL)
@@ -141,7 +153,8 @@ class FrameHandlers:
             lo = view.seen.top + 1 if view.seen.ranges and seq > view.seen.top else seq
             view.seen.add(lo, seq)
         self._delivered(frame)
-        return [Show(self._message(frame))]
+        msg = self._message(frame)
+        return [Show(msg, self._live(room, msg, frame))]  # wschat.clientrich
 
     def _on_private(self, frame: dict[str, Any], now: float) -> list[Effect]:
         pid = frame.get("id")
@@ -271,7 +284,8 @@ class FrameHandlers:
         mine = bool(self.me) and sender == self.me
         stamp = as_str(m.get("timestamp")) or None
         text = self._file_text(m) or as_str(m.get("message"))  # type: ignore[attr-defined]
-        return d.ChatMessage(sender, text, stamp, self._tag(m.get("room")), mine)
+        rich = self._rich_fields(m)  # wschat.clientrich
+        return d.ChatMessage(sender, text, stamp, self._tag(m.get("room")), mine, **rich)
 
     def _delivered(self, msg: dict[str, Any]) -> None:
         cmid = msg.get("client_msg_id")
@@ -306,21 +320,26 @@ class FrameHandlers:
         raw = frame.get("messages")
         msgs = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
         seqs = [s for m in msgs if (s := as_int(m.get("seq"))) is not None]
+        # a resume carries the room events missed (reactions, edits, deletes): shown after
+        events = [m for m in msgs if m.get("type") in ("reaction", "edit", "delete")]
+        events = [m for m in events if (s := as_int(m.get("seq"))) is None or s not in view.seen]
+        msgs = [m for m in msgs if m.get("type") not in ("reaction", "edit", "delete")]
         new = [self._message(m) for m in msgs if (s := as_int(m.get("seq"))) is None or s not in view.seen]
         for m in msgs:
             self._delivered(m)
         mode = as_str(frame.get("mode"), "recent")
         if mode == "page":
             return out + self._page(room, view, frame, seqs, new)
-        if seqs:
-            lo = min(seqs)
+        last = as_int(frame.get("last_seq"))  # events after the last message are folded into them
+        if seqs or last:
+            lo = min(seqs) if seqs else last or 0
             if mode == "resume" and not frame.get("skipped"):
                 lo = view.seen.top + 1  # everything after our position came: nothing between is missing
-            view.seen.add(lo, max(seqs))
+            view.seen.add(lo, max([*seqs, last or 0]))
         quiet = room in self.login_rooms and self.reconnecting
         self.login_rooms.discard(room)
         if mode == "resume":
-            return out + self._resumed(room, new, as_int(frame.get("skipped")))
+            return out + self._resumed(room, new, as_int(frame.get("skipped"))) + self._history_events(events)
         if not self.interactive:  # a script needs what happens from now on, not the past
             return out
         if new:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from wschat import clientaccount
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -27,6 +28,8 @@ from wschat.clientframes import (
     preview,
 )
 from wschat.commands import (
+    ACCOUNT_COMMANDS,
+    RICH,
     Drop,
     Help,
     History,
@@ -62,6 +65,7 @@ class TypedLines:
     pending_leave: str | None
     max_chars: int
     new_id: Any
+    _rich_command: Any  # from wschat.clientrich
 
     def _typed(self, text: str, now: float) -> list[Effect]:
         """What a typed line does (`ClientState.line()` is the entry point)."""
@@ -76,6 +80,8 @@ class TypedLines:
             return self._queue({"type": "chat", "message": cmd.text, "room": self.current}, cmd.text)
         if isinstance(cmd, Msg):
             return self._queue({"type": "private", "to": cmd.to, "message": cmd.text}, cmd.text)
+        if isinstance(cmd, RICH):
+            return self._rich_command(cmd)
         local = self._local_command(cmd)
         if local is not None:
             return local
@@ -112,6 +118,8 @@ class TypedLines:
         return None
 
     def _server_command(self, cmd: Any) -> list[Effect]:
+        if isinstance(cmd, ACCOUNT_COMMANDS):
+            return clientaccount.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, Users):
             room = cmd.room or self.current
             if room is None:

@@ -10,7 +10,9 @@ and answers with effects for the I/O layer to carry out, in order:
 - `Stop(status, message)`: give up now with this exit status and sentence.
 
 Calling rule: `opened()` when a WebSocket connects, `closed()` when it goes; `frame()` for each
-decoded server frame, `line()` for each typed line, and after any of them `pump(now)`, which
+decoded server frame, `line()` for each typed line, `edited()` each time the line being typed
+changes (an interactive terminal only: it may tell the room the user is typing, see
+`wschat.clienttyping`), and after any of them `pump(now)`, which
 returns the frames that are due (the login, outbox messages paced under the server's rate limit,
 history pages to retry) and when to call it again.
 
@@ -29,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from wschat import clientaccount
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -53,11 +56,15 @@ from wschat.clientframes import (
     note,
 )
 from wschat.clientlines import TypedLines
+from wschat.clientrich import TALK, RichFrames
+from wschat.clienttyping import OwnTyping
 from wschat.commands import (
     History,
     Join,
     Leave,
+    Reply,
     Rooms,
+    Say,
     Users,
     parse_line,
 )
@@ -80,7 +87,7 @@ __all__ = [
 ]
 
 
-class ClientState(TypedLines, FrameHandlers, FileTransfers):
+class ClientState(RichFrames, TypedLines, FrameHandlers, FileTransfers):
     def __init__(
         self,
         *,
@@ -89,6 +96,10 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
         interactive: bool = True,
         quiet: bool = False,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        account: str | None = None,
+        password: str | None = None,
+        account_token: str | None = None,
+        device: str = "",
     ) -> None:
         self.interactive = interactive  # a person can be asked again (stdin is a terminal)
         self.quiet = quiet  # show only problems (scripts that only send)
@@ -118,6 +129,22 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
         self._init_files()
+        # accounts (wschat.clientaccount): "login" or "register", None for a guest
+        self.account = account
+        self.password = password  # read with getpass; forgotten once the server answers
+        self.account_token = account_token  # this device's session token
+        self.device = device
+        self.offline_told = False  # "arrived while you were away" said since the last log-in
+        self.unstored_told: set[str] = set()  # names told "private messages not stored" about
+        self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
+        self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
+        self.my_last: dict[str, int] = {}
+        self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
+        self.read_pos: dict[str, int] = {}
+        self.unread: dict[str, dict[int, bool]] = {}
+        self.searching: dict[str, Any] = {}
+        self.own_typing = OwnTyping()
+        self.live: OrderedDict[tuple[str, int], tuple[d.ChatMessage, dict[str, list[str]]]] = OrderedDict()
 
     # ------------------------------------------------------------ questions
 
@@ -144,7 +171,7 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
             return "Enter your username: "
         where = self.progress_text() + (f"#{self.current}" if self.current else "(no room)")
         if self.online:
-            return f"{where}> "
+            return f"{where}{self.typing_note()}> "
         return f"(offline) {where}> " if self.logins else f"(connecting) {where}> "
 
     def needs_server(self, line: str) -> bool:
@@ -152,8 +179,11 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
         return not self.naming and isinstance(parse_line(line), (Users, Rooms, Join, Leave, History))
 
     def login_frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "set_username", "username": self.name}
-        if self.token and self.name == self.me:
+        if self.account:
+            frame = clientaccount.login_frame(self)
+        else:
+            frame = {"type": "set_username", "username": self.name}
+        if self.token and self.name == self.me and not self.account:
             frame["session_token"] = self.token
         rooms = list(self.wanted) or [GENERAL]
         frame["rooms"] = rooms
@@ -185,6 +215,7 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
         self.paging.clear()
         self.page_retry.clear()
         self.page_told.clear()
+        self.own_typing.forget()
         for item in self.outbox.values():
             item.waited = True
 
@@ -233,13 +264,29 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
 
     def line(self, text: str, now: float) -> list[Effect]:
         """A line the user typed (a name while naming, else a message or a command)."""
-        return self._filter(self._typed(text, now))
+        talks = not self.naming and isinstance(parse_line(text), TALK)
+        out: list[Effect] = [Send(f) for f in self.own_typing.stop(now)]  # the line is done
+        out += self._typed(text, now)
+        if talks:  # what was shown in the room the user talks in has been read
+            out += self._mark_read()
+        return self._filter(out)
+
+    def edited(self, text: str, now: float) -> list[Effect]:
+        """The line being typed is now `text` (not yet sent): maybe tell the room we type."""
+        says = self.online and self.interactive and isinstance(parse_line(text), (Say, Reply))
+        return [Send(f) for f in self.own_typing.edited(self.current if says else None, now)]
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
         if handler is None:  # unknown types are for newer clients
             return []
-        return self._filter(handler(self, frame, now))
+        out = handler(self, frame, now)
+        was = self.own_typing.room
+        if was is not None and was != self.current:  # we talk somewhere else now
+            stop = self.own_typing.stop(now)
+            if was in self.joined:  # (a room left has dropped our typing itself)
+                out = [Send(f) for f in stop] + out
+        return self._filter(out)
 
     def _on_username_accepted(self, frame: dict[str, Any], now: float) -> list[Effect]:
         self.me = as_str(frame.get("username"), self.name or "")
@@ -262,17 +309,23 @@ class ClientState(TypedLines, FrameHandlers, FileTransfers):
         self.login_rooms = set(rooms)
         self.logins += 1
         self.phase = ONLINE
+        saved = clientaccount.accepted(self, frame) if self.account else []
+        self.offline_told = False
         if self.reconnecting:
             extra = f" Sending {self.unsent} queued message(s)." if self.unsent else ""
-            return [note(f"Reconnected as {self.me}.{extra}", "ok")]
+            return [*saved, note(f"Reconnected as {self.me}.{extra}", "ok")]
         if not self.interactive:  # a script knows where it is; only people need the hint
-            return []
+            return saved
         welcome = as_str(frame.get("message")) or f"Welcome, {self.me}!"
+        if self.account:
+            welcome += " (logged in to your account)"
         hint = f"You are in #{self.current}. Type a message and press Enter; /help for commands."
-        return [note(welcome, "ok"), note(hint)]
+        return [*saved, note(welcome, "ok"), note(hint)]
 
     def _on_username_error(self, frame: dict[str, Any], now: float) -> list[Effect]:
         reason = as_str(frame.get("message")) or "The server refused that name."
+        if self.account and (final := clientaccount.refused(self, frame, now)) is not None:
+            return final
         if frame.get("code") == "rate_limited":
             wait = as_num(frame.get("retry_after"), 2.0)
             self.login_at = now + wait
@@ -339,4 +392,11 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "error": ClientState._on_error,
     "upload_ready": ClientState._on_upload_ready,
     "upload_done": ClientState._on_upload_done,
+    **clientaccount.FRAMES,
+    "reaction": ClientState._on_room_event,
+    "edit": ClientState._on_room_event,
+    "delete": ClientState._on_room_event,
+    "typing": ClientState._on_typing,
+    "read_position": ClientState._on_read_position,
+    "search_results": ClientState._on_search_results,
 }

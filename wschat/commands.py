@@ -90,6 +90,69 @@ class Download:
 
 
 @dataclass(frozen=True, slots=True)
+class Logout:
+    """End this device's account session (wschat.clientaccount)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sessions:
+    """List the account's sessions."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Page back through the stored private conversation with `name` (accounts)."""
+
+    name: str
+    count: int = DEFAULT_HISTORY
+
+
+@dataclass(frozen=True, slots=True)
+class React:
+    """React to message `seq` of the current room with `key`; `remove` takes it back."""
+
+    seq: int
+    key: str
+    remove: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EditMsg:
+    """Edit message `seq` (None: your last message in the current room)."""
+
+    seq: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMsg:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMsgs:
+    """Search the rooms you are in; no words: the next page of the last search."""
+
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """List the rooms with unread messages."""
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     name: str
 
@@ -102,22 +165,13 @@ class Usage:
 
 
 Command = (
-    Nothing
-    | Say
-    | Help
-    | Quit
-    | Users
-    | Rooms
-    | Join
-    | Leave
-    | Msg
-    | History
-    | Drop
-    | Upload
-    | Download
-    | Unknown
-    | Usage
-)
+    Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
+    | Logout | Sessions | Revoke | Conversation
+    | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
+    | Upload | Download
+)  # fmt: skip
+ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
+RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
     ("text", "send a message to the current room"),
@@ -130,6 +184,16 @@ HELP: list[tuple[str, str]] = [
     ("/download ID [DIR]", "save a shared file (its ID is shown with it) into DIR (default: here)"),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
+    ("/conversation USER [N]", "show N older stored private messages with USER (accounts)"),
+    ("/sessions", "your account's devices (with --login or --register)"),
+    ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
+    ("/logout", "log this device out of your account and quit (forgets its session token)"),
+    ("/react N EMOJI", "react to message N (the [N] before it); again with -EMOJI to take it back"),
+    ("/reply N text", "answer message N (the reply quotes it)"),
+    ("/edit [N] text", "change your message N, or your last message in this room without N"),
+    ("/delete N", "delete your message N"),
+    ("/unread", "rooms with messages you have not read yet, and mentions of you"),
+    ("/search words", "find messages with these words in your rooms; /search alone: older results"),
     ("/help", "this list"),
     ("/quit", "leave the chat (also Ctrl+C, or Ctrl+D on an empty line)"),
     ("//text", "send a message that starts with '/'"),
@@ -212,6 +276,56 @@ def _download(arg: str) -> Command:
     return Download(file_id, folder.strip().strip('"') or ".")
 
 
+def _conversation(arg: str) -> Command:
+    split = _split_name(arg)
+    usage = Usage(f"Usage: /conversation USER [N], N from 1 to {MAX_HISTORY}")
+    if split is None or not split[0]:
+        return usage
+    name, count = split
+    if count and (not count.isdigit() or not 1 <= int(count) <= MAX_HISTORY):
+        return usage
+    return Conversation(name, int(count) if count else DEFAULT_HISTORY)
+
+
+def _seq_and_rest(arg: str) -> tuple[int, str] | None:
+    word, _, rest = arg.partition(" ")
+    word = word.lstrip("#[").rstrip("]")
+    return (int(word), rest.strip()) if word.isdigit() and int(word) > 0 else None
+
+
+def _react(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or not found[1] or " " in found[1]:
+        return Usage("Usage: /react N EMOJI (e.g. /react 12 👍); /react N -EMOJI takes it back")
+    seq, key = found
+    if key.startswith("-") and len(key) > 1:
+        return React(seq, key[1:], remove=True)
+    return React(seq, key)
+
+
+def _reply(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or not found[1]:
+        return Usage("Usage: /reply N text (N is the number shown before the message)")
+    return Reply(*found)
+
+
+def _edit(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is not None and found[1]:
+        return EditMsg(*found)
+    if found is None and arg:
+        return EditMsg(None, arg)
+    return Usage("Usage: /edit N text, or /edit text to change your last message here")
+
+
+def _delete(arg: str) -> Command:
+    found = _seq_and_rest(arg)
+    if found is None or found[1]:
+        return Usage("Usage: /delete N (N is the number shown before your message)")
+    return DeleteMsg(found[0])
+
+
 _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("help", "?", "h"), lambda _: Help()),
     **dict.fromkeys(("quit", "exit", "q"), lambda _: Quit()),
@@ -224,6 +338,16 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     "history": _history,
     **dict.fromkeys(("upload", "up", "send"), _upload),
     **dict.fromkeys(("download", "get"), _download),
+    **dict.fromkeys(("conversation", "conv"), lambda arg: _conversation(arg)),
+    "logout": lambda _: Logout(),
+    "sessions": lambda _: Sessions(),
+    "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
+    "react": _react,
+    "reply": _reply,
+    "edit": _edit,
+    **dict.fromkeys(("delete", "del"), _delete),
+    "unread": lambda _: Unread(),
+    **dict.fromkeys(("search", "find"), lambda arg: SearchMsgs(arg)),
 }
 
 

@@ -2,6 +2,8 @@
 
 - `TerminalConsole`: on an interactive terminal the client reads keys itself (see
   `wschat.lineedit` for why), prints incoming text above the line being typed and redraws it;
+  it remembers what the last screenful holds, so that a message printed there can be redrawn
+  in place (`revise`: a reaction or an edit) as long as it is still on screen;
 - `PlainConsole`: piped input, output to a file or pipe, or no raw terminal (Windows): lines
   through `aioconsole`.
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -26,8 +30,8 @@ import aioconsole
 from wschat.address import DEFAULT_ADDRESS, Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE
 from wschat.display import Notice
-from wschat.lineedit import EndOfInput, LineEditor, Submitted
-from wschat.render import Renderer, escape
+from wschat.lineedit import Edited, EndOfInput, LineEditor, Submitted
+from wschat.render import Renderer, escape, rows
 from wschat.trust import KnownServersError
 from wschat.trustio import Trust, TrustSetupError
 
@@ -39,9 +43,11 @@ except ImportError:  # Windows: no raw terminal; aioconsole does the input
 
 class Console(Protocol):
     prompt: Callable[[], str]  # the input line's prompt while no question is asked
+    on_edit: Callable[[str], None]  # the line being typed changed (a raw terminal only)
 
     async def start(self) -> None: ...
-    def show(self, text: str) -> None: ...
+    def show(self, text: str, key: Any = None) -> None: ...
+    def revise(self, key: Any, text: str) -> bool: ...
     async def readline(self, prompt: str | None = None) -> str: ...
     def refresh(self) -> None: ...
     async def stop(self) -> None: ...
@@ -53,6 +59,7 @@ class TerminalConsole:
 
     def __init__(self, prompt: Callable[[], str]) -> None:
         self.prompt = prompt
+        self.on_edit: Callable[[str], None] = _ignore
         self.fd = sys.stdin.fileno()
         self.out = sys.stdout
         self.editor = LineEditor()
@@ -62,6 +69,11 @@ class TerminalConsole:
         self.last_prompt = ""  # the prompt the last line was typed after
         self.saved: list[Any] | None = None
         self.mode: list[Any] = []
+        # what the screen shows above the input line, oldest first: [key, text, rows] of each
+        # text printed, as many as fill one screen, at `width` columns
+        self.screen: collections.deque[list[Any]] = collections.deque()
+        self.screen_rows = 0
+        self.width = 0
 
     async def start(self) -> None:
         assert termios is not None
@@ -85,6 +97,8 @@ class TerminalConsole:
 
     def resume(self) -> None:
         """Back from Ctrl+Z (`fg`): shells do not restore a job's terminal mode, so set it again."""
+        self.screen.clear()  # the shell printed meanwhile: where things are is no longer known
+        self.screen_rows = 0
         if termios is not None:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(self.fd, termios.TCSANOW, self.mode)
@@ -104,6 +118,8 @@ class TerminalConsole:
                 self.lines.put_nowait((self._prompt(), event.line))
             elif isinstance(event, EndOfInput):
                 self.lines.put_nowait(None)
+            elif isinstance(event, Edited) and self.asking is None:  # not an answer to a question
+                self.on_edit(event.line)
         self.refresh()
 
     def _write(self, text: str) -> None:
@@ -111,15 +127,47 @@ class TerminalConsole:
             self.out.write(text)
             self.out.flush()
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, key: Any = None) -> None:
         self._write("\r\x1b[K" + text + "\n" + self._input_line())
+        columns, lines = self._size()
+        if columns != self.width:  # resized: the terminal rewrapped what it shows
+            self.screen.clear()
+            self.screen_rows, self.width = 0, columns
+        self.screen.append([key, text, rows(text, columns)])
+        self.screen_rows += self.screen[-1][2]
+        self._fit(lines)
+
+    def revise(self, key: Any, text: str) -> bool:
+        """Print `text` over what was shown with `key` if it is still on screen (what was printed
+        below it is printed again under it); False if it is not there any more."""
+        columns, lines = self._size()
+        at = next((i for i, item in enumerate(self.screen) if item[0] == key), None)
+        if key is None or at is None or columns != self.width:
+            return False
+        below = list(itertools.islice(self.screen, at, None))
+        up = sum(item[2] for item in below)  # the input line is the row under the last of them
+        new = rows(text, columns)
+        self.screen_rows += new - below[0][2]
+        below[0][1:] = [text, new]
+        again = "".join(item[1] + "\n" for item in below)
+        self._write(f"\r\x1b[K\x1b[{up}A\x1b[J" + again + self._input_line())
+        self._fit(lines)
+        return True
+
+    def _fit(self, lines: int) -> None:
+        """Forget what scrolled off the screen (its last row is the input line)."""
+        while self.screen and self.screen_rows > lines - 1:
+            self.screen_rows -= self.screen.popleft()[2]
+
+    def _size(self) -> tuple[int, int]:
+        try:
+            size = os.get_terminal_size(self.out.fileno())
+        except (OSError, ValueError):
+            return 80, 24
+        return size.columns, size.lines
 
     def _input_line(self) -> str:
-        try:
-            width = os.get_terminal_size(self.out.fileno()).columns
-        except (OSError, ValueError):
-            width = 80
-        return self.editor.render(self._prompt(), width)
+        return self.editor.render(self._prompt(), self._size()[0])
 
     def _prompt(self) -> str:
         return self.asking if self.asking is not None else self.prompt()
@@ -154,13 +202,17 @@ class PlainConsole:
 
     def __init__(self, prompt: Callable[[], str]) -> None:
         self.prompt = prompt
+        self.on_edit: Callable[[str], None] = _ignore  # lines arrive whole: never called
         self.blocking = {fd: _blocking(fd) for fd in (0, 1, 2)}
 
     async def start(self) -> None:
         self.reader, self.writer = await aioconsole.get_standard_streams()
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, key: Any = None) -> None:
         self.writer.write(text + "\n")
+
+    def revise(self, key: Any, text: str) -> bool:
+        return False  # lines already written stay as they are
 
     async def readline(self, prompt: str | None = None) -> str:
         # Chat prompts would only litter a log; the questions at start-up are shown as the seed did.
@@ -183,6 +235,10 @@ class PlainConsole:
             if was is not None:
                 with contextlib.suppress(OSError):
                     os.set_blocking(fd, was)
+
+
+def _ignore(line: str) -> None:
+    pass
 
 
 def _blocking(fd: int) -> bool | None:

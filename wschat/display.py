@@ -31,6 +31,24 @@ class ChatMessage:
     timestamp: str | None = None
     tag: str | None = None
     mine: bool = False
+    # rich messaging (wschat.clientrich)
+    seq: int | None = None  # shown as [N]: what /react, /reply, /edit and /delete refer to
+    quote: tuple[str, str] | None = None  # a reply: who and what it answers
+    reactions: tuple[tuple[str, int], ...] = ()  # (key, count)
+    edited: bool = False
+    mention: bool = False  # it mentions you: highlighted (and a bell, live)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """A reaction, an edit or a delete, as a line: `who` did `text` to message `seq`."""
+
+    who: str
+    text: str
+    seq: int
+    tag: str | None = None
+    timestamp: str | None = None
+    mine: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +120,17 @@ class RoomInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Revised:
+    """A message shown live earlier changed (a reaction, an edit): `message` as it is now, to be
+    redrawn where it was printed (`key`: its room and seq) while that is still on screen; where the
+    terminal cannot, `instead` is shown as a line of its own (None: nothing to say)."""
+
+    key: tuple[str, int]
+    message: ChatMessage
+    instead: RoomEvent | None
+
+
+@dataclass(frozen=True, slots=True)
 class RoomList:
     rooms: tuple[RoomInfo, ...]
     current: str | None
@@ -123,4 +152,6 @@ Display = (
     | UserList
     | RoomList
     | HelpText
+    | RoomEvent
+    | Revised
 )

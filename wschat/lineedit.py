@@ -8,8 +8,9 @@ mode off, feeds every key to this editor and redraws the prompt and the typed te
 incoming line. (Piped input and non-terminals still go through aioconsole.)
 
 This module imports nothing that touches a terminal: `feed()` takes decoded text and returns what
-happened (`Submitted` lines, `EndOfInput`), and `render()` returns the characters that redraw the
-input line for a given width.
+happened (`Submitted` lines, `EndOfInput`, and `Edited` when the line being typed is no longer
+what it was: the client may tell others that its user is typing), and `render()` returns the
+characters that redraw the input line for a given width.
 
 Keys: printable text inserts at the cursor; Enter submits; Backspace, Delete, Left/Right,
 Home/End (also Ctrl+A/E), Ctrl+B/F, Alt+B/F and Ctrl+Left/Right (words), Ctrl+U/K (cut to
@@ -38,7 +39,14 @@ class EndOfInput:
     pass
 
 
-Event = Submitted | EndOfInput
+@dataclass(frozen=True, slots=True)
+class Edited:
+    """The line being typed changed (after any `Submitted` of the same `feed()`); it is `line`."""
+
+    line: str
+
+
+Event = Submitted | EndOfInput | Edited
 
 
 class LineEditor:
@@ -59,6 +67,7 @@ class LineEditor:
 
     def feed(self, data: str) -> list[Event]:
         events: list[Event] = []
+        before = self.text
         data = self.pending + data
         self.pending = ""
         i, n = 0, len(data)
@@ -79,6 +88,7 @@ class LineEditor:
                 if ch == "\r" and i < n and data[i] == "\n":
                     i += 1
                 events.append(Submitted(self._submit()))
+                before = ""
             elif ch == "\x04" and not self.chars:  # Ctrl+D on an empty line
                 events.append(EndOfInput())
             elif (action := _CONTROLS.get(ch)) is not None:
@@ -87,6 +97,8 @@ class LineEditor:
                 self.chars.insert(self.pos, ch)
                 self.pos += 1
             # anything else (Tab, Ctrl+L, other controls) is ignored
+        if self.text != before:
+            events.append(Edited(self.text))
         return events
 
     def _left(self) -> None:

@@ -72,19 +72,29 @@ def username_error(code: str, message: str, retry_after: float | None = None) ->
 
 
 def username_accepted(
-    username: str, client_id: str, session_token: str, rooms: list[str], limits: dict[str, Any]
+    username: str,
+    client_id: str,
+    session_token: str,
+    rooms: list[str],
+    limits: dict[str, Any],
+    *,
+    account: bool = False,
+    session_id: str | None = None,
 ) -> bytes:
-    return encode(
-        {
-            "type": "username_accepted",
-            "username": username,
-            "client_id": client_id,
-            "message": f"Welcome, {username}!",
-            "session_token": session_token,
-            "rooms": rooms,
-            "limits": limits,
-        }
-    )
+    """`account: true` (and the device's `session_id`) when the name is a logged-in account."""
+    frame: dict[str, Any] = {
+        "type": "username_accepted",
+        "username": username,
+        "client_id": client_id,
+        "message": f"Welcome, {username}!",
+        "session_token": session_token,
+        "rooms": rooms,
+        "limits": limits,
+    }
+    if account:
+        frame["account"] = True
+        frame["session_id"] = session_id
+    return encode(frame)
 
 
 def chat(
@@ -97,10 +107,17 @@ def chat(
     client_id: str,
     client_msg_id: str | None,
     file: dict[str, Any] | None = None,
+    rich: dict[str, Any] | None = None,
 ) -> bytes:
-    """A room message: built once when it is stored, then reused for every delivery and history."""
+    """A room message: built once when it is stored, then reused for every delivery and history.
+
+    `rich` holds the fields of wschat.features (reply_to, reply_preview, reactions, edited_at,
+    deleted); those given as None are left out.
+    """
     head = {"id": mid, "room": room, "seq": seq, "username": username}
     tail = {"client_id": client_id, "client_msg_id": client_msg_id, "file": file}
+    if rich:
+        tail.update(rich)
     return encode(_stamped("chat", head, message, ts, tail))
 
 
@@ -140,13 +157,16 @@ def ack(
     room: str | None = None,
     to: str | None = None,
     duplicate: bool = False,
+    stored: bool = False,
 ) -> bytes:
-    """`ack`: names the `room` of a chat message or the recipient (`to`) of a private one."""
+    """`ack`: names the `room` of a chat message or the recipient (`to`) of a private one (and
+    whether that was stored: between two accounts)."""
     frame: dict[str, Any] = {"type": "ack", "client_msg_id": client_msg_id, "id": mid, "seq": seq}
     if room is not None:
         frame["room"] = room
     else:
         frame["to"] = to
+        frame["stored"] = stored
     if duplicate:
         frame["duplicate"] = True
     return encode(frame)
@@ -244,3 +264,62 @@ def upload_done(upload_id: str, file: dict[str, Any], client_msg_id: str | None)
     if client_msg_id is not None:
         frame["client_msg_id"] = client_msg_id
     return encode(frame)
+
+
+# -- accounts (wschat.features.accounts)
+
+
+def account_sessions(sessions: list[dict[str, Any]]) -> bytes:
+    """`sessions`: the account's devices, each `{id, device, created, last_used, current}`."""
+    return encode({"type": "sessions", "sessions": sessions})
+
+
+def logged_out(message: str) -> bytes:
+    return encode({"type": "logged_out", "message": message})
+
+
+def session_revoked(session_id: str) -> bytes:
+    return encode({"type": "session_revoked", "id": session_id})
+
+
+def password_changed(message: str, ended: int) -> bytes:
+    return encode({"type": "password_changed", "message": message, "sessions_ended": ended})
+
+
+# -- stored private messages between accounts (wschat.features.offline)
+
+
+def stored_private(
+    pid: str,
+    seq: int,
+    sender: str,
+    to: str,
+    message: str,
+    ts: float,
+    client_msg_id: str | None,
+    *,
+    offline: bool = False,
+    delivered: float | None = None,
+    file: dict[str, Any] | None = None,
+) -> bytes:
+    """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
+    for this device; `delivered_at` once its recipient got it."""
+    head = {"id": pid, "seq": seq, "username": sender, "from": sender, "to": to}
+    tail = {
+        "client_msg_id": client_msg_id,
+        "stored": True,
+        "offline": offline or None,
+        "delivered_at": None if delivered is None else timestamp(delivered),
+        "file": file,
+    }
+    return encode(_stamped("private", head, message, ts, tail))
+
+
+def delivered(pid: str, to: str, seq: int, ts: float) -> bytes:
+    """`delivered`: the stored private message `pid` reached a device of `to`."""
+    return encode({"type": "delivered", "id": pid, "to": to, "seq": seq, "delivered_at": timestamp(ts)})
+
+
+def private_history(with_: str, payloads: list[bytes], more: bool) -> bytes:
+    head = encode({"type": "private_history", "with": with_, "more": more})
+    return b"".join((head[:-1], b',"messages":[', b",".join(payloads), b"]}"))

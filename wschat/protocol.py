@@ -51,10 +51,18 @@ UPLOAD_QUOTA = "upload_quota"
 MEDIA_FULL = "media_full"
 BAD_UPLOAD = "bad_upload"
 HASH_MISMATCH = "hash_mismatch"
+NO_SUCH_MESSAGE = "no_such_message"  # rich messaging: a reply, reaction, edit or delete target
+NOT_ALLOWED = "not_allowed"  # rich messaging: editing or deleting someone else's message
+# accounts (wschat.features.accounts)
+NOT_AN_ACCOUNT = "not_an_account"
+NO_SUCH_SESSION = "no_such_session"
+BAD_CREDENTIALS = "bad_credentials"
+WEAK_PASSWORD = "weak_password"
 ERROR_CODES = (
     BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
     ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
-    RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED,
+    RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED, NO_SUCH_MESSAGE, NOT_ALLOWED,
+    NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
     FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
 )  # fmt: skip
 
@@ -65,9 +73,13 @@ NAME_INVALID_CHARS = "name_invalid_chars"
 NAME_RESERVED = "name_reserved"
 NAME_TAKEN = "name_taken"
 NAME_CONFUSABLE = "name_confusable"
+NAME_REGISTERED = "name_registered"  # a guest asked for a registered name, or one like it
+ACCOUNTS_REQUIRED = "accounts_required"  # the server runs with --accounts required
+BAD_TOKEN = "bad_token"  # a session token log-in whose session has ended
 NAME_ERROR_CODES = (
     NAME_EMPTY, NAME_TOO_LONG, NAME_INVALID_CHARS, NAME_RESERVED, NAME_TAKEN, NAME_CONFUSABLE,
-    RATE_LIMITED,
+    RATE_LIMITED, NAME_REGISTERED, ACCOUNTS_REQUIRED, BAD_CREDENTIALS, BAD_TOKEN, WEAK_PASSWORD,
+    STORE_FAILED,
 )  # fmt: skip
 
 # -- close codes
@@ -77,7 +89,11 @@ CLOSE_BAD_DATA = 1007  # a text frame that is not UTF-8
 CLOSE_POLICY = 1008  # flooding, or no name chosen in time
 CLOSE_TOO_BIG = 1009
 CLOSE_TAKEOVER = 4000  # the same user logged in again from another connection
-CLOSE_CODES = (CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_BAD_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TAKEOVER)
+CLOSE_SESSION_ENDED = 4001  # this device's account session was revoked or its password changed
+CLOSE_CODES = (
+    CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_BAD_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TAKEOVER,
+    CLOSE_SESSION_ENDED,
+)  # fmt: skip
 
 
 class ProtocolError(ValueError):
@@ -115,6 +131,8 @@ class Chat:
     message: str
     room: str = "general"
     client_msg_id: str | None = None
+    reply_to: int = 0  # the seq this message answers (wschat.features.wire), 0 for none
+    mentions: tuple[str, ...] = ()  # names the sender mentioned (wschat.features.wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,18 +192,67 @@ class UploadCancel:
     upload_id: str
 
 
+# -- accounts (handled by wschat.features.accounts)
+MAX_PASSWORD_CHARS = 256  # bounds the work of one hash
+MAX_DEVICE_CHARS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    username: str
+    password: str
+    rooms: tuple[str, ...] = ()
+    resume: dict[str, Position] = field(default_factory=dict)
+    device: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """`login` with `password`, or with the `session_token` a previous log-in gave this device."""
+
+    username: str
+    password: str | None = None
+    session_token: str | None = None
+    rooms: tuple[str, ...] = ()
+    resume: dict[str, Position] = field(default_factory=dict)
+    device: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListSessions:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeSession:
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPrivate:
+    """A page of the stored conversation with `with_` (accounts; wschat.features.offline)."""
+
+    with_: str
+    before_seq: int
+    limit: int = 50
+
+
 Request = (
-    SetUsername
-    | Chat
-    | Private
-    | GetUsers
-    | ListRooms
-    | Join
-    | Leave
-    | FetchHistory
-    | UploadBegin
-    | UploadCancel
-)
+    SetUsername | Chat | Private | GetUsers | ListRooms | Join | Leave | FetchHistory
+    | Register | Login | Logout | ListSessions | RevokeSession | ChangePassword | FetchPrivate
+    | UploadBegin | UploadCancel
+)  # fmt: skip
 
 
 def _reject_constant(name: str) -> Any:
@@ -281,9 +348,45 @@ def _set_username(obj: dict, limits: Limits) -> SetUsername:
     )
 
 
+def _secret(obj: dict, key: str, *, required: bool = True) -> Any:
+    value = _text(obj, key, required=required)
+    if value is not None and len(value) > MAX_PASSWORD_CHARS:
+        raise ProtocolError(BAD_FIELD, f"'{key}' is longer than {MAX_PASSWORD_CHARS} characters.")
+    return value
+
+
+def _account_login(obj: dict, limits: Limits) -> tuple[SetUsername, str]:
+    """What `register` and `login` share with `set_username`: name, rooms, resume; and `device`."""
+    named = _set_username({**obj, "session_token": None}, limits)
+    device = _text(obj, "device", required=False, default="")[:MAX_DEVICE_CHARS]
+    return named, device
+
+
+def _register(obj: dict, limits: Limits) -> Register:
+    named, device = _account_login(obj, limits)
+    return Register(named.username, _secret(obj, "password"), named.rooms, named.resume, device)
+
+
+def _login(obj: dict, limits: Limits) -> Login:
+    named, device = _account_login(obj, limits)
+    password = _secret(obj, "password", required=False)
+    token = _secret(obj, "session_token", required=False)
+    if (password is None) == (token is None):
+        raise ProtocolError(BAD_FIELD, "Send 'password' or 'session_token' (one of them).")
+    return Login(named.username, password, token, named.rooms, named.resume, device)
+
+
+def _fetch_private(obj: dict, limits: Limits) -> FetchPrivate:
+    limit = _int(obj, "limit", default=50)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ProtocolError(BAD_FIELD, f"'limit' must be 1-{MAX_PAGE}.")
+    return FetchPrivate(_text(obj, "with"), _int(obj, "before_seq", default=2**53 - 1), limit)
+
+
 def _chat(obj: dict, limits: Limits) -> Chat:
     cmid = _client_msg_id(obj)
-    return Chat(_message(obj, limits, cmid), _text(obj, "room", required=False, default="general"), cmid)
+    room = _text(obj, "room", required=False, default="general")
+    return Chat(_message(obj, limits, cmid), room, cmid, _rich.reply_to(obj), _rich.mentions(obj))
 
 
 def _private(obj: dict, limits: Limits) -> Private:
@@ -348,6 +451,13 @@ FRAME_TYPES = _frame_types(
     FrameType("fetch_history", _fetch_history),
     FrameType("upload_begin", _upload_begin),
     FrameType("upload_cancel", lambda o, lim: UploadCancel(_text(o, "upload_id"))),
+    FrameType("register", _register),
+    FrameType("login", _login),
+    FrameType("logout", lambda o, lim: Logout()),
+    FrameType("sessions", lambda o, lim: ListSessions(), outbound.account_sessions),
+    FrameType("revoke_session", lambda o, lim: RevokeSession(_text(o, "id"))),
+    FrameType("change_password", lambda o, lim: ChangePassword(_secret(o, "old"), _secret(o, "new"))),
+    FrameType("fetch_private", _fetch_private),
     # server -> client
     FrameType("username_accepted", build=outbound.username_accepted),
     FrameType("username_error", build=outbound.username_error),
@@ -363,6 +473,11 @@ FRAME_TYPES = _frame_types(
     FrameType("error", build=outbound.error),
     FrameType("upload_ready", build=outbound.upload_ready),
     FrameType("upload_done", build=outbound.upload_done),
+    FrameType("logged_out", build=outbound.logged_out),
+    FrameType("session_revoked", build=outbound.session_revoked),
+    FrameType("password_changed", build=outbound.password_changed),
+    FrameType("delivered", build=outbound.delivered),
+    FrameType("private_history", build=outbound.private_history),
 )
 _DECODERS = {t.name: t.decode for t in FRAME_TYPES.values() if t.decode is not None}
 
@@ -388,3 +503,8 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
         if exc.client_msg_id is None and isinstance(cmid, str) and 1 <= len(cmid) <= MAX_CLIENT_MSG_ID:
             exc.client_msg_id = cmid
         raise
+
+
+# Feature modules add their frame types to the registry above when they are imported; importing
+# them here makes `decode` know every type however the modules are first imported.
+from wschat.features import wire as _rich  # noqa: E402

@@ -33,6 +33,15 @@ class Message:
     epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
     payload: bytes = b""
     file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
+    # Rich messaging (wschat.features.events). A room event (a reaction, an edit, a delete) is a
+    # Message too, of another `kind`, so it takes a seq and travels with history and resume.
+    kind: str = "chat"  # "chat", "reaction", "edit" or "delete"
+    target: int = 0  # an event: the seq of the message it changes
+    reply_to: int = 0  # a chat message: the seq it answers
+    meta: dict | None = None  # small JSON-able extras: reply_preview; a reaction's key and removed
+    edited_at: float = 0.0  # a chat message: when its latest edit was made
+    deleted: bool = False  # a chat message deleted by its author: a tombstone without a body
+    reactions: dict[str, list[str]] | None = None  # a chat message: key -> names, oldest first
 
 
 @dataclass(slots=True)
@@ -55,9 +64,12 @@ class Snapshot:
     epoch: str = ""
     next_id: int = 1
     # (user_key, client_msg_id, room, id, seq), oldest first
-    sent_ids: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    sent_ids: list[tuple[str, str, str, int | str, int]] = field(default_factory=list)  # str: "pm" ids
     # rooms with history that are not loaded at start, most recently active last (for list_rooms)
     known_rooms: list[str] = field(default_factory=list)
+    # read positions (wschat.features.live): (user_key, room, seq, private)
+    read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)  # every registered name
 
 
 # ---------------------------------------------------------------- store commands
@@ -95,6 +107,40 @@ class ReadPage(Command):
 
     room: str
     before_seq: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage(Command):
+    """Read one message of `room` by seq (a reply or an event's target older than the window).
+    Result: the Message with its current state, or None."""
+
+    room: str
+    seq: int
+
+
+@dataclass(slots=True)
+class SaveReads(Command):
+    """Store read positions: (user_key, room, seq, private); a position only moves forward.
+    Result: None once committed."""
+
+    positions: list[tuple[str, str, int, bool]]
+    batched: ClassVar[bool] = True
+
+    @classmethod
+    def merge(cls, commands: Sequence[Command]) -> SaveReads:
+        return SaveReads([pos for c in commands if isinstance(c, SaveReads) for pos in c.positions])
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """Find chat messages of `rooms` whose text has every token of `tokens` (case and accents
+    ignored), newest first, with id < `before` (0: any); at most `limit`.
+    Result: a list of Messages in their current state (never a deleted one)."""
+
+    tokens: tuple[str, ...]
+    rooms: tuple[str, ...]
+    before: int
     limit: int
 
 

@@ -35,6 +35,8 @@ from wschat.display import (
     Notice,
     Presence,
     PrivateMessage,
+    Revised,
+    RoomEvent,
     RoomJoined,
     RoomList,
     UserList,
@@ -221,12 +223,42 @@ class Renderer:
         return self._line(e.kind, escape(e.text), NOTICE_COLORS.get(e.kind, CYAN))
 
     def chat(self, e: ChatMessage, history: bool = False) -> str:
-        head = f"{self.hhmm(e.timestamp)} {self.room_tag(e.tag)}{self.name(e.sender, e.mine)}: "
+        number = self.paint(f"[{e.seq}]", GREY) + " " if e.seq is not None else ""
+        head = f"{self.hhmm(e.timestamp)} {self.room_tag(e.tag)}{number}{self.name(e.sender, e.mine)}: "
+        codes = (DIM,) if history else (BOLD, YELLOW) if e.mention else (GREEN,) if e.mine else ()
+        line = self._body(head, e.text, *codes)
+        line = self._quoted(e) + line + self._marks(e)
+        if e.mention and not history and self.style.color:
+            line += "\a"  # the terminal bell: someone mentioned you
         if history:
-            line = self._body(head, e.text, DIM)
             bar = self.paint(self.sym("bar"), GREY)
             return bar + line.replace("\n", "\n" + bar)
-        return self._body(head, e.text, GREEN if e.mine else "")
+        return line
+
+    def _quoted(self, e: ChatMessage) -> str:
+        """A reply's quote, on a line above it: who and what it answers."""
+        if e.quote is None:
+            return ""
+        who, text = e.quote
+        arrow = "↱" if self.style.unicode else ">"
+        quoted = escape(text if len(text) <= 60 else text[:59] + "…")
+        return " " * 6 + self.paint(f"{arrow} {escape(who)}: {quoted}", GREY) + "\n"
+
+    def _marks(self, e: ChatMessage) -> str:
+        """After a message: "(edited)" and its reactions with their counts."""
+        out = self.paint(" (edited)", GREY) if e.edited else ""
+        if e.reactions:
+            chips = "  ".join(f"{escape(k)} {n}" for k, n in e.reactions)
+            out += "\n" + " " * 8 + self.paint(chips, GREY)
+        return out
+
+    def revised(self, e: Revised) -> str:
+        """The message as it is now, to redraw in place (no second bell for a mention)."""
+        return self.chat(e.message).replace("\a", "")
+
+    def room_event(self, e: RoomEvent) -> str:
+        who = self.name(e.who, e.mine)
+        return f"{self.hhmm(e.timestamp)} {self.room_tag(e.tag)}{self.sym('info')} {who} {escape(e.text)}"
 
     def private(self, e: PrivateMessage) -> str:
         arrow = self.sym("arrow")
@@ -287,6 +319,7 @@ class Renderer:
 _RENDER: dict[type, Callable[[Renderer, Any], str]] = {
     Notice: Renderer.notice,
     ChatMessage: Renderer.chat,
+    Revised: Renderer.revised,
     PrivateMessage: Renderer.private,
     Presence: Renderer.presence,
     Announcement: Renderer.announcement,
@@ -295,6 +328,7 @@ _RENDER: dict[type, Callable[[Renderer, Any], str]] = {
     UserList: Renderer.users,
     RoomList: Renderer.rooms,
     HelpText: Renderer.help,
+    RoomEvent: Renderer.room_event,
 }
 
 
@@ -304,6 +338,17 @@ _RENDER: dict[type, Callable[[Renderer, Any], str]] = {
 def seconds(delay: float) -> str:
     """A delay as people read it: '2s', '30s'."""
     return f"{max(1, round(delay))}s"
+
+
+_INVISIBLE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x1f\x7f]")
+
+
+def rows(text: str, columns: int) -> int:
+    """Terminal rows that printing `text` (rendered: colour and hyperlinks included) and a newline
+    takes at `columns` wide: each of its lines wraps on its own."""
+    columns = max(columns, 1)
+    widths = (display_width(_INVISIBLE.sub("", line)) for line in text.split("\n"))
+    return sum(max(1, -(-w // columns)) for w in widths)
 
 
 def display_width(text: str) -> int:

@@ -219,7 +219,7 @@ class ChatServer(Backpressure):
         cid = ws.cid = self.next_cid
         self.next_cid += 1
         self.conns[cid] = ws
-        self.run(self.hub.connect(cid, time.time()))
+        self.run(self.hub.connect(cid, time.time(), ws.ip))
         ws.chat = self
         log.info("client %d connected from %s", cid, ws.ip)
         ws.between_frames()  # lets go of the handshake request now if it can (idle clients)

@@ -38,7 +38,22 @@ from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from wschat.records import Append, Command, LoadRoom, Message, ReadPage, RoomState, Snapshot
+from wschat import store_rich
+from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.accountstore import AccountStore
+from wschat.features import fold
+from wschat.records import (
+    Append,
+    Command,
+    LoadRoom,
+    Message,
+    ReadMessage,
+    ReadPage,
+    RoomState,
+    SaveReads,
+    Search,
+    Snapshot,
+)
 
 log = logging.getLogger("wschat.store")
 
@@ -79,24 +94,38 @@ class Store:
     def close(self) -> None:
         """Finish pending writes. Idempotent."""
 
+    # accounts and their sessions (wschat.accountstore), in the same database
+    accounts: AccountStore
 
-class MemoryStore(Store):
+    def account(self, command: Command, done: Done) -> None:
+        self.accounts.execute(command, done)
+
+
+class MemoryStore(store_rich.RichMemory, Store):
     """History in this process only: gone when the server stops."""
 
     executors: ClassVar[dict[type[Command], str]] = {
         Append: "append",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        ReadMessage: "read_message",
+        SaveReads: "save_reads",
+        Search: "search",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
     def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
         self.notify = notify
+        self.accounts = AccountStore(":memory:", notify)
         self.cap = history_cap
         self.rooms: dict[str, list[Message]] = {}
         self.epoch = secrets.token_urlsafe(9)
 
     def load(self) -> Snapshot:
-        return Snapshot(epoch=self.epoch)
+        return Snapshot(epoch=self.epoch, accounts=self.accounts.open())
+
+    def close(self) -> None:
+        self.accounts.close()
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         msgs = self.rooms.get(command.room)
@@ -109,12 +138,17 @@ class MemoryStore(Store):
         for m in command.messages:
             msgs = self.rooms.setdefault(m.room, [])
             msgs.append(m)
+            if m.kind != "chat":
+                fold.into_list(msgs, m)
             if len(msgs) > 2 * self.cap:
                 del msgs[: -self.cap]
         self.notify(done, None)
 
     def read_page(self, command: ReadPage, done: Done) -> None:
-        older = [m for m in self.rooms.get(command.room, ()) if m.seq < command.before_seq]
+        older = [
+            m for m in self.rooms.get(command.room, ())
+            if m.seq < command.before_seq and m.kind == "chat" and not m.deleted
+        ]  # fmt: skip
         self.notify(done, older[-command.limit :])
 
 
@@ -141,21 +175,24 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
 """
+# the base columns, a shared file's JSON object (wschat.features.files), then rich messaging's
 _COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id, file"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS += "".join(f", {name}" for name, _ in store_rich.COLUMNS)  # rich messaging (wschat.store_rich)
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * (10 + len(store_rich.COLUMNS)))})"
 _STOP = object()
 
 
 def _row(m: Message) -> tuple:
     file = json.dumps(m.file) if m.file is not None else None
-    return (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
+    head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
+    return head + store_rich.row_extra(m)
 
 
 def _message(row: tuple) -> Message:
     m = Message(*row[:9])
     if row[9] is not None:
         m.file = json.loads(row[9])
-    return m
+    return store_rich.message_extra(m, row[10:])
 
 
 def _add_file_column(db: sqlite3.Connection) -> None:
@@ -164,17 +201,26 @@ def _add_file_column(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE messages ADD COLUMN file TEXT")
 
 
-class SQLiteStore(Store):
+store_rich.RichSQLite.to_message = staticmethod(_message)  # rows -> Messages, as this module reads them
+
+
+class SQLiteStore(store_rich.RichSQLite, Store):
     """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
+
+    columns = _COLUMNS  # for the rich-messaging reads (wschat.store_rich.RichSQLite)
 
     executors: ClassVar[dict[type[Command], str]] = {
         Append: "write",
         ReadPage: "read_page",
         LoadRoom: "load_room",
+        ReadMessage: "read_message",
+        SaveReads: "write",
+        Search: "search",
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
     # command class -> the method that writes a list of them inside the writer thread's
     # transaction; it returns what to remember once they are committed
-    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends"}
+    writers: ClassVar[dict[type[Command], str]] = {Append: "_write_appends", SaveReads: "_write_reads"}
 
     def __init__(
         self,
@@ -187,6 +233,7 @@ class SQLiteStore(Store):
     ) -> None:
         self.path = path
         self.notify = notify
+        self.accounts = AccountStore(path, notify)
         self.synchronous = synchronous.upper()
         self.cap = history_cap
         self.window = window
@@ -231,6 +278,7 @@ class SQLiteStore(Store):
             raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
         db.executescript(_SCHEMA)
         _add_file_column(db)
+        store_rich.migrate(db)
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
         snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
@@ -250,6 +298,9 @@ class SQLiteStore(Store):
             (SENT_IDS_LOADED,),
         ).fetchall()
         snap.sent_ids = list(reversed(rows))
+        snap.read_positions = store_rich.read_positions(db)
+        snap.accounts = self.accounts.open()
+        snap.sent_ids += self.accounts.sent_ids(SENT_IDS_LOADED)  # stored private messages
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)
         self.writer.start()
@@ -316,6 +367,7 @@ class SQLiteStore(Store):
         new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
         self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
         self.db.executemany(_INSERT, [_row(m) for m in messages])
+        store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])
         self._trim(messages)
 
         def committed() -> None:
@@ -337,6 +389,7 @@ class SQLiteStore(Store):
             if last - first + 1 > self.cap + slack:
                 keep_from = last - self.cap + 1
                 self.db.execute("DELETE FROM messages WHERE room = ? AND seq < ?", (room, keep_from))
+                store_rich.trim(self.db, room, keep_from)
                 self.first_seq[room] = keep_from
 
     # -- reading
@@ -349,7 +402,8 @@ class SQLiteStore(Store):
         recent = db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?", (name, self.window)
         ).fetchall()
-        return RoomState(row[0], last or 0, first or 1, [_message(r) for r in reversed(recent)])
+        msgs = store_rich.with_reactions(db, name, [_message(r) for r in reversed(recent)])
+        return RoomState(row[0], last or 0, first or 1, msgs)
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._read(self.loader, done, self._room_state, command.room)
@@ -358,11 +412,13 @@ class SQLiteStore(Store):
         self._read(self.reader, done, self._page, command.room, command.before_seq, command.limit)
 
     def _page(self, db: sqlite3.Connection, room: str, before_seq: int, limit: int) -> list[Message]:
+        # chat messages only: room events reach clients folded into the messages they changed
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq < ? AND kind = 'chat' AND deleted = 0 "
+            "ORDER BY seq DESC LIMIT ?",
             (room, before_seq, limit),
         ).fetchall()
-        return [_message(r) for r in reversed(rows)]
+        return store_rich.with_reactions(db, room, [_message(r) for r in reversed(rows)])
 
     def _read(self, pool: ThreadPoolExecutor, done: Done, query: Callable[..., Any], *args: Any) -> None:
         """Run `query(db, *args)` on a thread of `pool`; `done(result)`, or `done(exc)`."""
@@ -392,6 +448,7 @@ class SQLiteStore(Store):
             self.writer.join()
         self.reader.shutdown(wait=True)
         self.loader.shutdown(wait=True)
+        self.accounts.close()
 
 
 def _kinds(kinds: dict[type[Command], list[Command]]) -> str:

@@ -1,1 +1,1 @@
-"""Features built on the hub, one module each: their frames' handlers, rules and store commands. NO I/O."""
+"""Features built on the hub's seams: each module owns its frames, handlers and rules. NO I/O."""

@@ -114,7 +114,7 @@ def upload_begin(hub: Hub, s: Session, req: p.UploadBegin, now: float) -> list[E
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]  # this file was posted already
     room = rooms.member_room(hub, s, req.room).name if req.room is not None else None
-    if req.to is not None and name_key(req.to) not in hub.by_key:
+    if req.to is not None and name_key(req.to) not in hub.by_key and not _stored_for(hub, s, req.to):
         return [_refuse(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     if req.size == 0:
         return [_refuse(s, p.BAD_FIELD, "The file is empty; there is nothing to send.", cmid)]
@@ -252,6 +252,11 @@ def _finish(hub: Hub, up: Upload) -> list[Effect]:
     return [hub.ask(command, _finished, (up, media_id), holds=up.cid)]
 
 
+def _stored_for(hub: Hub, s: Session, to: str) -> bool:
+    """Whether a private file from `s` to `to` is stored (both accounts): `to` may be offline."""
+    return bool(s.account) and name_key(to) in hub.accounts.registered
+
+
 def file_object(media_id: str, up: Upload, stored: StoredFile) -> dict[str, Any]:
     """The `file` object of PROTOCOL.md: what a client shows and the URLs it fetches."""
     obj: dict[str, Any] = {
@@ -318,6 +323,10 @@ def _post_room(
 def _post_private(
     hub: Hub, s: Session, to: str, text: str, file: dict[str, Any], cmid: str | None, now: float
 ) -> list[Effect]:
+    from wschat.features import offline  # imports the hub's handlers, which import this module
+
+    if _stored_for(hub, s, to):  # between accounts: stored, reaches them offline too
+        return offline.store(hub, s, hub.accounts.registered[name_key(to)], text, cmid, now, file)
     target_cid = hub.by_key.get(name_key(to))
     if target_cid is None:
         return [_refuse(s, p.NO_SUCH_USER, f"{to} is no longer online; the file was not sent.", cmid)]
@@ -331,3 +340,10 @@ def _post_private(
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
     return out
+
+
+HANDLERS = {p.UploadBegin: upload_begin, p.UploadCancel: upload_cancel}
+
+from wschat.hub.handlers import HANDLERS as _REGISTRY  # noqa: E402  (see wschat.hub.handlers)
+
+_REGISTRY.update((kind, (handler, True)) for kind, handler in HANDLERS.items())

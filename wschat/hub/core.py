@@ -21,10 +21,11 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files
+from wschat.features import files, live
+from wschat.features.account_book import Book
 from wschat.hub import history, rooms, sessions
 from wschat.hub.dedup import SentIds
-from wschat.hub.handlers import HANDLERS
+from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
 from wschat.records import Command, Snapshot
@@ -66,6 +67,7 @@ class Hub:
         self.run_id = new_token()[:6]
         self.epoch = snapshot.epoch or new_token()[:12]
         self.ids = SentIds(config.remembered_ids_per_user, config.remembered_ids)
+        self.reads = live.Reads(snapshot.read_positions)  # read positions (wschat.features.live)
         self.asked: dict[int, tuple[Continuation, Any]] = {}  # token -> who waits for the store
         self.next_token = 1
         self.uploads = files.Uploads()  # file uploads in flight, and the daily quotas
@@ -77,16 +79,19 @@ class Hub:
             self.ids.remember(user_key, cmid, room_name, str(mid), seq)
         if GENERAL not in self.rooms:
             rooms.install(self, GENERAL, None)
+        self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
 
     # ------------------------------------------------------------ entry points
 
-    def connect(self, cid: int, now: float) -> list[Effect]:
+    def connect(self, cid: int, now: float, address: str = "") -> list[Effect]:
+        """A WebSocket opened; `address` is the peer's IP (per-address log-in limits)."""
         cfg = self.config
         self.sessions[cid] = Session(
             cid,
             client_id=f"c{cid:x}{self.new_token()[:6]}",
             chat_bucket=TokenBucket(cfg.chat_rate, cfg.chat_burst, now),
             control_bucket=TokenBucket(cfg.control_rate, cfg.control_burst, now),
+            address=address,
         )
         self.unnamed[cid] = (now, now + self.config.name_timeout)
         return []
@@ -106,7 +111,7 @@ class Hub:
             if wait:
                 return self._limited(s, None, wait, exc.client_msg_id)
             return [self.error(s, exc.code, str(exc), exc.client_msg_id)]
-        is_message = type(req) is p.Chat or type(req) is p.Private
+        is_message = type(req) in MESSAGE_KINDS  # reactions and edits are paced like messages
         wait = (s.chat_bucket if is_message else s.control_bucket).take(now)
         if wait:
             return self._limited(s, req, wait, getattr(req, "client_msg_id", None))
@@ -137,9 +142,11 @@ class Hub:
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
         sessions.expire_unnamed(self, now, out)
+        self.accounts.tick(now)
         for room in self.rooms.values():
             if room.joined_count or room.left_count:
                 rooms.flush_presence(self, room, now, out)
+        out += live.tick(self, now)
         return out
 
     def shutdown_notice(self, now: float) -> list[Effect]:

@@ -48,7 +48,8 @@ class SentIds:
             return None
         where, mid, seq = hit
         if where.startswith("@"):
-            return p.outbound.ack(cmid, mid, seq, to=where[1:], duplicate=True)
+            stored = mid.startswith("pm")  # a stored private message (wschat.features.offline)
+            return p.outbound.ack(cmid, mid, seq, to=where[1:], duplicate=True, stored=stored)
         return p.outbound.ack(cmid, mid, seq, room=where, duplicate=True)
 
     def storing(self, user_key: str, cmid: str) -> bool:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.features import files
+from wschat.features import accounts, offline, wire
 from wschat.hub import history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, Message, ReadPage
+from wschat.records import Append, Message, ReadMessage, ReadPage
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -27,22 +27,51 @@ if TYPE_CHECKING:
 Handler = Callable[["Hub", Session, Any, float], list[Effect]]
 
 
-def chat(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect]:
-    """A room message: stored first (Append); delivered and acknowledged once committed."""
+def chat(hub: Hub, s: Session, req: p.Chat, now: float, quoted: dict | None = None) -> list[Effect]:
+    """A room message: stored first (Append); delivered and acknowledged once committed.
+    A reply quotes the message it answers (`quoted`), read from the store first if need be."""
     room = rooms.member_room(hub, s, req.room)
     cmid = req.client_msg_id
-    if cmid is not None:
-        if (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
-            return [Send((s.cid,), dup)]
-        if not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
-            return []
+    # a resend is acknowledged again even if the message it answers has gone since
+    if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+        return [Send((s.cid,), dup)]
+    if req.reply_to and quoted is None:
+        quoted = events.reply_preview(hub, s, room, req.reply_to)
+        if quoted is None:
+            return [hub.ask(ReadMessage(room.name, req.reply_to), _reply_read, (s.cid, req))]
+    if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored
+        return []
     seq = hub.broker.next_seq(room.name)
     if seq > room.last_seq:
         room.last_seq = seq
     room.inflight += 1
     m = Message(hub.next_id, room.name, seq, s.name, s.key, s.client_id, req.message, now, cmid, room.epoch)
+    if req.reply_to:
+        m.reply_to, m.meta = req.reply_to, {"reply_preview": quoted}
+    if req.mentions:
+        m.meta = {**(m.meta or {}), "mentions": list(req.mentions)}
     hub.next_id += 1
     return [hub.ask(Append([m]), _committed, m)]
+
+
+def _reply_read(hub: Hub, ctx: tuple[int, p.Chat], result: Any, now: float) -> list[Effect]:
+    """The message a reply answers, read from the store: go on with the reply, or refuse it."""
+    cid, req = ctx
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    cmid = req.client_msg_id
+    if isinstance(result, BaseException):
+        text = "The server could not read the message you answer (its storage failed); send it again."
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
+        return [Send((cid,), frame)]
+    try:
+        if not isinstance(result, Message) or result.kind != "chat":
+            raise p.ProtocolError(p.NO_SUCH_MESSAGE, f"There is no message {req.reply_to} to reply to.")
+        quoted = events.quote(rooms.member_room(hub, s, req.room), result)
+        return chat(hub, s, req, now, quoted)
+    except p.ProtocolError as exc:
+        return [hub.error(s, exc.code, str(exc), cmid)]
 
 
 def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
@@ -66,10 +95,13 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
     if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
         room.last_seq = m.seq
     m.payload = history.chat_payload(m)
+    publish = hub.broker.publish(room.name, m.payload)
+    out: list[Effect] = events.mentioned(hub, room, m, publish)  # those mentioned: mentions_you
     history.add(hub, room, m)
     room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
     rooms.touch(hub, room)
-    out: list[Effect] = [hub.broker.publish(room.name, m.payload)]
+    if holder is not None:
+        out += live.stop_typing(hub, hub.sessions[holder], room, now)
     if cmid is not None:
         mid = str(m.id)
         hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
@@ -166,6 +198,13 @@ HANDLERS: dict[type, tuple[Handler, bool]] = {
     p.Join: (join, True),
     p.Leave: (leave, True),
     p.FetchHistory: (fetch_history, True),
-    p.UploadBegin: (files.upload_begin, True),
-    p.UploadCancel: (files.upload_cancel, True),
 }
+HANDLERS.update(accounts.HANDLERS)  # replaces set_username's: guests may not take registered names
+HANDLERS.update(offline.HANDLERS)  # replaces private's: stored between accounts (calls `private`)
+
+# requests that count against the message rate (chat_rate), not the control rate
+MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
+
+# Feature modules add their handlers to HANDLERS when they are imported (at their end);
+# importing them here, after HANDLERS exists, registers them whichever module comes first.
+from wschat.features import events, files, live, search  # noqa: E402, F401

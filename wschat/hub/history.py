@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from wschat import outbound
 from wschat import protocol as p
+from wschat.features import fold
 from wschat.hub.state import GENERAL, Room
 from wschat.records import Message
 
@@ -26,9 +27,14 @@ def _seq(m: Message) -> int:
 
 
 def chat_payload(m: Message) -> bytes:
-    return outbound.chat(
-        str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file
-    )
+    """The frame of a stored room message: a `chat`, or a room event of wschat.features."""
+    return fold.payload(m)
+
+
+def shown(m: Message) -> bool:
+    """Whether `m` goes into a recent or page history: chat messages that were not deleted.
+    (Room events and deletions reach a resuming client as the events themselves.)"""
+    return m.kind == "chat" and not m.deleted
 
 
 def add(hub: Hub, room: Room, m: Message) -> None:
@@ -94,14 +100,21 @@ def remember_dormant(hub: Hub, name: str) -> None:
 
 
 def recent(hub: Hub, window: list[Message]) -> list[Message]:
-    """What a newcomer is shown: the last `history_size` messages, within `history_bytes`."""
+    """What a newcomer is shown: the window's end holding the last `history_size` chat messages
+    (room events between them are not shown, see `shown`), within `history_bytes`."""
     cfg = hub.config
-    start = max(0, len(window) - cfg.history_size)
-    weight = sum(len(m.payload) for m in window[start:])
-    while weight > cfg.history_bytes and start < len(window) - 1:
-        weight -= len(window[start].payload)
-        start += 1
-    return window[start:] if cfg.history_size else []
+    if not cfg.history_size:
+        return []
+    start, count, weight = len(window), 0, 0
+    while start > 0 and count < cfg.history_size:
+        m = window[start - 1]
+        if shown(m):
+            if count and weight + len(m.payload) > cfg.history_bytes:
+                break  # never none: the newest message goes even if it alone is too heavy
+            count += 1
+            weight += len(m.payload)
+        start -= 1
+    return window[start:]
 
 
 def on_entry(hub: Hub, room: Room, since: p.Position | None) -> bytes:
@@ -116,24 +129,31 @@ def on_entry(hub: Hub, room: Room, since: p.Position | None) -> bytes:
         if len(msgs) > cap:
             skipped += len(msgs) - cap
             msgs = msgs[-cap:]
-        payloads = (m.payload for m in msgs)
+        # everything missed, room events included (each once); a deleted message only as its event
+        payloads = (m.payload for m in msgs if not m.deleted)
         return outbound.history(room.name, room.epoch, "resume", payloads, skipped=skipped or None)
-    payloads = (m.payload for m in recent(hub, window))
+    payloads = (m.payload for m in recent(hub, window) if shown(m))
     changed = True if since is not None else None
-    return outbound.history(room.name, room.epoch, "recent", payloads, epoch_changed=changed)
+    # last_seq: the events after the last message shown are folded into the messages already
+    last = window[-1].seq if window else None
+    return outbound.history(room.name, room.epoch, "recent", payloads, epoch_changed=changed, last_seq=last)
 
 
 def page_in_window(room: Room, before_seq: int, limit: int) -> bytes | None:
     """The page before `before_seq` if the window holds all of it, else None (ask the store)."""
     window = room.window
     end = bisect_left(window, before_seq, key=_seq)
-    start = max(0, end - limit)
-    if end - start == limit or not window or window[0].seq <= room.first_seq:
+    start, count = end, 0
+    while start > 0 and count < limit:  # room events and deleted messages are not shown
+        start -= 1
+        count += shown(window[start])
+    if count == limit or not window or window[0].seq <= room.first_seq:
         return page(room, before_seq, window[start:end])
     return None
 
 
 def page(room: Room, before_seq: int, msgs: list[Message]) -> bytes:
+    msgs = [m for m in msgs if shown(m)]
     more = bool(msgs) and msgs[0].seq > room.first_seq
     payloads = (m.payload or chat_payload(m) for m in msgs)
     return outbound.history(room.name, room.epoch, "page", payloads, before_seq=before_seq, more=more)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
+from wschat.features import live
 from wschat.hub import history
 from wschat.hub.state import GENERAL, Loading, Room, Session
 from wschat.names import check_room
@@ -73,6 +74,7 @@ def enter(
     listed = names(hub, room) if small else None
     out.append(Send((s.cid,), outbound.joined(name, room.epoch, len(room.members), listed)))
     out.append(Send((s.cid,), history.on_entry(hub, room, since)))
+    out += live.entered(hub, s, room)
     if rejoin:
         return
     where = "the chat" if name == GENERAL else f"#{name}"
@@ -139,6 +141,7 @@ def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[E
     """Take `s` out of `room`; `reason` is "leave" (it asked) or "disconnect" (it is gone)."""
     del room.members[s.cid]
     del s.rooms[room.name]
+    out += live.stop_typing(hub, s, room, now)
     if len(room.members) <= hub.config.large_room:
         where = f"#{room.name}" if reason == "leave" else "the chat"
         text = f"{s.name} left {where}"

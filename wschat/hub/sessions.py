@@ -21,6 +21,8 @@ from wschat.names import InvalidName, check_room, check_username, lookalike_keys
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
+AccountLogin = tuple[str, str]  # an account's (session token, session id) for username_accepted
+
 
 def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     """`set_username`: accept the name (taking over its session with the token) and enter rooms."""
@@ -37,6 +39,24 @@ def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     refusal = _refusal(hub, s, name, key, looks, req.session_token)
     if refusal is not None:
         return [Send((s.cid,), refusal)]
+    return accept(hub, s, name, key, looks, req, now)
+
+
+def accept(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    now: float,
+    account: AccountLogin | None = None,
+) -> list[Effect]:
+    """Give `s` the name (taking over whoever holds it) and enter the rooms `req` asks for.
+
+    `account` is set when an account logged in (wschat.features.accounts): `username_accepted`
+    then carries its device's session token instead of a guest's takeover token.
+    """
     out: list[Effect] = []
     holder = hub.by_key.get(key)
     takeover = holder is not None
@@ -60,9 +80,14 @@ def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
         "chat_rate": cfg.chat_rate,
         "chat_burst": cfg.chat_burst,
     }
-    out.insert(
-        0, Send((s.cid,), outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits))
-    )
+    if account is None:
+        accepted = outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits)
+    else:
+        token, session_id = account
+        accepted = outbound.username_accepted(
+            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id
+        )
+    out.insert(0, Send((s.cid,), accepted))
     # A reconnect that resumes is not news: the others update their lists without "X joined".
     resumed = takeover or bool(req.resume)
     for room_name, position in wanted.items():

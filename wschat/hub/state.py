@@ -40,6 +40,14 @@ class Config:
     daily_upload_bytes: int = 500 * 1024 * 1024  # per user and UTC day
     upload_chunk: int = 256 * 1024  # the largest binary frame's file bytes (upload_ready.chunk_size)
     thumb_pixels: int = 4096 * 4096  # images with more pixels get no thumbnail (decompression bombs)
+    # accounts (wschat.features.accounts)
+    accounts_required: bool = False  # --accounts required: no guests
+    max_hashes: int = 8  # password hashes asked of the store and not yet answered, at most
+    account_free_failures: int = 5  # failed log-ins to one name before it must wait
+    address_free_failures: int = 20  # failed log-ins from one address before it must wait
+    free_registrations: int = 5  # accounts one address may create before it must wait
+    login_wait: float = 1.0  # the first wait; each further failure doubles it
+    login_wait_cap: float = 900.0
 
 
 @dataclass(slots=True, eq=False)
@@ -54,6 +62,9 @@ class Session:
     rooms: dict[str, None] = field(default_factory=dict)
     strikes: int = 0
     looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
+    address: str = ""  # the peer's IP address (per-address log-in limits)
+    account: bool = False  # logged in to an account (not a guest)
+    session_id: str = ""  # the account's session on this device
 
 
 @dataclass(slots=True, eq=False)
@@ -72,6 +83,12 @@ class Room:
     left_count: int = 0
     joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
     leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
+    # typing (wschat.features.live): who types here (cid -> when it expires), when the next
+    # `typing` frame may go out, and whether the list changed since the last one
+    typing: dict[int, float] = field(default_factory=dict)
+    typing_next: float = 0.0
+    typing_dirty: bool = False
+    typing_shown: dict[int, tuple] = field(default_factory=dict)  # member -> the list it was sent
 
 
 class Loading(Exception):

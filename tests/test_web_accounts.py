@@ -1,0 +1,206 @@
+"""Accounts in the web page, in real headless Chromium against a real server: the log-in /
+register / guest choice, "remember this device", the account dialog (devices, password, log
+out), and stored private messages (waiting, delivered, paged back; a guest's not stored)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from browser import FIXTURES, Pages, bubble, connected, say, served
+from playwright.async_api import Page, expect
+from support import Client
+
+from wschat.server import ChatServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+browser, pages, servers, server, clients, processes = FIXTURES  # shared with the other browser tests
+
+PASSWORD = "correct horse battery"
+
+
+async def account_page(
+    page: Page, port: int, mode: str, name: str, password: str = PASSWORD, *, remember: bool = False
+) -> None:
+    await page.goto(served(port))
+    await page.check(f"#modeSet input[value='{mode}']")
+    await page.fill("#nameInput", name)
+    await page.fill("#passInput", password)
+    if remember:
+        await page.check("#rememberBox")
+    await page.click("#joinBtn")
+
+
+async def python_account(port: int, kind: str, name: str, **fields: Any) -> tuple[Client, dict[str, Any]]:
+    c = await Client.open(port)
+    secret = {} if "session_token" in fields else {"password": PASSWORD}
+    await c.send({"type": kind, "username": name, **secret, **fields})
+    return c, await c.expect("username_accepted")
+
+
+async def test_register_then_a_remembered_device_logs_in_without_the_password(
+    pages: Pages, server: ChatServer
+) -> None:
+    page = await pages.new()
+    await page.goto(served(server.port))
+    await expect(page.locator("#passField")).to_be_hidden()  # a guest needs no password
+    await account_page(page, server.port, "register", "Alice", remember=True)
+    await connected(page)
+    await expect(page.locator("#accountBtn")).to_be_visible()
+    stored = await page.evaluate("JSON.stringify(localStorage)")
+    assert PASSWORD not in stored and "wschat.account:" in stored  # the token, never the password
+    await page.reload()  # the tab goes back in as the account
+    await connected(page)
+    await expect(page.locator("#meName")).to_have_text("Alice")
+    other = await page.context.new_page()  # another tab of the same browser: remembered
+    await other.goto(served(server.port))
+    await expect(other.locator("#joinNote")).to_have_text(
+        "This device is remembered for Alice: no password needed."
+    )
+    await expect(other.locator("#passField")).to_be_hidden()
+    await other.click("#joinBtn")
+    await connected(other)
+
+
+async def test_a_wrong_password_and_a_guest_taking_a_registered_name_are_explained(
+    pages: Pages, server: ChatServer
+) -> None:
+    bob, _ = await python_account(server.port, "register", "Bob")
+    await bob.close()
+    page = await pages.new()
+    await account_page(page, server.port, "login", "Bob", "not the password")
+    await expect(page.locator("#passError")).to_have_text("The name or the password is wrong.")
+    await expect(page.locator("#passInput")).to_be_focused()
+    await page.check("#modeSet input[value='guest']")
+    await page.fill("#nameInput", "bob")
+    await page.click("#joinBtn")
+    await expect(page.locator("#nameError")).to_contain_text("is a registered name")
+    await page.check("#modeSet input[value='register']")
+    await page.fill("#nameInput", "Carol")
+    await page.fill("#passInput", "short")
+    await page.click("#joinBtn")
+    await expect(page.locator("#passError")).to_have_text("Choose a password of at least 8 characters.")
+
+
+async def test_the_account_dialog_lists_devices_logs_one_out_changes_the_password_and_logs_out(
+    pages: Pages, server: ChatServer
+) -> None:
+    page = await pages.new()
+    await account_page(page, server.port, "register", "Dana", remember=True)
+    await connected(page)
+    phone, _ = await python_account(server.port, "login", "Dana", device="phone")  # takes the page over
+    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+    await phone.close()
+    await page.click("#retryBtn")  # "Reconnect here": with the device token, no password
+    await connected(page)
+    await page.click("#accountBtn")
+    dialog = page.locator("#accountDlg")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator(".sessions li")).to_have_count(2)
+    await expect(dialog.locator(".sessions li").filter(has_text="this device")).to_have_count(1)
+    await dialog.get_by_role("button", name="Log out phone").click()
+    await expect(dialog.locator(".sessions li")).to_have_count(1)
+    await page.fill("#oldPass", "wrong password")
+    await page.fill("#newPass", "a brand new password")
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(page.locator("#pwError")).to_have_text("The current password is wrong; nothing was changed.")
+    await page.fill("#oldPass", PASSWORD)
+    await page.fill("#newPass", "a brand new password")
+    await dialog.get_by_role("button", name="Change password").click()
+    await expect(page.locator("#pwDone")).to_contain_text("Your password is changed")
+    await page.click("#logoutBtn")
+    await expect(page.locator("#joinView")).to_be_visible()
+    await expect(page.locator("#joinNote")).to_have_text("You are logged out on this device.")
+    assert "wschat.account:" not in await page.evaluate("JSON.stringify(localStorage)")
+    await expect(page.locator("#passField")).to_be_visible()  # no longer remembered
+
+
+async def test_private_messages_wait_for_an_offline_account_with_unread_counts_and_delivered_marks(
+    pages: Pages, server: ChatServer
+) -> None:
+    erin, erin_login = await python_account(server.port, "register", "Erin")
+    await erin.close()
+    page = await pages.new()
+    await account_page(page, server.port, "register", "Frank")
+    await connected(page)
+    await page.click("#signOutBtn")  # Frank goes offline
+    await expect(page.locator("#joinView")).to_be_visible()
+    erin, _ = await python_account(server.port, "login", "Erin", session_token=erin_login["session_token"])
+    for i in range(3):
+        await erin.send(
+            {"type": "private", "to": "Frank", "message": f"while away {i}", "client_msg_id": f"e{i}"}
+        )
+        await erin.expect("ack", client_msg_id=f"e{i}")
+    await account_page(page, server.port, "login", "Frank")
+    await connected(page)
+    dm = page.locator("#dmList .nav-item").filter(has_text="Erin")
+    await expect(dm.locator(".badge")).to_have_text("3")
+    told = [await erin.expect("delivered") for _ in range(3)]
+    assert [d["seq"] for d in told] == [1, 2, 3]
+    await dm.click()
+    await expect(bubble(page, "while away 2")).to_be_visible()
+    await erin.close()
+    await say(page, "got them, thanks")  # Erin is offline now: stored, then delivered later
+    await expect(bubble(page, "got them, thanks").locator(".mark")).to_have_text("✓")
+    erin, _ = await python_account(server.port, "login", "Erin", session_token=erin_login["session_token"])
+    assert (await erin.expect("private"))["message"] == "got them, thanks"
+    await expect(bubble(page, "got them, thanks").locator(".mark")).to_have_text("✓✓ Delivered")
+    await erin.close()
+
+
+async def test_a_guests_private_messages_are_said_to_be_unstored(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    gus = await clients(server.port, "Gus")
+    page = await pages.new()
+    await page.goto(served(server.port))
+    await page.fill("#nameInput", "Hal")
+    await page.press("#nameInput", "Enter")
+    await connected(page)
+    await page.evaluate("() => 0")
+    await page.locator("#usersBtn").click()
+    await page.locator("#usersList button").filter(has_text="Gus").click()
+    await say(page, "psst")
+    await gus.expect("private", message="psst")
+    await expect(page.locator(".list:not([hidden]) .notice")).to_contain_text(
+        ["Not stored (you are a guest): these private messages reach Gus only while online."]
+    )
+
+
+async def test_a_stored_conversation_opens_on_a_new_device_and_pages_back(
+    pages: Pages, server: ChatServer
+) -> None:
+    ivy, _ = await python_account(server.port, "register", "Ivy", rooms=["general"])
+    jay, _ = await python_account(server.port, "register", "Jay")
+    for i in range(60):
+        await ivy.send({"type": "private", "to": "Jay", "message": f"note {i}", "client_msg_id": f"i{i}"})
+    for i in range(60):
+        await ivy.expect("ack", client_msg_id=f"i{i}")
+    await jay.close()
+    page = await pages.new()  # a device Jay has never used: the past is paged, not pushed
+    await account_page(page, server.port, "login", "Jay")
+    await connected(page)
+    await page.locator("#usersBtn").click()
+    await page.locator("#usersList button").filter(has_text="Ivy").click()
+    await expect(bubble(page, "note 59")).to_be_visible()
+    await expect(bubble(page, "note 9")).to_have_count(0)
+    await page.locator(".list:not([hidden])").get_by_role("button", name="Load earlier messages").click()
+    await expect(bubble(page, "note 0")).to_have_count(1)
+    await expect(page.locator(".list:not([hidden]) .msg")).to_have_count(60)
+    await ivy.close()
+
+
+async def test_a_server_for_accounts_only_turns_a_guest_to_the_log_in(
+    pages: Pages, servers: Callable[..., Any]
+) -> None:
+    srv = await servers("--accounts", "required")
+    page = await pages.new()
+    await page.goto(served(srv.port))
+    await page.fill("#nameInput", "Kim")
+    await page.press("#nameInput", "Enter")
+    await expect(page.locator("#nameError")).to_have_text(
+        "This server is for registered users only: log in or register."
+    )
+    await expect(page.locator("#modeSet input[value='login']")).to_be_checked()
+    await expect(page.locator("#passField")).to_be_visible()

@@ -1,0 +1,182 @@
+"""Private messages between accounts: stored, sequenced per conversation, delivered once. NO I/O.
+
+A `private` from an account to a registered name is stored first (`StorePrivate`), then
+delivered to both ends that are online and acknowledged (`ack` with `stored: true`); if the
+recipient is online its delivery is recorded (`MarkDelivered`) and the sender told (`delivered`).
+When an account logs in, its device is given what it has not seen yet (`ReadMissed`: what it
+received while offline and what its other devices sent), oldest first, marked `offline: true`;
+the senders online are told `delivered`. Every device has a cursor in the store (the last id it
+was given), moved on with each delivery, so a message reaches each device once. A conversation
+pages back with `fetch_private` like a room's history. Private messages that involve a guest
+go the old way (`wschat.hub.handlers.private`): not stored, online only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.features.private_records import (
+    MarkDelivered,
+    ReadConversation,
+    ReadMissed,
+    StoredPrivate,
+    StorePrivate,
+    conversation_key,
+)
+from wschat.hub import handlers
+from wschat.hub.state import Session
+from wschat.names import name_key
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+
+def _pid(m: StoredPrivate) -> str:
+    return f"pm{m.id}"
+
+
+def _frame(m: StoredPrivate, *, offline: bool = False) -> bytes:
+    return outbound.stored_private(
+        _pid(m), m.seq, m.sender, m.recipient, m.text, m.ts, m.client_msg_id,
+        offline=offline, delivered=m.delivered, file=m.file,
+    )  # fmt: skip
+
+
+def _online_account(hub: Hub, key: str) -> Session | None:
+    cid = hub.by_key.get(key)
+    s = hub.sessions.get(cid) if cid is not None else None
+    return s if s is not None and s.account else None
+
+
+def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
+    """`private`: stored when both ends are accounts, else as before (online only)."""
+    to_key = name_key(req.to)
+    recipient = hub.accounts.registered.get(to_key)
+    if not s.account or recipient is None:
+        return handlers.private(hub, s, req, now)
+    cmid = req.client_msg_id
+    if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+        return [Send((s.cid,), dup)]
+    return store(hub, s, recipient, req.message, cmid, now)
+
+
+def store(
+    hub: Hub, s: Session, recipient: str, text: str, cmid: str | None, now: float, file: dict | None = None
+) -> list[Effect]:
+    """Store a private message from the account `s` to the account `recipient`, then deliver it;
+    `file`: it shares a file (wschat.features.files)."""
+    if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
+        return []
+    to_key = name_key(recipient)
+    conversation = conversation_key(s.key, to_key)
+    m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file)
+    return [hub.ask(StorePrivate([m]), _stored, m)]
+
+
+def _stored(hub: Hub, m: StoredPrivate, result: Any, now: float) -> list[Effect]:
+    cmid = m.client_msg_id
+    repeats = hub.ids.stored(m.sender_key, cmid) if cmid is not None else 0
+    sender = _online_account(hub, m.sender_key)
+    if isinstance(result, BaseException):
+        if sender is None:
+            return []
+        text = "The server could not save your private message; it was not delivered. Send it again."
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
+        return [Send((sender.cid,), frame)]
+    recipient = _online_account(hub, m.recipient_key)
+    if recipient is not None:
+        m.delivered = now
+    out: list[Effect] = []
+    cursors = {}
+    targets = []
+    for end in (sender, recipient):
+        if end is not None and end.cid not in targets:
+            targets.append(end.cid)
+            cursors[end.session_id] = m.id
+    if targets:
+        out.append(Send(tuple(targets), _frame(m)))
+    if cmid is not None:
+        pid = _pid(m)
+        hub.ids.remember(m.sender_key, cmid, "@" + m.recipient, pid, m.seq)
+        if sender is not None:
+            ack = outbound.ack(cmid, pid, m.seq, to=m.recipient, stored=True)
+            out.extend(Send((sender.cid,), ack) for _ in range(1 + repeats))
+    if recipient is not None and sender is not None:
+        out.append(Send((sender.cid,), outbound.delivered(_pid(m), m.recipient, m.seq, now)))
+    if cursors:
+        ids = [m.id] if recipient is not None else []
+        out.append(hub.ask(MarkDelivered(ids, now, cursors), _written, None))
+    return out
+
+
+def _written(hub: Hub, context: None, result: Any, now: float) -> list[Effect]:
+    # A cursor or delivery time not saved (the storage failed) means at worst that a device is
+    # given a message again at its next log-in, which clients recognise by its id.
+    return []
+
+
+def after_login(hub: Hub, s: Session) -> Effect:
+    """Ask for what this device has not been given yet (called when an account logs in)."""
+    return hub.ask(ReadMissed(s.key, s.session_id), _missed, (s.cid, s.session_id))
+
+
+def _missed(hub: Hub, context: tuple[int, str], result: Any, now: float) -> list[Effect]:
+    cid, session_id = context
+    s = hub.sessions.get(cid)
+    if s is None or s.session_id != session_id or isinstance(result, BaseException) or not result:
+        if isinstance(result, BaseException) and s is not None:
+            text = "The server could not read your private messages; log in again to get them."
+            return [hub.error(s, p.STORE_FAILED, text)]
+        return []
+    messages: list[StoredPrivate] = result
+    out: list[Effect] = []
+    newly = []
+    for m in messages:
+        if m.recipient_key == s.key and m.delivered is None:
+            m.delivered = now
+            newly.append(m)
+        out.append(Send((cid,), _frame(m, offline=True)))
+    for m in newly:
+        sender = _online_account(hub, m.sender_key)
+        if sender is not None and sender.cid != cid:
+            out.append(Send((sender.cid,), outbound.delivered(_pid(m), m.recipient, m.seq, now)))
+    ids = [m.id for m in newly]
+    out.append(hub.ask(MarkDelivered(ids, now, {session_id: messages[-1].id}), _written, None))
+    if len(messages) == ReadMissed(s.key, session_id).limit:  # more waiting: the next batch
+        out.append(after_login(hub, s))
+    return out
+
+
+def fetch_private(hub: Hub, s: Session, req: p.FetchPrivate, now: float) -> list[Effect]:
+    """A page of the stored conversation with `with`, oldest first (like `fetch_history`)."""
+    other = hub.accounts.registered.get(name_key(req.with_))
+    if not s.account:
+        return [hub.error(s, p.NOT_AN_ACCOUNT, "Only private messages between accounts are stored.")]
+    if other is None:
+        return [hub.error(s, p.NO_SUCH_USER, f"{req.with_[:40]} is not a registered name.")]
+    conversation = conversation_key(s.key, name_key(other))
+    asked = ReadConversation(conversation, req.before_seq, req.limit + 1)
+    return [hub.ask(asked, _page_read, (s.cid, other, req.limit))]
+
+
+def _page_read(hub: Hub, context: tuple[int, str, int], result: Any, now: float) -> list[Effect]:
+    cid, other, limit = context
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if isinstance(result, BaseException):
+        text = "The server could not read that conversation; ask again in a few seconds."
+        return [hub.error(s, p.STORE_FAILED, text)]
+    messages: list[StoredPrivate] = result
+    more = len(messages) > limit
+    page = messages[-limit:]
+    return [Send((cid,), outbound.private_history(other, [_frame(m) for m in page], more))]
+
+
+HANDLERS: dict[type, tuple[Any, bool]] = {
+    p.Private: (private, True),
+    p.FetchPrivate: (fetch_private, True),
+}
