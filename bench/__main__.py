@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import loadgen, report
+from bench import cluster, loadgen, report
 from bench.machine import loadavg
 from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
-ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "files")
+ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "files", "cluster")
 
 
 def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
                 "page": lambda: [bench.page()],
                 "typing": lambda: [bench.typing()],
                 "files": lambda: [bench.files()],
+                "cluster": lambda: cluster.run_all(bench),
             }
             for name in ONLY:
                 if name in args.only:
                     steps[name]()
         else:
             bench.all()
+            cluster.run_all(bench)
     finally:
         bench.close()
     elapsed = time.time() - started

@@ -75,7 +75,10 @@ static struct {
     int port, n, srcs, mode, senders, window, msg_chars, concurrency, server_pid, login_idle;
     double duration, warmup, rate, timeout, drain;
     const char *prefix;
-} opt = {"127.0.0.1", 8765, 100, 1, M_FANOUT, 1, 1, 60, 500, 0, 1, 5, 1, 20, 60, 10, ""};
+    /* a second server process of the same chat (several processes on one Redis): --port2, and
+       --split alternate (every other client) or senders (the senders on --port, the rest on it) */
+    int port2, split_senders;
+} opt = {"127.0.0.1", 8765, 100, 1, M_FANOUT, 1, 1, 60, 500, 0, 1, 5, 1, 20, 60, 10, "", 0, 0};
 
 static Conn *conns;
 static int epfd;
@@ -515,7 +518,14 @@ static void on_readable(int i) {
 
 static char handshake_req[512];
 static int handshake_len;
-static struct sockaddr_in dst;
+static struct sockaddr_in dst, dst2;
+
+/* where client i connects: --port, or --port2 for its share of the clients */
+static const struct sockaddr_in *target(int i) {
+    if (!opt.port2) return &dst;
+    int second = opt.split_senders ? i >= opt.senders : i % 2 == 1;
+    return second ? &dst2 : &dst;
+}
 
 static void open_more(void) {
     while (opened < opt.n && n_pending < opt.concurrency) {
@@ -540,7 +550,7 @@ static void open_more(void) {
                 continue;
             }
         }
-        if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
+        if (connect(fd, (const struct sockaddr *)target(i), sizeof dst) < 0 && errno != EINPROGRESS) {
             if (connect_errors++ < 5) perror("loadgen: connect");
             close(fd);
             c->state = S_CLOSED;
@@ -641,7 +651,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --mode fanout|latency|join|idle|durable|typing --port P [--host 127.0.0.1] [--clients N]\n"
             "  [--senders S] [--window W] [--rate R] [--duration s] [--warmup s] [--drain s] [--timeout s]\n"
-            "  [--msg-chars C] [--srcs K] [--concurrency C] [--server-pid PID] [--prefix P] [--no-login]\n");
+            "  [--msg-chars C] [--srcs K] [--concurrency C] [--server-pid PID] [--prefix P] [--no-login]\n"
+            "  [--port2 P2 [--split alternate|senders]]\n");
     exit(2);
 }
 
@@ -657,6 +668,12 @@ int main(int argc, char **argv) {
         a++;
         if (!strcmp(k, "--host")) opt.host = v;
         else if (!strcmp(k, "--port")) opt.port = atoi(v);
+        else if (!strcmp(k, "--port2")) opt.port2 = atoi(v);
+        else if (!strcmp(k, "--split")) {
+            if (!strcmp(v, "alternate")) opt.split_senders = 0;
+            else if (!strcmp(v, "senders")) opt.split_senders = 1;
+            else usage();
+        }
         else if (!strcmp(k, "--clients")) opt.n = atoi(v);
         else if (!strcmp(k, "--srcs")) opt.srcs = atoi(v);
         else if (!strcmp(k, "--senders")) opt.senders = atoi(v);
@@ -687,6 +704,8 @@ int main(int argc, char **argv) {
     if ((ntohl(dst.sin_addr.s_addr) >> 24) != 127) die("--host must be a loopback address (127.0.0.0/8)");
     dst.sin_family = AF_INET;
     dst.sin_port = htons((uint16_t)opt.port);
+    dst2 = dst;
+    dst2.sin_port = htons((uint16_t)opt.port2);
     signal(SIGPIPE, SIG_IGN);
 
     handshake_len = snprintf(handshake_req, sizeof handshake_req,

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from redisserver import RedisServer, available
 from support import ServerProcess, start_server
 from terminal import Term
 
@@ -25,6 +26,27 @@ def no_leaked_servers() -> Iterator[None]:
         if proc.proc.poll() is None:
             proc.kill()
         ServerProcess.running.discard(proc)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server (appendonly, appendfsync always) on an ephemeral port, stopped after."""
+    if not available():
+        pytest.fail("redis-server is not installed: run `bash test.sh`, which installs it")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    srv = RedisServer(folder).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_leaked_redis() -> Iterator[None]:
+    yield
+    for srv in list(RedisServer.running):
+        srv.stop()
 
 
 @pytest.fixture

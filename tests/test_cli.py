@@ -35,6 +35,7 @@ NUMERIC = [
     ("--max-file-mb", ["0", "nan"]),
     ("--daily-upload-mb", ["-1", "x"]),
     ("--media-quota", ["0", "inf"]),
+    ("--workers", ["0", "two"]),
 ]
 
 
@@ -54,6 +55,21 @@ def test_a_bad_number_is_one_sentence_and_exit_2(flag: str, value: str, capsys) 
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}: {value!r} is not a" in err
+
+
+def test_workers_need_redis_and_a_fixed_port(capsys) -> None:
+    for args, words in (
+        (["--workers", "2", "--port", "8000"], "--workers needs --redis"),
+        (
+            ["--workers", "2", "--port", "0", "--redis", "redis://127.0.0.1/0"],
+            "--workers needs a fixed --port",
+        ),
+    ):
+        with pytest.raises(SystemExit) as info:
+            parse_args(args)
+        assert info.value.code == 2 and words in capsys.readouterr().err
+    opts = parse_args(["--workers", "3", "--port", "8000", "--redis", "redis://127.0.0.1/0"])
+    assert (opts.workers, opts.redis) == (3, "redis://127.0.0.1/0")
 
 
 def test_good_numbers_are_taken() -> None:

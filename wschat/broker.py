@@ -7,7 +7,10 @@ The hub asks its broker, and never learns which one it has, to:
 - `next_seq(room)`: the room's next sequence number;
 - `publish(room, data)`: send a frame to everyone in the room; returns the local delivery as a
   `Send`, made at once, so the members are those at the moment of publishing;
-- `claim(key, owner)` / `release(key, owner)`: own a user name (its `names.name_key`).
+- `claim(key, owner)` / `release(key, owner)`: own a user name (its `names.name_key`);
+- `presence(room, name, event)`: someone here joined ("join", or "resume" for a reconnect) or
+  left ("leave", "disconnect") the room; a cluster broker tells the other processes, whose
+  hubs build their own notices (`Hub.remote_presence`), so counts and lists span the cluster.
 
 `LocalBroker` is the default: one process, everything in memory, no cost on the hot path
 beyond one dict lookup per message. A cluster broker (Redis, issue 13) implements the same
@@ -30,6 +33,13 @@ from wschat.effects import Send
 
 
 class Broker(Protocol):
+    # True when the store assigns seqs with the append (a Lua script): committed messages, this
+    # process's and the others', then reach the hub in any order through `Hub.arrived`.
+    stored_seqs: bool
+    # True when a name is claimed through the store (`ClaimName`, answered later through
+    # `Hub.store_result`) instead of `claim`, which must answer at once.
+    names_by_store: bool
+
     def follow(self, room: str, members: Mapping[int, None], last_seq: int) -> None: ...
 
     def unfollow(self, room: str) -> None: ...
@@ -40,6 +50,8 @@ class Broker(Protocol):
 
     def claim(self, key: str, owner: int) -> bool: ...
 
+    def presence(self, room: str, name: str, event: str) -> None: ...
+
     def release(self, key: str, owner: int) -> None: ...
 
 
@@ -47,6 +59,8 @@ class LocalBroker:
     """One process: rooms, sequence numbers and names are facts of this process alone."""
 
     __slots__ = ("members", "names", "seqs")
+    stored_seqs = False
+    names_by_store = False
 
     def __init__(self) -> None:
         self.members: dict[str, Mapping[int, None]] = {}
@@ -68,6 +82,9 @@ class LocalBroker:
 
     def publish(self, room: str, data: bytes) -> Send:
         return Send(tuple(self.members.get(room, ())), data)
+
+    def presence(self, room: str, name: str, event: str) -> None:
+        """Nobody else to tell: this process's notices reach everyone in the room."""
 
     def claim(self, key: str, owner: int) -> bool:
         holder = self.names.setdefault(key, owner)

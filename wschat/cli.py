@@ -111,7 +111,12 @@ def _origin_arg(value: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    opts = build_parser().parse_args(argv)
+    ap = build_parser()
+    opts = ap.parse_args(argv)
+    if opts.workers > 1 and not opts.redis:
+        ap.error("--workers needs --redis: separate processes are one chat only through Redis")
+    if opts.workers > 1 and opts.port == 0:
+        ap.error("--workers needs a fixed --port (with 0 each process would pick its own)")
     if opts.media_dir is None and opts.db != ":memory:":
         opts.media_dir = os.path.join(os.path.dirname(opts.db) or ".", "files")
     # ':memory:' and no --media-dir: a temporary folder, gone with the process (wschat.media)
@@ -205,6 +210,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=count(1),
         default=10_000,
         help="older messages are deleted beyond this many per room",
+    )
+    grow = ap.add_argument_group("several processes (one chat through Redis)")
+    grow.add_argument(
+        "--redis",
+        default=os.environ.get("CHAT_REDIS") or None,
+        metavar="URL",
+        help="keep history, names and presence in Redis at URL, e.g. redis://HOST:6379/0 (env "
+        "CHAT_REDIS): every server process that names the same Redis is one chat; the first start "
+        "imports --db if it exists",
+    )
+    grow.add_argument(
+        "--workers",
+        type=count(1),
+        default=1,
+        help="start this many server processes on the same port (needs --redis and a fixed --port; "
+        "the kernel spreads connections over them); Ctrl+C stops them all",
+    )
+    grow.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="listen with SO_REUSEPORT, so several processes share the port (--workers sets it)",
     )
     lim = ap.add_argument_group("limits")
     lim.add_argument("--max-message-chars", type=count(1), default=4000, help="longest chat message")

@@ -326,7 +326,9 @@ class ClientState(RichFrames, TypedLines, FrameHandlers, FileTransfers):
         reason = as_str(frame.get("message")) or "The server refused that name."
         if self.account and (final := clientaccount.refused(self, frame, now)) is not None:
             return final
-        if frame.get("code") == "rate_limited":
+        # Too fast, or (several server processes) Redis could not be reached to check the name:
+        # both pass; try the same name again after the wait.
+        if frame.get("code") in ("rate_limited", "store_failed"):
             wait = as_num(frame.get("retry_after"), 2.0)
             self.login_at = now + wait
             self.phase = CONNECTED if self.connected else OFFLINE

@@ -33,6 +33,9 @@ class Message:
     epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
     payload: bytes = b""
     file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
+    # Set by a cluster store that found this (user, client_msg_id) stored before, by any process:
+    # `id`, `seq` and `epoch` are then those of the stored copy, and nothing was stored again.
+    duplicate: bool = False
     # Rich messaging (wschat.features.events). A room event (a reaction, an edit, a delete) is a
     # Message too, of another `kind`, so it takes a seq and travels with history and resume.
     kind: str = "chat"  # "chat", "reaction", "edit" or "delete"
@@ -149,3 +152,67 @@ class LoadRoom(Command):
     """Read a room when someone joins it. Result: a RoomState, or None for a room with no history."""
 
     room: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRange(Command):
+    """Read up to `limit` messages of `room` with seq > `after_seq`, oldest first (catch-up).
+
+    A cluster process that missed messages (a gap in what pub/sub brought, a reconnect, a restart
+    of Redis) reads them from the store before delivering anything newer. Result: a list.
+    """
+
+    room: str
+    after_seq: int
+    limit: int
+
+
+# ---------------------------------------------------------------- cluster mode (names, users)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimName(Command):
+    """Own the name `key` (and its look-alike keys) cluster-wide for connection `cid`.
+
+    `token` is the session token the name will have; `offered` the token the client offered to
+    take an existing session over ("" if none); `force` takes it over without one (an account
+    whose password was checked). Result: a `NameClaim`.
+    """
+
+    key: str
+    name: str
+    looks: tuple[str, ...]
+    cid: int
+    token: str
+    offered: str
+    force: bool = False  # an account that logged in: take the name over wherever it is held
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    status: str  # "ok", "taken" or "confusable"
+    holder: str = ""  # taken or confusable: the name as its holder wrote it
+    local_cid: int = 0  # ok by taking over a session of this process: its connection
+
+
+@dataclass(frozen=True, slots=True)
+class FindUser(Command):
+    """Where the user with name key `key` is connected. Result: a `UserPlace`, or None."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserPlace:
+    process: str
+    cid: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forward(Command):
+    """Deliver `data` to connection `cid` of another `process`. Result: whether it is there."""
+
+    process: str
+    cid: int
+    data: bytes

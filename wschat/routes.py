@@ -1,7 +1,8 @@
 """HTTP on the chat's port: which requests may become WebSockets, and the plain HTTP routes.
 
 - `/` and `/demo` serve the web client and the demo page, `/healthz` the server's figures as
-  JSON; anything else is 404, any method but GET and HEAD 405.
+  JSON (503 when a process of several cannot reach Redis); anything else is 404, any method
+  but GET and HEAD 405.
 - A WebSocket handshake is accepted at `/` (the chat) and `/echo`, and only from a page this
   server serves itself, an `--allow-origin`, a page opened from disk (unless
   `--strict-origin`) or a client that sends no Origin at all (see `Routes.check_origin`).
@@ -162,7 +163,12 @@ class Routes:
                 "uptime_s": round(time.monotonic() - self.started, 1),
                 **self.stats(),
             }
-            resp = response(200, "application/json", json.dumps(stats).encode())
+            # Several processes: one that cannot reach Redis says so, and a load balancer's
+            # health check sends new users elsewhere until it can.
+            down = stats.get("redis", "ok") != "ok"
+            if down:
+                stats["status"] = "degraded"
+            resp = response(503 if down else 200, "application/json", json.dumps(stats).encode())
         elif path in self.pages:
             page = self.pages[path]
             if page is None:

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import gc
 import logging
-import os
 import signal
 import ssl
 import sys
@@ -40,14 +39,16 @@ from websockets.http11 import Request, Response
 from wschat import __version__, protocol
 from wschat.admission import Admission, bind_error, dual_stack_socket
 from wschat.banner import banner
-from wschat.cli import DEFAULT_DB, StartupError, hub_config, parse_args, server_tls
+from wschat.cli import StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
 from wschat.media import MediaStore
 from wschat.mediaserve import MediaResponse
 from wschat.output import Backpressure
+from wschat.redismode import Cluster, open_history
 from wschat.routes import Routes, own_origins
-from wschat.store import Store, StoreError, open_store
+from wschat.store import Store, StoreError
 from wschat.transport import ChatConnection, ws_frame
+from wschat.workers import supervise
 
 log = logging.getLogger("wschat.server")
 
@@ -80,6 +81,7 @@ class ChatServer(Backpressure):
         self.tls_notes: list[str] = []
         self.notes: list[str] = []  # for the banner
         self.dual_stack = False  # --host :: takes IPv4 too
+        self.cluster: Cluster | None = None  # --redis
 
     # -- lifecycle
 
@@ -89,26 +91,25 @@ class ChatServer(Backpressure):
         note = self.admission.fit_descriptors()
         self.notes += [note] if note else []
         self.ssl, self.fingerprint, self.tls_notes = server_tls(opts)
-        if opts.db == DEFAULT_DB:
-            os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
-        self.store = open_store(
-            opts.db,
-            self.loop.call_soon_threadsafe,
-            synchronous=opts.synchronous,
-            history_cap=opts.max_messages_per_room,
-        )
         try:
-            snapshot = await asyncio.to_thread(self.store.load)
+            self.store, snapshot, self.cluster = await open_history(opts, self.loop.call_soon_threadsafe)
+            self.hub = Hub(hub_config(opts), snapshot, broker=self.cluster.broker if self.cluster else None)
+            if self.cluster:  # several processes, one chat (wschat.redismode)
+                await self.cluster.start(self.run, self.hub)
         except StoreError as exc:
+            await self._close_store()
             raise StartupError(str(exc)) from None
-        self._open_media()
-        self.hub = Hub(hub_config(opts), snapshot)
+        try:
+            self._open_media()
+        except StartupError:
+            await self._close_store()
+            raise
         tls = self.ssl is not None
-        self.routes = Routes(frozenset(), tls=tls, strict_origin=opts.strict_origin, stats=self.hub.stats)
+        self.routes = Routes(frozenset(), tls=tls, strict_origin=opts.strict_origin, stats=self._stats)
         try:
             self.ws_server = await self._listen()
         except OSError as exc:
-            self.store.close()
+            await self._close_store()
             raise StartupError(bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
         self.routes.origins = own_origins(opts.host, self.port, tls=tls) | frozenset(opts.allow_origin)
@@ -124,7 +125,6 @@ class ChatServer(Backpressure):
                 opts.media_dir, self.loop.call_soon_threadsafe, quota_bytes=opts.media_quota_bytes
             )
         except OSError as exc:
-            self.store.close()
             raise StartupError(
                 f"Cannot use the media folder {opts.media_dir}: {exc.strerror or exc}."
             ) from None
@@ -136,6 +136,8 @@ class ChatServer(Backpressure):
         if opts.host == "::":
             sock, self.dual_stack = dual_stack_socket(opts.port)
             where = {"sock": sock}
+        if opts.reuse_port and "host" in where:
+            where["reuse_port"] = True  # --workers: the kernel spreads connections over them
         return await serve(
             self._handler,
             **where,
@@ -158,7 +160,7 @@ class ChatServer(Backpressure):
             return
         self.run(self.hub.shutdown_notice(time.time()))
         self._flush()
-        await asyncio.to_thread(self.store.close)  # commits what is queued
+        await self._close_store()  # commits what is queued
         await asyncio.to_thread(self.media.close)
         await asyncio.sleep(0)  # deliver the acknowledgements that commit produced
         self._flush()
@@ -175,6 +177,18 @@ class ChatServer(Backpressure):
             await self.ws_server.wait_closed()
         self.ws_server = None
         self.loop.set_exception_handler(self.old_handler)
+
+    async def _close_store(self) -> None:
+        if self.cluster:
+            await self.cluster.close()
+        elif hasattr(self, "store"):
+            await asyncio.to_thread(self.store.close)
+
+    def _stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.hub.stats()
+        if self.cluster:
+            stats["redis"] = "ok" if self.cluster.reachable() else "unreachable"
+        return stats
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -442,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if opts.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if opts.workers > 1:  # this process only supervises the workers (wschat.workers)
+        sys.exit(supervise(sys.argv[1:] if argv is None else argv, opts.workers))
     if not opts.debug:
         # websockets logs each connection at INFO; refused handshakes only at DEBUG. What it
         # logs at ERROR ("connection handler failed", "process_request failed") is a bug here

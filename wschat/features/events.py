@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import fold, wire
-from wschat.hub import history, rooms
+from wschat.hub import cluster, history, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import name_key
 from wschat.records import Append, Message, ReadMessage
@@ -150,6 +150,19 @@ def _committed(hub: Hub, ctx: tuple[Message, str], result: Any, now: float) -> l
         return [hub.error(hub.sessions[holder], p.STORE_FAILED, msg)]
     ev.text = text
     ev.payload = fold.payload(ev)
+    if hub.broker.stored_seqs:  # cluster mode: delivered in seq order, folded there (hub.cluster)
+        return cluster.arrived(hub, ev, now)
+    fold_into_window(hub, room, ev, text)
+    history.add(hub, room, ev)
+    room.first_seq = max(room.first_seq, ev.seq - hub.config.max_messages_per_room + 1)  # retention
+    rooms.touch(hub, room)
+    out: list[Effect] = [hub.broker.publish(room.name, ev.payload)]
+    history.evict(hub)
+    return out
+
+
+def fold_into_window(hub: Hub, room: Room, ev: Message, text: str) -> None:
+    """A committed event changes its target in the room's window (and, deleted, its quotes)."""
     target = in_window(room, ev.target)
     if target is not None:
         _refold(hub, room, target, lambda m: fold.apply(m, ev, text))
@@ -157,12 +170,6 @@ def _committed(hub: Hub, ctx: tuple[Message, str], result: Any, now: float) -> l
         for m in room.window:
             if m.kind == "chat" and m.reply_to == ev.target:
                 _refold(hub, room, m, fold.unquote)
-    history.add(hub, room, ev)
-    room.first_seq = max(room.first_seq, ev.seq - hub.config.max_messages_per_room + 1)  # retention
-    rooms.touch(hub, room)
-    out: list[Effect] = [hub.broker.publish(room.name, ev.payload)]
-    history.evict(hub)
-    return out
 
 
 def _refold(hub: Hub, room: Room, m: Message, change: Callable[[Message], None]) -> None:

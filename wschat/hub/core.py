@@ -7,7 +7,10 @@ sockets. Every entry point takes the current time and returns a list of effects
 Calling rule: call `connect()` when a WebSocket opens, `receive()` for each text frame,
 `binary()` for each binary frame, `disconnect()` exactly once when it closes, `tick()` about
 once a second, and `store_result(token, result, now)` with the result (or the exception) of
-each `Execute(token, command)` effect.
+each `Execute(token, command)` effect. In cluster mode (a broker with `stored_seqs`), also
+`arrived(message, now)` for each message the broker brings from the other processes and
+`resync(room, now)` when it may have missed some (see `wschat.hub.cluster`), and
+`taken_over(cid, now)` when a session of this process was taken over on another.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
 from wschat.features import files, live
 from wschat.features.account_book import Book
-from wschat.hub import history, rooms, sessions
+from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.dedup import SentIds
 from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
-from wschat.records import Command, Snapshot
+from wschat.records import Command, Message, Snapshot
 
 # what to call with a store result: continuation(hub, context, result, now) -> effects
 Continuation = Callable[["Hub", Any, Any, float], list[Effect]]
@@ -138,6 +141,30 @@ class Hub:
             return []
         continuation, context = entry
         return continuation(self, context, result, now)
+
+    def arrived(self, m: Message, now: float) -> list[Effect]:
+        """Cluster mode: a message another process stored (from the broker), in any order."""
+        return cluster.arrived(self, m, now)
+
+    def resync(self, room: str, now: float) -> list[Effect]:
+        """Cluster mode: the broker may have missed messages of `room`; read them from the store."""
+        return cluster.resync(self, room, now)
+
+    def remote_presence(self, room: str, who: str, process: str, event: str, now: float) -> list[Effect]:
+        """Cluster mode: `who` joined or left `room` on `process` (event: join, resume, leave, disconnect)."""
+        return cluster.remote_presence(self, room, who, process, event, now)
+
+    def remote_members(self, room: str, members: dict[str, str], now: float) -> list[Effect]:
+        """Cluster mode: who is in `room` on the other processes (name -> process), from Redis."""
+        return cluster.remote_members(self, room, members, now)
+
+    def process_gone(self, process: str, now: float) -> list[Effect]:
+        """Cluster mode: another process died; its users are gone."""
+        return cluster.process_gone(self, process, now)
+
+    def taken_over(self, cid: int, now: float) -> list[Effect]:
+        """Cluster mode: connection `cid`'s session was taken over on another process."""
+        return sessions.taken_over(self, cid, now)
 
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []

@@ -16,10 +16,10 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import accounts, offline, wire
-from wschat.hub import history, rooms, sessions
+from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, Message, ReadMessage, ReadPage
+from wschat.records import Append, FindUser, Forward, Message, ReadMessage, ReadPage
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -41,7 +41,9 @@ def chat(hub: Hub, s: Session, req: p.Chat, now: float, quoted: dict | None = No
             return [hub.ask(ReadMessage(room.name, req.reply_to), _reply_read, (s.cid, req))]
     if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored
         return []
-    seq = hub.broker.next_seq(room.name)
+    # 0 when the store assigns seqs (cluster mode): the message then carries the last seq this
+    # process knew until the store answers, which tells the store a lost room from a new one
+    seq = hub.broker.next_seq(room.name) or room.last_seq
     if seq > room.last_seq:
         room.last_seq = seq
     room.inflight += 1
@@ -92,6 +94,8 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
             p.STORE_FAILED, text, retry_after=hub.config.store_retry, room=m.room, client_msg_id=cmid
         )
         return [Send((holder,), frame)]
+    if hub.broker.stored_seqs:  # the store assigned the seq: deliver in seq order (cluster mode)
+        return cluster.committed(hub, m, repeats, holder, now)
     if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
         room.last_seq = m.seq
     m.payload = history.chat_payload(m)
@@ -120,6 +124,8 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]
     target_cid = hub.by_key.get(name_key(req.to))
+    if target_cid is None and hub.broker.names_by_store:  # perhaps on another process
+        return [hub.ask(FindUser(name_key(req.to)), _found, (s.cid, req, now))]
     if target_cid is None:
         return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     t = hub.sessions[target_cid]
@@ -134,6 +140,45 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     if cmid is not None:
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
+    return out
+
+
+def _found(hub: Hub, asked: tuple[int, p.Private, float], place: Any, now: float) -> list[Effect]:
+    """Cluster mode: where the recipient of a private message is; forward it there."""
+    cid, req, sent = asked
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    cmid = req.client_msg_id
+    if isinstance(place, BaseException):
+        text = "The server could not reach its storage to find the recipient; send it again shortly."
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
+        return [Send((cid,), frame)]
+    if place is None:
+        return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
+    seq = hub.next_private
+    pid = f"p{hub.run_id}-{seq}"
+    hub.next_private += 1
+    frame = outbound.private(pid, seq, s.name, place.name, req.message, sent, s.client_id, cmid)
+    forward = Forward(place.process, place.cid, frame)
+    return [hub.ask(forward, _forwarded, (cid, req.to, place.name, frame, pid, seq, cmid))]
+
+
+def _forwarded(hub: Hub, asked: tuple, delivered: Any, now: float) -> list[Effect]:
+    cid, to, name, frame, pid, seq, cmid = asked
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if isinstance(delivered, BaseException):
+        text = "The server could not reach its storage to deliver that; send it again shortly."
+        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
+        return [Send((cid,), frame)]
+    if not delivered:  # its process is gone; the name frees itself shortly
+        return [hub.error(s, p.NO_SUCH_USER, f"{to} is not online.", cmid)]
+    out: list[Effect] = [Send((cid,), frame)]
+    if cmid is not None:
+        hub.ids.remember(s.key, cmid, "@" + name, pid, seq)
+        out.append(Send((cid,), outbound.ack(cmid, pid, seq, to=name)))
     return out
 
 

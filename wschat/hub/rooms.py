@@ -51,8 +51,13 @@ def member_room(hub: Hub, s: Session, raw: str) -> Room:
 
 
 def names(hub: Hub, room: Room) -> list[str]:
+    """Who is in the room: here, then on the other processes (cluster mode)."""
     sessions = hub.sessions
-    return [sessions[c].name for c in room.members]
+    return [sessions[c].name for c in room.members] + list(room.remote)
+
+
+def online(room: Room) -> int:
+    return len(room.members) + len(room.remote)
 
 
 def enter(
@@ -70,25 +75,41 @@ def enter(
             raise p.ProtocolError(p.TOO_MANY_ROOMS, "You are in too many rooms; leave one first.")
         room.members[s.cid] = None
         s.rooms[name] = None
-    small = len(room.members) <= hub.config.large_room
+    small = online(room) <= hub.config.large_room
     listed = names(hub, room) if small else None
-    out.append(Send((s.cid,), outbound.joined(name, room.epoch, len(room.members), listed)))
+    out.append(Send((s.cid,), outbound.joined(name, room.epoch, online(room), listed)))
     out.append(Send((s.cid,), history.on_entry(hub, room, since)))
     out += live.entered(hub, s, room)
     if rejoin:
         return
+    hub.broker.presence(name, s.name, "resume" if resumed else "join")
+    announce_join(hub, room, s.name, resumed, now, out, s.cid)
+
+
+def announce_join(
+    hub: Hub, room: Room, who: str, resumed: bool, now: float, out: list[Effect], own: int | None = None
+) -> None:
+    """`user_join` to the room's members here: at once in a small room, batched in a large one.
+
+    `own` is the connection that joined, if it is one of this process's (it hears of its own
+    join at once in a large room too); without it, someone joined on another process.
+    """
+    name = room.name
+    small = online(room) <= hub.config.large_room
+    listed = names(hub, room) if small else None
     where = "the chat" if name == GENERAL else f"#{name}"
     notice = outbound.presence(
-        "user_join", name, s.name, f"{s.name} joined {where}", now, len(room.members), listed, resumed=resumed
+        "user_join", name, who, f"{who} joined {where}", now, online(room), listed, resumed=resumed
     )
     if small:
         out.append(hub.broker.publish(name, notice))
         return
-    out.append(Send((s.cid,), notice))
+    if own is not None:
+        out.append(Send((own,), notice))
     room.joined_count += 1
     room.joins_resumed = room.joins_resumed and resumed
     if len(room.joins) < hub.config.presence_names:
-        room.joins.append(s.name)
+        room.joins.append(who)
 
 
 def _load(
@@ -142,31 +163,41 @@ def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[E
     del room.members[s.cid]
     del s.rooms[room.name]
     out += live.stop_typing(hub, s, room, now)
-    if len(room.members) <= hub.config.large_room:
+    hub.broker.presence(room.name, s.name, reason)
+    announce_leave(hub, room, s.name, reason, now, out)
+    if not room.members and room.last_seq == 0 and room.name != GENERAL:
+        history.unload(hub, room)
+    elif not room.members and hub.broker.stored_seqs and not room.inflight and room.name != GENERAL:
+        # Cluster mode: a process follows only rooms it has people in (Redis has the rest and
+        # the room is read again when someone here joins it).
+        history.unload(hub, room)
+        history.remember_dormant(hub, room.name)
+
+
+def announce_leave(hub: Hub, room: Room, who: str, reason: str, now: float, out: list[Effect]) -> None:
+    """`user_leave` to the room's members here; `reason` is "leave" or "disconnect"."""
+    if online(room) <= hub.config.large_room:
         where = f"#{room.name}" if reason == "leave" else "the chat"
-        text = f"{s.name} left {where}"
-        online = len(room.members)
+        text = f"{who} left {where}"
         notice = outbound.presence(
-            "user_leave", room.name, s.name, text, now, online, names(hub, room), reason=reason
+            "user_leave", room.name, who, text, now, online(room), names(hub, room), reason=reason
         )
         out.append(hub.broker.publish(room.name, notice))
     else:
         room.left_count += 1
         room.leaves_reason = reason if room.leaves_reason in ("", reason) else None
         if len(room.leaves) < hub.config.presence_names:
-            room.leaves.append(s.name)
-    if not room.members and room.last_seq == 0 and room.name != GENERAL:
-        history.unload(hub, room)
+            room.leaves.append(who)
 
 
 def flush_presence(hub: Hub, room: Room, now: float, out: list[Effect]) -> None:
     """A large room's batched notices, at most once a second: who joined, who left, how many."""
     where = "the chat" if room.name == GENERAL else f"#{room.name}"
-    online = len(room.members)
+    count = online(room)
     if room.joined_count:
         text = _who(room.joins, room.joined_count) + f" joined {where}"
         frame = outbound.presence_batch(
-            "user_join", room.name, room.joins, room.joined_count, text, now, online, room.joins_resumed
+            "user_join", room.name, room.joins, room.joined_count, text, now, count, room.joins_resumed
         )
         out.append(hub.broker.publish(room.name, frame))
     if room.left_count:
@@ -174,7 +205,7 @@ def flush_presence(hub: Hub, room: Room, now: float, out: list[Effect]) -> None:
         where = "the chat" if reason == "disconnect" else f"#{room.name}"  # true of both kinds
         text = _who(room.leaves, room.left_count) + f" left {where}"
         frame = outbound.presence_batch(
-            "user_leave", room.name, room.leaves, room.left_count, text, now, online, False, reason
+            "user_leave", room.name, room.leaves, room.left_count, text, now, count, False, reason
         )
         out.append(hub.broker.publish(room.name, frame))
     room.joins, room.leaves, room.joined_count, room.left_count = [], [], 0, 0
@@ -188,7 +219,7 @@ def _who(names: list[str], count: int) -> str:
 
 def listing(hub: Hub, s: Session) -> bytes:
     """The `rooms` frame: rooms in use or with history, busiest first, at most 200."""
-    listed = [(len(r.members), r.name) for r in hub.rooms.values() if r.members or r.last_seq]
+    listed = [(online(r), r.name) for r in hub.rooms.values() if online(r) or r.last_seq]
     listed += [(0, name) for name in hub.dormant]
     listed.sort(key=lambda r: (-r[0], r[1]))
     return outbound.rooms(

@@ -17,6 +17,7 @@ from wschat.effects import Close, Effect, Send
 from wschat.hub import rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
+from wschat.records import ClaimName, NameClaim
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -57,6 +58,8 @@ def accept(
     `account` is set when an account logged in (wschat.features.accounts): `username_accepted`
     then carries its device's session token instead of a guest's takeover token.
     """
+    if hub.broker.names_by_store:  # cluster mode: the store answers, then _claimed goes on
+        return _claim(hub, s, name, key, looks, req, account)
     out: list[Effect] = []
     holder = hub.by_key.get(key)
     takeover = holder is not None
@@ -66,8 +69,26 @@ def accept(
     if not hub.broker.claim(key, s.cid):
         text = f"The name '{name}' is taken (names ignore case and width); choose another."
         return [Send((s.cid,), outbound.username_error(p.NAME_TAKEN, text))]
+    _grant(hub, s, name, key, looks, req, hub.new_token(), takeover, account, now, out)
+    return out
+
+
+def _grant(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    token: str,
+    takeover: bool,
+    account: AccountLogin | None,
+    now: float,
+    out: list[Effect],
+) -> None:
+    """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
     hub.unnamed.pop(s.cid, None)
-    s.name, s.key, s.token, s.looks = name, key, hub.new_token(), looks
+    s.name, s.key, s.token, s.looks = name, key, token, looks
     hub.by_key[key] = s.cid
     for look in looks:
         hub.by_look[look] = s.cid
@@ -95,6 +116,66 @@ def accept(
             rooms.enter(hub, s, room_name, position, resumed, now, out)
         except p.ProtocolError as exc:
             out.append(hub.error(s, exc.code, str(exc)))
+
+
+def _claim(
+    hub: Hub,
+    s: Session,
+    name: str,
+    key: str,
+    looks: frozenset[str],
+    req: p.SetUsername,
+    account: AccountLogin | None,
+) -> list[Effect]:
+    """Cluster mode: ask the store for the name (`ClaimName`); `_claimed` goes on with its answer.
+
+    A guest takes a session over with its token; an account that logged in takes over its
+    name wherever it is held (as `accept` does in one process).
+    """
+    if s.claiming:
+        text = "Your previous name is still being checked; wait for its answer."
+        return [Send((s.cid,), outbound.username_error(p.RATE_LIMITED, text, 1.0))]
+    s.claiming = True
+    token = hub.new_token()
+    offered = req.session_token or ""
+    claim = ClaimName(key, name, tuple(sorted(looks)), s.cid, token, offered, force=account is not None)
+    return [hub.ask(claim, _claimed, (s.cid, req, name, key, looks, token, account))]
+
+
+def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: float) -> list[Effect]:
+    """Cluster mode: the store's answer to a name claim."""
+    cid, req, name, key, looks, token, account = context
+    s = hub.sessions.get(cid)
+    if s is None:  # gone meanwhile: free what it won
+        if isinstance(result, NameClaim) and result.status == "ok":
+            hub.broker.release(key, cid)
+        return []
+    s.claiming = False
+    if isinstance(result, BaseException):
+        text = "The server could not check that name (its storage is unreachable); try again shortly."
+        return [Send((cid,), outbound.username_error(p.STORE_FAILED, text, hub.config.store_retry))]
+    if result.status == "confusable":
+        text = f"'{name}' looks too much like '{result.holder}', who is online; choose another name."
+        return [Send((cid,), outbound.username_error(p.NAME_CONFUSABLE, text))]
+    if result.status != "ok":
+        text = f"The name '{result.holder or name}' is taken (names ignore case and width); choose another."
+        return [Send((cid,), outbound.username_error(p.NAME_TAKEN, text))]
+    out: list[Effect] = []
+    old = {result.local_cid, hub.by_key.get(key, 0)} - {0, cid}
+    for holder in old:  # a session of this process taken over
+        out.append(Close(holder, p.CLOSE_TAKEOVER, "logged in again from another connection"))
+        out.extend(logout(hub, holder, now))
+    takeover = bool(old) or bool(req.session_token)
+    _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
+    return out
+
+
+def taken_over(hub: Hub, cid: int, now: float) -> list[Effect]:
+    """Cluster mode: this process's connection `cid` lost its session to another process."""
+    if cid not in hub.sessions:
+        return []
+    out: list[Effect] = [Close(cid, p.CLOSE_TAKEOVER, "logged in again from another connection")]
+    out.extend(logout(hub, cid, now))
     return out
 
 

@@ -62,6 +62,7 @@ class Session:
     rooms: dict[str, None] = field(default_factory=dict)
     strikes: int = 0
     looks: frozenset[str] = frozenset()  # look-alike keys of the name, held while online
+    claiming: bool = False  # cluster mode: its name claim awaits the store's answer
     address: str = ""  # the peer's IP address (per-address log-in limits)
     account: bool = False  # logged in to an account (not a guest)
     session_id: str = ""  # the account's session on this device
@@ -83,6 +84,11 @@ class Room:
     left_count: int = 0
     joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
     leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
+    # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq, and
+    # whether the missing range is being read from the store.
+    early: dict[int, Message] = field(default_factory=dict)
+    remote: dict[str, str] = field(default_factory=dict)  # name -> process, for those elsewhere
+    catching_up: bool = False
     # typing (wschat.features.live): who types here (cid -> when it expires), when the next
     # `typing` frame may go out, and whether the list changed since the last one
     typing: dict[int, float] = field(default_factory=dict)

@@ -1,0 +1,149 @@
+"""wschat.hub.cluster without sockets: messages from any process, delivered in seq order, once."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hubharness import Harness, only
+
+from wschat.broker import LocalBroker
+from wschat.hub import Config, Hub, Message
+from wschat.records import ReadRange
+
+
+class StoredSeqs(LocalBroker):
+    """What the Redis broker tells the hub: the store assigns seqs."""
+
+    stored_seqs = True
+
+    def next_seq(self, room: str) -> int:
+        return 0
+
+
+class ClusterHarness(Harness):
+    def __init__(self) -> None:
+        super().__init__()
+        counter = itertools.count(1)
+        self.hub = Hub(
+            Config(), None, broker=StoredSeqs(), new_token=lambda: f"t{next(counter):06d}xxxxxxxxxxx"
+        )
+        self.ranges: list[tuple[int, ReadRange]] = []
+
+    def execute(self, token: int, command: Any) -> None:
+        if isinstance(command, ReadRange):
+            self.ranges.append((token, command))
+        else:
+            super().execute(token, command)
+
+
+def remote(seq: int, epoch: str, text: str = "") -> Message:
+    return Message(100 + seq, "general", seq, "bob", "bob", "cb", text or f"m{seq}", 1.0, None, epoch)
+
+
+def test_messages_arriving_out_of_order_wait_for_the_gap_to_be_read_from_the_store() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    epoch = h.hub.rooms["general"].epoch
+    h.run(h.hub.arrived(remote(1, epoch), h.now))
+    h.run(h.hub.arrived(remote(3, epoch), h.now))  # 2 was lost by pub/sub
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [1]
+    [(token, asked)] = h.ranges
+    assert (asked.room, asked.after_seq) == ("general", 1)
+    h.run(h.hub.arrived(remote(4, epoch), h.now))
+    assert h.take(1) == [] and len(h.ranges) == 1  # one catch-up at a time
+    h.answer(token, [remote(2, epoch), remote(3, epoch)])
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [2, 3, 4]
+    h.run(h.hub.arrived(remote(3, epoch), h.now))  # a late copy
+    assert h.take(1) == []
+
+
+def test_a_resync_delivers_what_the_stream_holds_after_the_last_delivered_seq() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    epoch = h.hub.rooms["general"].epoch
+    h.run(h.hub.arrived(remote(1, epoch), h.now))
+    h.take(1)
+    h.run(h.hub.resync("general", h.now))
+    [(token, asked)] = h.ranges
+    assert asked.after_seq == 1
+    h.answer(token, [remote(2, epoch)])
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [2]
+
+
+def test_own_message_acknowledged_once_and_delivered_once_whichever_copy_comes_first() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.auto_commit = False
+    h.chat(1, "hi", client_msg_id="c1")
+    [m] = h.held
+    m.id, m.seq = 7, 1  # what the store's script assigned
+    echo = Message(7, "general", 1, "alice", "alice", m.client_id, "hi", m.ts, "c1", m.epoch)
+    h.run(h.hub.arrived(echo, h.now))  # the pub/sub copy came first
+    h.commit_held()
+    frames = h.take(1)
+    assert [f["seq"] for f in only(frames, "chat")] == [1]
+    [ack] = only(frames, "ack")
+    assert (ack["id"], ack["seq"], ack.get("duplicate")) == ("7", 1, None)
+
+
+def test_a_message_the_store_found_stored_before_is_acknowledged_as_duplicate_and_not_delivered() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.auto_commit = False
+    h.chat(1, "hi", client_msg_id="c1")
+    [m] = h.held
+    m.id, m.seq, m.duplicate = 3, 2, True
+    h.commit_held()
+    frames = h.take(1)
+    assert only(frames, "chat") == []
+    [ack] = only(frames, "ack")
+    assert (ack["id"], ack["seq"], ack["duplicate"]) == ("3", 2, True)
+
+
+def test_people_on_other_processes_count_in_lists_and_leave_when_their_process_dies() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.run(h.hub.remote_presence("general", "bob", "procB", "join", h.now))
+    [join] = only(h.take(1), "user_join")
+    assert (join["username"], join["online_users"], sorted(join["users_list"])) == (
+        "bob",
+        2,
+        ["alice", "bob"],
+    )
+    h.run(h.hub.remote_presence("general", "bob", "procB", "join", h.now))  # heard twice: once
+    assert h.take(1) == []
+    h.run(h.hub.remote_presence("general", "bob", "procC", "resume", h.now))  # bob moved to C
+    h.run(h.hub.remote_presence("general", "bob", "procB", "disconnect", h.now))  # B's late leave
+    assert only(h.take(1), "user_leave") == []
+    h.run(h.hub.process_gone("procC", h.now))
+    [leave] = only(h.take(1), "user_leave")
+    assert (leave["username"], leave["online_users"], leave["reason"]) == ("bob", 1, "disconnect")
+
+
+def test_the_members_redis_lists_replace_what_the_process_believed() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.run(h.hub.remote_members("general", {"bob": "B", "carol": "C"}, h.now))
+    h.take(1)
+    h.run(h.hub.remote_members("general", {"carol": "C"}, h.now))  # bob left while unsubscribed
+    [leave] = only(h.take(1), "user_leave")
+    assert leave["username"] == "bob" and sorted(h.hub.rooms["general"].remote) == ["carol"]
+
+
+def test_a_room_redis_lost_starts_a_new_epoch_and_its_members_are_told() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    old = h.hub.rooms["general"].epoch
+    for seq in (1, 2):
+        h.run(h.hub.arrived(remote(seq, old), h.now))
+    h.take(1)
+    h.run(h.hub.arrived(remote(1, "new-epoch"), h.now))
+    hist, chat = h.take(1)
+    assert (hist["type"], hist["epoch"], hist["epoch_changed"], hist["messages"]) == (
+        "history",
+        "new-epoch",
+        True,
+        [],
+    )
+    assert (chat["type"], chat["seq"]) == ("chat", 1)

@@ -1,0 +1,195 @@
+"""Room messages in cluster mode: delivered in seq order, once, whichever process stored them. NO I/O.
+
+When the broker says `stored_seqs` (Redis), the store assigns each message its id and seq in
+one atomic step and publishes it to every process that follows the room. Pub/sub is at most
+once and its order with the store's answers is not fixed, so every committed message, this
+process's own (from the store's answer) and the others' (from the broker), comes through
+`arrived`: the room's `last_seq` is then the last seq delivered here, a message after a gap
+waits in `room.early` while the missing range is read from the store (`ReadRange`), and a
+message already delivered is dropped. No local client sees a gap or a duplicate.
+
+`resync` reads whatever came after `last_seq`: the broker asks for it after its pub/sub
+connection was lost (a reconnect, Redis restarted, Redis dropped a slow subscriber) and when
+it starts following a room (what was published before the subscription took effect).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wschat import outbound
+from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.hub import history, rooms
+from wschat.hub.state import Room
+from wschat.records import Message, ReadRange
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+CATCH_UP_PAGE = 500
+
+
+def arrived(hub: Hub, m: Message, now: float) -> list[Effect]:
+    """A message committed by some process: deliver it here, in seq order, exactly once."""
+    room = hub.rooms.get(m.room)
+    if room is None:  # not followed here (any more): its history is read when it is loaded
+        return []
+    out: list[Effect] = []
+    if m.epoch and m.epoch != room.epoch:
+        _new_epoch(hub, room, m.epoch, out)
+    if m.seq <= room.last_seq:
+        return out
+    if m.seq > room.last_seq + 1:
+        room.early[m.seq] = m
+        _catch_up(hub, room, out)
+        return out
+    _deliver(hub, room, m, out)
+    _drain(hub, room, out)
+    return out
+
+
+def resync(hub: Hub, room_name: str, now: float) -> list[Effect]:
+    """Read what `room_name` may have missed after its last delivered seq."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is not None:
+        _catch_up(hub, room, out)
+    return out
+
+
+def _deliver(hub: Hub, room: Room, m: Message, out: list[Effect]) -> None:
+    # imported here: wschat.features.events imports this module (a cycle at import time)
+    from wschat.features import events
+
+    m.payload = m.payload or history.chat_payload(m)
+    room.last_seq = m.seq
+    if m.kind != "chat":  # a reaction, an edit, a delete: its target's state here changes
+        events.fold_into_window(hub, room, m, m.text)
+    send = Send(tuple(room.members), m.payload)
+    out.extend(events.mentioned(hub, room, m, send) if m.kind == "chat" else [send])
+    history.add(hub, room, m)
+    room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
+
+
+def _drain(hub: Hub, room: Room, out: list[Effect]) -> None:
+    early = room.early
+    while early:
+        m = early.pop(room.last_seq + 1, None)
+        if m is None:
+            break
+        _deliver(hub, room, m, out)
+    for seq in [s for s in early if s <= room.last_seq]:
+        del early[seq]
+
+
+def _catch_up(hub: Hub, room: Room, out: list[Effect]) -> None:
+    if room.catching_up:
+        return
+    room.catching_up = True
+    out.append(hub.ask(ReadRange(room.name, room.last_seq, CATCH_UP_PAGE), _read, room.name))
+
+
+def _read(hub: Hub, room_name: str, result: Any, now: float) -> list[Effect]:
+    """The store's messages after the room's last delivered seq."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is None:
+        return out
+    room.catching_up = False
+    if isinstance(result, BaseException):
+        # Redis is unreachable: the broker asks again (resync) once its connection is back.
+        return out
+    msgs: list[Message] = result
+    if msgs and msgs[0].epoch and msgs[0].epoch != room.epoch:
+        _new_epoch(hub, room, msgs[0].epoch, out)
+    if msgs and msgs[0].seq > room.last_seq + 1:
+        room.last_seq = msgs[0].seq - 1  # older ones were trimmed by the retention: not a gap
+    for m in msgs:
+        if m.seq == room.last_seq + 1:
+            _deliver(hub, room, m, out)
+    _drain(hub, room, out)
+    if len(msgs) == CATCH_UP_PAGE:
+        _catch_up(hub, room, out)
+    elif room.early:  # the store has nothing before them any more: deliver what there is
+        room.last_seq = min(room.early) - 1
+        _drain(hub, room, out)
+    history.evict(hub)
+    return out
+
+
+def committed(hub: Hub, m: Message, repeats: int, holder: int | None, now: float) -> list[Effect]:
+    """This process's message was stored (or found stored before): deliver it and acknowledge."""
+    room = hub.rooms[m.room]
+    cmid = m.client_msg_id
+    out: list[Effect] = [] if m.duplicate else arrived(hub, m, now)
+    rooms.touch(hub, room)
+    if cmid is not None:
+        mid = str(m.id)
+        hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
+        if holder is not None:
+            first = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=m.duplicate)
+            out.append(Send((holder,), first))
+            again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
+            out.extend(Send((holder,), again) for _ in range(repeats))
+    history.evict(hub)
+    return out
+
+
+def _new_epoch(hub: Hub, room: Room, epoch: str, out: list[Effect]) -> None:
+    """The store lost the room's history (Redis without its AOF): start it again, newly numbered.
+
+    The members here are told as a resume with an old epoch is (`epoch_changed`), so their
+    clients forget their position instead of taking seq 1 for a message they already have.
+    """
+    history.drop_oldest(hub, room, len(room.window))
+    old = room.epoch
+    room.epoch = epoch
+    room.last_seq = 0
+    room.first_seq = 1
+    room.early = {s: m for s, m in room.early.items() if m.epoch == epoch}
+    if room.members:
+        out.append(Send(tuple(room.members), history.on_entry(hub, room, p.Position(old, 0))))
+
+
+# ---------------------------------------------------------------- presence across processes
+
+
+def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str, now: float) -> list[Effect]:
+    """Someone on another process joined or left a room this process has in memory."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is None:
+        return out
+    if event in ("join", "resume"):
+        known = who in room.remote
+        room.remote[who] = process
+        if not known:
+            rooms.announce_join(hub, room, who, event == "resume", now, out)
+    elif room.remote.get(who) == process:  # not a stale leave of someone who moved on
+        del room.remote[who]
+        rooms.announce_leave(hub, room, who, event, now, out)
+    return out
+
+
+def remote_members(hub: Hub, room_name: str, members: dict[str, str], now: float) -> list[Effect]:
+    """Who is in the room on the other processes, as Redis says (after following it)."""
+    room = hub.rooms.get(room_name)
+    out: list[Effect] = []
+    if room is None:
+        return out
+    for who in [w for w in room.remote if w not in members]:
+        del room.remote[who]
+        rooms.announce_leave(hub, room, who, "disconnect", now, out)
+    for who, process in members.items():
+        out.extend(remote_presence(hub, room_name, who, process, "resume", now))
+    return out
+
+
+def process_gone(hub: Hub, process: str, now: float) -> list[Effect]:
+    """Another process died (its heartbeat expired): everyone it had left every room."""
+    out: list[Effect] = []
+    for room in list(hub.rooms.values()):
+        for who in [w for w, proc in room.remote.items() if proc == process]:
+            out.extend(remote_presence(hub, room.name, who, process, "disconnect", now))
+    return out

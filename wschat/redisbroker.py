@@ -1,0 +1,326 @@
+"""The Redis broker (cluster mode): fan-out between the processes that share one Redis. I/O.
+
+It implements `wschat.broker.Broker`. Each process subscribes to the channel of every room it
+has in memory (`follow`, `unfollow`) and to a channel of its own. Two kinds of message cross a
+room's channel, both text (never pickle):
+
+- `m <id> <seq> <epoch> <json>`: a stored message, published by the store's Lua script
+  (`wschat.redisstore`); it goes to `Hub.arrived`, which delivers in seq order, exactly once
+  (this process's own messages come through there too, whichever of the store's answer and
+  the echo is first);
+- `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
+  the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
+  lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
+  (name -> process), read after each subscription (`Hub.remote_members`). Every process keeps
+  `wschat:alive:<process>` alive (TTL 30 s, refreshed every 10 s); one whose key expired has
+  died: its users leave every room (`Hub.process_gone`) and the hashes forget them.
+
+`publish` delivers to this process's members only: frames are built where they are delivered.
+
+Pub/sub is at most once: when the reader's connection fails (Redis restarted, or dropped this
+process as a slow subscriber under `client-output-buffer-limit pubsub`), it reconnects with a
+backoff, subscribes again to every followed room, and asks the hub to `resync` each of them
+from the streams. After each new subscription it asks the same for that room, for what was
+published before the subscription took effect. The reader has no socket timeout (one causes
+reconnect storms); `health_check_interval` pings the connection while it is idle.
+
+Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
+for one of its connections, `Forward`) and `t <connection>` (that session was taken over on
+another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
+`wschat.redisnames`); `release` frees one there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from wschat.effects import Effect, Send
+from wschat.hub import Hub
+from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
+
+log = logging.getLogger("wschat.redisbroker")
+
+ALIVE_TTL = 30
+HEARTBEAT = 10.0
+HDEL_IF_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+
+def online_key(room: str) -> str:
+    return f"{PREFIX}room:{room}:online"
+
+
+def alive_key(process: str) -> str:
+    return f"{PREFIX}alive:{process}"
+
+
+Run = Callable[[list[Effect]], None]
+
+
+def _position(entry: bytes) -> tuple[int, str]:
+    """(seq, epoch) of `m <id> <seq> <epoch> <json>` without parsing the JSON ((0, "") if odd)."""
+    parts = entry.split(b" ", 4)
+    if len(parts) != 5 or not parts[2].isdigit():
+        return 0, ""
+    return int(parts[2]), parts[3].decode(errors="replace")
+
+
+class RedisBroker:
+    stored_seqs = True
+
+    names_by_store = True
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.process = store.process
+        self.own_channel = process_channel(self.process)
+        self.client = store.client  # publishing: commands with a timeout
+        url = store.url
+        self.reader = connect(url, timeout=None)  # pub/sub: no socket timeout
+        self.members: dict[str, Mapping[int, None]] = {}
+        # (command, key or channel, arguments): published and written in order, in pipelines
+        self.outbox: asyncio.Queue[tuple[str, str, tuple[Any, ...]]] = asyncio.Queue()
+        self.hdel_if = self.client.register_script(HDEL_IF_LUA)
+        self.pubsub: PubSub | None = None
+        self.connected = False
+        self.tasks: set[asyncio.Task] = set()
+        self.run: Run = lambda effects: None
+        self.hub: Hub | None = None
+
+    def attach(self, run: Run, hub: Hub) -> None:
+        """Where effects go (the runtime's `run`) and the hub whose cluster entry points to call."""
+        self.run, self.hub = run, hub
+
+    async def start(self) -> None:
+        """Subscribe to this process's channel; then read and publish in tasks of their own."""
+        await self.client.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+        self.pubsub = await self._subscribe_all()
+        self.connected = True
+        self._spawn(self._read_loop())
+        self._spawn(self._publish_loop())
+        self._spawn(self._heartbeat())
+        for room in list(self.members):  # followed before the reader existed (general)
+            self._spawn(self._catch_up(room))
+
+    # -- the Broker interface (called by the hub, on the loop thread)
+
+    def follow(self, room: str, members: Mapping[int, None], last_seq: int) -> None:
+        self.members[room] = members
+        self._spawn(self._follow(room))
+
+    def unfollow(self, room: str) -> None:
+        self.members.pop(room, None)
+        self._spawn(self._unfollow(room))
+
+    def next_seq(self, room: str) -> int:
+        return 0  # the store's script assigns it
+
+    def publish(self, room: str, data: bytes) -> Send:
+        return Send(tuple(self.members.get(room, ())), data)
+
+    def presence(self, room: str, name: str, event: str) -> None:
+        if event in ("join", "resume"):
+            self.outbox.put_nowait(("hset", online_key(room), (name, self.process)))
+        else:
+            self.outbox.put_nowait(("hdel", online_key(room), (name, self.process)))
+        message = f"p {self.process} {event} {name}".encode()
+        self.outbox.put_nowait(("publish", channel(room), (message,)))
+
+    def claim(self, key: str, owner: int) -> bool:
+        # A race between processes cannot be answered at once: with `names_by_store` the hub
+        # claims through the store (ClaimName, wschat.redisnames) and never calls this.
+        raise RuntimeError("in cluster mode names are claimed with the ClaimName store command")
+
+    def release(self, key: str, owner: int) -> None:
+        self.store.names.release(key, owner)
+
+    # -- subscriptions
+
+    async def _follow(self, room: str) -> None:
+        if self.pubsub is None or not self.connected:
+            return  # the reader subscribes to every followed room when it reconnects
+        try:
+            await self.pubsub.subscribe(channel(room))
+        except (RedisError, OSError) as exc:
+            log.warning("could not subscribe to #%s: %s", room, exc)
+            return
+        if room in self.members:
+            await self._catch_up(room)
+
+    async def _catch_up(self, room: str) -> None:
+        """After (re)subscribing: who is in the room elsewhere, and what was published meanwhile."""
+        if self.hub is None:
+            return
+        try:
+            online = await self.client.hgetall(online_key(room))
+        except (RedisError, OSError) as exc:
+            log.warning("could not read who is in #%s: %s", room, exc)
+            online = None
+        now = time.time()
+        if online is not None and room in self.members:
+            members = {k.decode(): v.decode() for k, v in online.items() if v.decode() != self.process}
+            self.run(self.hub.remote_members(room, members, now))
+        self.run(self.hub.resync(room, now))
+
+    async def _unfollow(self, room: str) -> None:
+        if self.pubsub is None or not self.connected or room in self.members:
+            return
+        with contextlib.suppress(RedisError, OSError):
+            await self.pubsub.unsubscribe(channel(room))
+
+    async def _subscribe_all(self) -> PubSub:
+        pubsub = self.reader.pubsub()
+        try:
+            await pubsub.subscribe(self.own_channel, *(channel(r) for r in self.members))
+        except BaseException:
+            await pubsub.aclose()
+            raise
+        return pubsub
+
+    # -- reading
+
+    async def _read_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                if self.pubsub is None:
+                    self.pubsub = await self._subscribe_all()
+                    self.connected = True
+                    backoff = 0.1
+                    log.info("Redis pub/sub reconnected; catching up %d rooms", len(self.members))
+                    for room in list(self.members):
+                        await self._catch_up(room)
+                msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is not None and msg["type"] == "message":
+                    self._received(msg["channel"], msg["data"])
+            except (RedisError, OSError) as exc:
+                if self.connected:
+                    log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
+                self.connected = False
+                if self.pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await self.pubsub.aclose()
+                self.pubsub = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _received(self, chan: bytes, data: bytes) -> None:
+        hub = self.hub
+        if hub is None:
+            return
+        kind, now = data[:2], time.time()
+        if kind == b"m ":
+            room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
+            seq, epoch = _position(data)
+            if room is not None and seq <= room.last_seq and epoch == room.epoch:
+                return  # delivered already (often this process's own, answered by the store first)
+            try:
+                m = parse_entry(data)
+            except (ValueError, KeyError) as exc:
+                log.error("unreadable message on Redis: %s", exc)
+                return
+            self.run(hub.arrived(m, now))
+        elif kind == b"p ":
+            _, process, event, who = data.decode().split(" ", 3)
+            if process != self.process:  # this process announced its own already
+                room = chan.decode()[len(ROOM_CHANNEL) :]
+                self.run(hub.remote_presence(room, who, process, event, now))
+        elif kind == b"d ":  # a private message for one of this process's connections
+            _, cid, frame = data.split(b" ", 2)
+            self.run([Send((int(cid),), frame)])
+        elif kind == b"t ":  # a session of this process was taken over on another process
+            self.run(hub.taken_over(int(data[2:]), now))
+
+    # -- publishing
+
+    async def _publish_loop(self) -> None:
+        """Write and publish in order, everything queued at once in one pipeline."""
+        while True:
+            batch = [await self.outbox.get()]
+            while not self.outbox.empty() and len(batch) < 1000:
+                batch.append(self.outbox.get_nowait())
+            pipe = self.client.pipeline(transaction=False)
+            for command, key, args in batch:
+                if command == "hdel":  # only if it is still this process's (not taken over)
+                    await self.hdel_if(keys=[key], args=list(args), client=pipe)
+                else:
+                    getattr(pipe, command)(key, *args)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                # Presence only (messages are published by the store's script): the other
+                # processes read who is where again when their pub/sub reconnects.
+                log.warning("could not publish %d presence changes to Redis: %s", len(batch), exc)
+
+    async def _heartbeat(self) -> None:
+        """Keep this process alive in Redis; notice the processes that died."""
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            hub = self.hub
+            processes = sorted({p for r in hub.rooms.values() for p in r.remote.values()} if hub else ())
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+                for process in processes:
+                    pipe.exists(alive_key(process))
+                _, *alive = await pipe.execute()
+                self.store.failing = False
+            except (RedisError, OSError) as exc:
+                log.warning("Redis heartbeat failed: %s", exc)
+                self.store.failing = True
+                continue
+            for process, up in zip(processes, alive, strict=True):
+                if not up and hub is not None:
+                    log.info("process %s stopped answering; its users are gone", process)
+                    gone = {
+                        (r.name, w) for r in hub.rooms.values() for w, p in r.remote.items() if p == process
+                    }
+                    for room, who in gone:
+                        self.outbox.put_nowait(("hdel", online_key(room), (who, process)))
+                    self.run(hub.process_gone(process, time.time()))
+
+    async def _drain_outbox(self) -> None:
+        for _ in range(300):
+            if self.outbox.empty():
+                return
+            await asyncio.sleep(0.01)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping()) and self.connected
+        except (RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        """Stop; this process's users leave (the others see them go at once, not after 30 s)."""
+        hub = self.hub
+        if hub is not None:  # whoever is still here leaves every room now, not in 30 s
+            for room, members in self.members.items():
+                for cid in members:
+                    s = hub.sessions.get(cid)
+                    if s is not None and s.name:
+                        self.presence(room, s.name, "disconnect")
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(self._drain_outbox(), 3)
+            await self.client.delete(alive_key(self.process))
+        for task in list(self.tasks):
+            task.cancel()
+        if self.pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self.pubsub.aclose()
+        await self.reader.aclose(close_connection_pool=True)

@@ -1,0 +1,393 @@
+"""History in Redis (cluster mode): one atomic Lua step per room message, rooms as streams. I/O.
+
+Every process that names the same Redis shares this history. Keys (prefix `wschat:`):
+
+- `room:<room>:meta`: a hash, `e` the room's epoch and `s` its last seq;
+- `room:<room>:stream`: its messages, entry id `<seq>-1`, trimmed to the retention (MAXLEN ~);
+- `sent:<len>:<user key>:<client_msg_id>`: "id seq epoch" of a stored message, for a day, so a
+  resend to any process is recognised;
+- `next_id` (message ids, cluster-wide), `epoch` (the history's), `rooms` (a sorted set of
+  rooms by their latest message id, for `list_rooms`).
+
+`Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
+stored copy's id, seq and epoch, `Message.duplicate`), take the next seq from the meta hash (a
+lost room, meta and stream gone while the process knew seqs, gets a new epoch), take an id,
+XADD, remember the id, PUBLISH to the room's channel. One writer task sends what queued up
+meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each
+in turn), so a burst costs a few round trips and redis-py's per-command cost once per batch.
+The store writes the id, seq and epoch into each `Message` before calling `done(None)`;
+`done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that did run
+is then recognised as a repeat).
+
+What crosses Redis is text made here and by `orjson`, never pickle: an entry (and a published
+message) is `m <id> <seq> <epoch> <json>`, the JSON holding the message's other fields.
+
+Commands run on the event loop (redis-py's asyncio client) with a socket timeout, so a Redis
+that stopped answering turns sends into `store_failed` instead of hanging them. Results reach
+the hub through `notify`, like every store's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.accountstore import AccountStore
+from wschat.features import fold
+from wschat.records import (
+    Append,
+    ClaimName,
+    Command,
+    FindUser,
+    Forward,
+    LoadRoom,
+    Message,
+    ReadMessage,
+    ReadPage,
+    ReadRange,
+    RoomState,
+    Snapshot,
+)
+from wschat.redisnames import RedisNames
+from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
+
+log = logging.getLogger("wschat.redisstore")
+
+PREFIX = "wschat:"
+SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
+EVENTS_SEEN = 500  # entries after a message read alone whose events are folded into it
+SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
+COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
+MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
+POOL_WAIT = 10.0  # seconds a command may wait for a free connection
+
+# One call stores a batch, the same atomic step for each message in turn:
+# KEYS: next_id, rooms, then per message: meta, stream, sent (or "" without a client_msg_id)
+# ARGV: retention, sent TTL, a fresh epoch, then per message: body, the room's epoch as the
+#       process knows it, the last seq it knows, channel, room name
+# Returns per message: 1 and the stored copy's "id seq epoch" for a repeat, else 0 and the new.
+APPEND_LUA = """
+local out = {}
+for i = 0, (#KEYS - 2) / 3 - 1 do
+  local meta, stream, sent = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
+  local a = 4 + 5 * i
+  local hit = false
+  if sent ~= '' then hit = redis.call('GET', sent) end
+  if hit then
+    out[#out + 1] = 1
+    out[#out + 1] = hit
+  else
+    local e = redis.call('HGET', meta, 'e')
+    if not e then
+      e = ARGV[a + 1]
+      -- the room had history (the process knew seqs) and Redis lost it: a new epoch
+      if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then e = ARGV[3] end
+      redis.call('HSET', meta, 'e', e)
+    end
+    local seq = redis.call('HINCRBY', meta, 's', 1)
+    local id = redis.call('INCR', KEYS[1])
+    local head = id .. ' ' .. seq .. ' ' .. e
+    local entry = 'm ' .. head .. ' ' .. ARGV[a]
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], seq .. '-1', 'm', entry)
+    if sent ~= '' then redis.call('SET', sent, head, 'EX', ARGV[2]) end
+    redis.call('ZADD', KEYS[2], id, ARGV[a + 4])
+    redis.call('PUBLISH', ARGV[a + 3], entry)
+    out[#out + 1] = 0
+    out[#out + 1] = head
+  end
+end
+return out
+"""
+
+
+def meta_key(room: str) -> str:
+    return f"{PREFIX}room:{room}:meta"
+
+
+def stream_key(room: str) -> str:
+    return f"{PREFIX}room:{room}:stream"
+
+
+ROOM_CHANNEL = PREFIX + "chan:"
+
+
+def channel(room: str) -> str:
+    return ROOM_CHANNEL + room
+
+
+def process_channel(process: str) -> str:
+    return f"{PREFIX}proc:{process}"
+
+
+def sent_key(user_key: str, cmid: str) -> str:
+    return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
+
+
+def body(m: Message) -> bytes:
+    fields: dict[str, Any] = {"r": m.room, "u": m.username, "k": m.user_key, "c": m.client_id}
+    fields |= {"t": m.text, "ts": m.ts}
+    if m.client_msg_id is not None:
+        fields["cm"] = m.client_msg_id
+    if m.kind != "chat":  # a room event of rich messaging (wschat.features.events)
+        fields |= {"kind": m.kind, "target": m.target}
+    if m.reply_to:
+        fields["reply_to"] = m.reply_to
+    if m.meta:
+        fields["meta"] = m.meta
+    if m.file is not None:  # a shared file's `file` object (wschat.features.files)
+        fields["f"] = m.file
+    return orjson.dumps(fields)
+
+
+def parse_entry(raw: bytes) -> Message:
+    """A stream entry or a published message, `m <id> <seq> <epoch> <json>`, as a Message."""
+    _, mid, seq, epoch, data = raw.split(b" ", 4)
+    f = orjson.loads(data)
+    m = Message(
+        int(mid), f["r"], int(seq), f["u"], f["k"], f["c"], f["t"], f["ts"], f.get("cm"), epoch.decode()
+    )
+    m.kind, m.target, m.reply_to, m.meta = (
+        f.get("kind", "chat"),
+        f.get("target", 0),
+        f.get("reply_to", 0),
+        f.get("meta"),
+    )
+    m.file = f.get("f")
+    return m
+
+
+def folded(entries: list[Message]) -> list[Message]:
+    """Read messages with the events among them folded into their targets (current state)."""
+    for ev in [m for m in entries if m.kind != "chat"]:
+        fold.into_list(entries, ev)
+    return entries
+
+
+def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Redis:
+    """A client for `url`; `timeout=None` for the pub/sub reader (a timeout there causes storms).
+
+    Its pool holds at most `MAX_CONNECTIONS`: a crowd logging in at once (one name claim each)
+    waits for a connection instead of failing with "Too many connections".
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT,
+        socket_timeout=timeout,
+        socket_connect_timeout=COMMAND_TIMEOUT,
+        socket_keepalive=True,
+        health_check_interval=10,
+        retry_on_timeout=False,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class RedisStore(Store):
+    """The shared history of every process that names the same Redis."""
+
+    executors: ClassVar[dict[type[Command], str]] = {
+        Append: "append",
+        ReadPage: "read_page",
+        ReadRange: "read_range",
+        LoadRoom: "load_room",
+        ReadMessage: "read_message",
+        ClaimName: "claim_name",
+        FindUser: "find_user",
+        Forward: "forward",
+        # accounts stay in this host's SQLite database (shared by its processes)
+        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
+    }
+
+    def __init__(
+        self,
+        url: str,
+        notify: Notify,
+        *,
+        process: str = "",
+        history_cap: int = 10_000,
+        window: int = 1000,
+        accounts_db: str = ":memory:",
+    ) -> None:
+        self.url = url
+        self.process = process or secrets.token_hex(6)  # this process, for names and private messages
+        self.notify = notify
+        self.cap = history_cap
+        self.window = window
+        self.client = connect(url)
+        self.script = self.client.register_script(APPEND_LUA)
+        self.names = RedisNames(self.client, self.process)
+        self.accounts = AccountStore(accounts_db, notify)
+        self.tasks: set[asyncio.Task] = set()
+        self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
+        self.writer: asyncio.Task | None = None
+        self.closed = False
+        self.failing = False  # the last command failed: Redis is unreachable (for /healthz)
+
+    # -- start-up
+
+    async def aload(self) -> Snapshot:
+        """The start-up snapshot; StoreError (one sentence) when Redis cannot be reached."""
+        try:
+            epoch = secrets.token_urlsafe(9)
+            await self.client.set(PREFIX + "epoch", epoch, nx=True)
+            snap = Snapshot(epoch=(await self.client.get(PREFIX + "epoch") or b"").decode())
+            general = await self._room_state("general")
+            if general is not None:
+                snap.rooms["general"] = general
+            recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
+            snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
+        try:  # accounts stay in this host's SQLite database
+            snap.accounts = await asyncio.to_thread(self.accounts.open)
+            snap.sent_ids += await asyncio.to_thread(self.accounts.sent_ids, SENT_IDS_LOADED)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"Cannot use the accounts database {self.accounts.path}: {exc}") from None
+        return snap
+
+    # -- commands
+
+    def _run(self, done: Done, work: Coroutine[Any, Any, Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                result: Any = await work
+                self.failing = False
+            except (RedisError, OSError) as exc:
+                log.error("Redis failed (%s): %s", what, exc)
+                result = exc
+                self.failing = True
+            self.notify(done, result)
+
+        if self.closed:
+            work.close()
+            self.notify(done, StoreError("the server is shutting down"))
+            return
+        task = asyncio.ensure_future(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def append(self, command: Append, done: Done) -> None:
+        """Queued for the one writer task, so messages are stored in the order they were sent."""
+        if self.closed:
+            self.notify(done, StoreError("the server is shutting down"))
+            return
+        self.appends.put_nowait((command.messages, done))
+        if self.writer is None:
+            self.writer = asyncio.ensure_future(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        """Everything queued since the last round trip goes in one pipeline (like group commit)."""
+        while True:
+            batch = [await self.appends.get()]
+            while not self.appends.empty():
+                batch.append(self.appends.get_nowait())
+            messages = [m for msgs, _ in batch for m in msgs]
+            result: BaseException | None = None
+            try:
+                await self._append(messages)
+                self.failing = False
+            except (RedisError, OSError) as exc:
+                log.error("Redis failed (storing %d messages): %s", len(messages), exc)
+                result = exc
+                self.failing = True
+            for _, done in batch:
+                self.notify(done, result)
+
+    async def _append(self, messages: list[Message]) -> None:
+        """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
+        for start in range(0, len(messages), SCRIPT_BATCH):
+            chunk = messages[start : start + SCRIPT_BATCH]
+            keys = [PREFIX + "next_id", PREFIX + "rooms"]
+            args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
+            for m in chunk:
+                cmid = m.client_msg_id
+                keys += [meta_key(m.room), stream_key(m.room), sent_key(m.user_key, cmid) if cmid else ""]
+                args += [body(m), m.epoch, m.seq, channel(m.room), m.room]
+            results = await self.script(keys=keys, args=args)
+            for i, m in enumerate(chunk):
+                mid, seq, epoch = results[2 * i + 1].split(b" ")
+                m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
+
+    def load_room(self, command: LoadRoom, done: Done) -> None:
+        self._run(done, self._room_state(command.room), f"loading #{command.room}")
+
+    async def _room_state(self, room: str) -> RoomState | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(meta_key(room))
+        pipe.xrevrange(stream_key(room), "+", "-", count=self.window)
+        pipe.xrange(stream_key(room), "-", "+", count=1)
+        meta, newest, oldest = await pipe.execute()
+        if not meta:
+            return None
+        recent = folded([parse_entry(fields[b"m"]) for _, fields in reversed(newest)])
+        first = parse_entry(oldest[0][1][b"m"]).seq if oldest else int(meta.get(b"s", 0)) + 1
+        return RoomState(meta[b"e"].decode(), int(meta.get(b"s", 0)), first, recent)
+
+    def read_page(self, command: ReadPage, done: Done) -> None:
+        self._run(done, self._page(command), f"reading #{command.room}")
+
+    async def _page(self, c: ReadPage) -> list[Message]:
+        rows = await self.client.xrevrange(stream_key(c.room), f"({c.before_seq}-0", "-", count=c.limit)
+        return folded([parse_entry(fields[b"m"]) for _, fields in reversed(rows)])
+
+    def read_range(self, command: ReadRange, done: Done) -> None:
+        self._run(done, self._range(command), f"catching up #{command.room}")
+
+    async def _range(self, c: ReadRange) -> list[Message]:
+        rows = await self.client.xrange(stream_key(c.room), f"({c.after_seq}-1", "+", count=c.limit)
+        return [parse_entry(fields[b"m"]) for _, fields in rows]
+
+    def read_message(self, command: ReadMessage, done: Done) -> None:
+        self._run(done, self._message(command), f"reading #{command.room}")
+
+    async def _message(self, c: ReadMessage) -> Message | None:
+        """Message `seq` with the events of the next `EVENTS_SEEN` entries folded in."""
+        rows = await self.client.xrange(stream_key(c.room), f"{c.seq}-1", "+", count=EVENTS_SEEN)
+        msgs = folded([parse_entry(fields[b"m"]) for _, fields in rows])
+        return msgs[0] if msgs and msgs[0].seq == c.seq else None
+
+    def claim_name(self, command: ClaimName, done: Done) -> None:
+        self._run(done, self.names.claim(command), f"claiming the name {command.key}")
+
+    def find_user(self, command: FindUser, done: Done) -> None:
+        self._run(done, self.names.find(command), f"finding {command.key}")
+
+    def forward(self, command: Forward, done: Done) -> None:
+        self._run(done, self._forward(command), "forwarding a private message")
+
+    async def _forward(self, c: Forward) -> bool:
+        data = b"d " + str(c.cid).encode() + b" " + c.data
+        return bool(await self.client.publish(process_channel(c.process), data))
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now (for /healthz)."""
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        """Let what is being stored finish, then close the connections."""
+        self.closed = True
+        await self.names.aclose()
+        if self.writer is not None:
+            for _ in range(int(COMMAND_TIMEOUT * 100)):  # what is queued is stored (or refused)
+                if self.appends.empty():
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
+        if self.writer is not None:
+            self.writer.cancel()
+        await self.client.aclose(close_connection_pool=True)
+        await asyncio.to_thread(self.accounts.close)
