@@ -17,7 +17,7 @@ from bench.machine import loadavg
 from bench.scenarios import FULL, QUICK, Bench
 
 ROOT = Path(__file__).resolve().parent.parent
-ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "cluster")
+ONLY = ("fanout", "latency", "join", "idle", "durable", "page", "typing", "files", "cluster")
 
 
 def report_path(quick: bool, partial: bool, out: Path | None) -> Path:
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 "page": lambda: [bench.page()],
                 "typing": lambda: [bench.typing()],
+                "files": lambda: [bench.files()],
                 "cluster": lambda: cluster.run_all(bench),
             }
             for name in ONLY:

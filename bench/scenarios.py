@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, page
+from bench import files, loadgen, page
 from bench.machine import busy_fraction, cpus, loadavg, pin, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,9 @@ class Plan:
     warmup: float = 1.0
     page_messages: int = 10_000  # the web page in Chromium under a flood (bench/page.py)
     page_senders: int = 10
+    files_mb: int = 25  # file sharing (bench/files.py): the file's size, uploads and downloads
+    files_clients: int = 10
+    files_downloads: int = 20
     typing_clients: int = 1000  # a typing storm: everyone in one room types at once
     typing_secs: float = 6.0
 
@@ -91,6 +94,8 @@ QUICK = Plan(
     warmup=0.5,
     page_messages=2000,
     page_senders=4,
+    files_mb=4,
+    files_downloads=5,
     typing_clients=200,
     typing_secs=2.0,
 )
@@ -367,6 +372,32 @@ class Bench:
         self.log(f"  page-flood [wschat] ok={ok} {shown} (load {load}) {' '.join(notes)}")
         return run
 
+    def files(self) -> Run:
+        """File sharing: upload MB/s (one client, several) and memory of parallel downloads."""
+        p = self.plan
+        extra = self._wschat_args(
+            "files", "--media-dir", str(self.tmp / "files"), "--daily-upload-mb", "100000"
+        )
+        srv, load, busy = self._start("wschat", extra)
+        figures: dict[str, Any] = {}
+        notes: list[str] = []
+        with srv:
+            try:
+                figures = files.run(
+                    srv.port, srv.pid, mb=p.files_mb, clients=p.files_clients, parallel=p.files_downloads
+                )
+            except (TimeoutError, RuntimeError, OSError) as exc:
+                notes.append(f"{type(exc).__name__}: {exc}"[:200])
+        ok = not notes and bool(figures.get("downloads_complete"))
+        command = (
+            f"bench/files.py: {p.files_mb} MB, {p.files_clients} uploaders, {p.files_downloads} downloads"
+        )
+        run = Run("files", "wschat", figures, srv.command(), command, load, busy, ok, notes)
+        self.runs.append(run)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in figures.items())
+        self.log(f"  files [wschat] ok={ok} {shown} (load {load}) {' '.join(notes)}")
+        return run
+
     def typing(self) -> Run:
         """A typing storm: every client in `general` says it types, all at once, again every 3 s
         (as clients are asked to); each member should get at most one `typing` frame a second."""
@@ -411,6 +442,7 @@ class Bench:
             for _ in range(p.durable_repeats):
                 self.durable(sync)
         self.page()
+        self.files()
         self.typing()
         return self.runs
 

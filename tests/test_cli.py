@@ -32,6 +32,9 @@ NUMERIC = [
     ("--history-memory", ["0", "-64"]),
     ("--large-room", ["0", "x"]),
     ("--ping-interval", ["-1", "nan"]),
+    ("--max-file-mb", ["0", "nan"]),
+    ("--daily-upload-mb", ["-1", "x"]),
+    ("--media-quota", ["0", "inf"]),
     ("--workers", ["0", "two"]),
 ]
 

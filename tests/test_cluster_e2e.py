@@ -13,6 +13,8 @@ import pytest
 from clusterclient import ResumingClient, all_until
 from redisserver import RedisServer
 from support import Client, ServerProcess, logged_in
+from test_files_e2e import upload
+from test_server_e2e import get
 
 FAST = ("--rate", "1000", "--burst", "1000")
 
@@ -305,5 +307,28 @@ async def test_accounts_work_with_redis_and_are_shared_by_one_hosts_processes(
         await d.send({"type": "login", "username": "alice", "password": "correct horse battery"})
         assert (await d.expect("username_accepted", timeout=30))["account"] is True
         await d.close()
+    finally:
+        await stop_all([a, b])
+
+
+async def test_a_file_shared_on_one_process_reaches_the_others_and_their_history_with_its_file(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    media = str(tmp_path / "files")  # one shared --media-dir: any process serves any file
+    a, b = cluster(redis_server, 2, "--media-dir", media, *FAST)
+    try:
+        alice = await logged_in(a.port, "Alice")
+        bob = await logged_in(b.port, "Bob")
+        done = await upload(alice, "notes.txt", b"shared notes\n", room="general")
+        assert done["type"] == "upload_done", done
+        seen = await bob.expect("chat", username="Alice")
+        assert seen["file"] == done["file"]
+        await bob.send({"type": "react", "room": "general", "target": seen["seq"], "key": "👍"})
+        await alice.expect("reaction")
+        carol = await logged_in(b.port, "Carol")  # login() waits for the history: it is kept
+        history = next(f for f in carol.seen if f["type"] == "history")["messages"]
+        shared = [m for m in history if m.get("file")]
+        assert [m["file"] for m in shared] == [done["file"]] and shared[0]["reactions"] == {"👍": ["Bob"]}
+        assert (await get(b.port, done["file"]["url"]))[2] == b"shared notes\n"
     finally:
         await stop_all([a, b])

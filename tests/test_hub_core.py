@@ -42,7 +42,7 @@ def test_garbage_frames_count_against_the_control_limit() -> None:
 def test_binary_frames_get_an_error() -> None:
     h = Harness()
     h.connect(1)
-    h.run(h.hub.binary(1, h.now))
+    h.run(h.hub.binary(1, b"\x00not an upload", h.now))
     assert h.take(1)[0]["code"] == "binary_unsupported"
 
 

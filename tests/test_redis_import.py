@@ -11,6 +11,8 @@ from wschat.records import Message
 from wschat.redisimport import import_sqlite
 from wschat.store import SQLiteStore
 
+FILE = {"id": "abc", "name": "a.txt", "size": 1, "mime": "text/plain", "sha256": "0" * 64, "url": "/m/abc"}
+
 
 def fill_database(path: Path) -> str:
     """A real chat database: 30 messages in general and 5 in dev; returns its epoch."""
@@ -26,9 +28,10 @@ def fill_database(path: Path) -> str:
             [Message(i, "general", i, "Alice", "alice", "c1", f"g{i}", 1000.0 + i, f"c{i}", epoch)],
         )
     for i in range(1, 6):
-        commit(
-            store, inbox, [Message(30 + i, "dev", i, "Bob", "bob", "c2", f"d{i}", 2000.0 + i, None, epoch)]
-        )
+        m = Message(30 + i, "dev", i, "Bob", "bob", "c2", f"d{i}", 2000.0 + i, None, epoch)
+        if i == 5:  # a shared file (wschat.features.files) goes to Redis with its message
+            m.file = FILE
+        commit(store, inbox, [m])
     store.close()
     return epoch
 
@@ -56,5 +59,7 @@ async def test_history_seqs_and_epoch_continue_in_redis_and_a_second_start_impor
         acks = {a["client_msg_id"]: a for a in node.frames(1, "ack")}
         assert (acks["n1"]["seq"], int(acks["n1"]["id"])) == (6, 36)  # seqs and ids go on
         assert acks["c30"]["duplicate"] is True and acks["c30"]["seq"] == 30
+        dev = node.frames(1, "history", room="dev")[0]["messages"]
+        assert dev[-1]["message"] == "d5" and dev[-1]["file"] == FILE
     finally:
         await node.stop()

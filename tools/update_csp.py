@@ -38,7 +38,7 @@ def policy(html: str) -> str:
             "default-src 'none'",
             "script-src " + " ".join(scripts),
             "style-src " + " ".join(styles),
-            "img-src data:",
+            "img-src data: http: https:",  # shared images come from the chat server, wherever the page is
             "connect-src ws: wss:",
             "base-uri 'none'",
             "form-action 'none'",

@@ -48,6 +48,7 @@ from wschat.modstore import moderate
 from wschat.modstore import read as read_moderation
 from wschat.privatestore import SCHEMA as PRIVATE_SCHEMA
 from wschat.privatestore import mark_delivered, read_conversation, read_missed, start_cursor, store
+from wschat.privatestore import migrate as migrate_private
 from wschat.records import Command
 
 log = logging.getLogger("wschat.accounts")
@@ -106,6 +107,7 @@ class AccountStore:
         db.execute("PRAGMA busy_timeout = 5000")
         db.executescript(SCHEMA)
         db.executescript(PRIVATE_SCHEMA)
+        migrate_private(db)
         db.executescript(MODERATION_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]

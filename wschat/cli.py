@@ -124,6 +124,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--workers needs --redis: separate processes are one chat only through Redis")
     if opts.workers > 1 and opts.port == 0:
         ap.error("--workers needs a fixed --port (with 0 each process would pick its own)")
+    if opts.media_dir is None and opts.db != ":memory:":
+        opts.media_dir = os.path.join(os.path.dirname(opts.db) or ".", "files")
+    # ':memory:' and no --media-dir: a temporary folder, gone with the process (wschat.media)
+    opts.media_quota_bytes = int(opts.media_quota * 1024 * 1024)
     return opts
 
 
@@ -145,6 +149,10 @@ def hub_config(opts: argparse.Namespace) -> Config:
         control_rate=opts.control_rate,
         control_burst=opts.control_burst,
         flood_strikes=opts.flood_strikes,
+        max_file_bytes=int(opts.max_file_mb * 1024 * 1024),
+        daily_upload_bytes=int(opts.daily_upload_mb * 1024 * 1024),
+        # a piece of a file and its header (1 + 16 bytes of upload id) fit one frame
+        upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
         admins=frozenset(name_key(name) for name in opts.admin),
     )
@@ -324,6 +332,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=seconds(zero=True),
         default=20.0,
         help="seconds between keepalive pings; a connection silent for two intervals is dropped",
+    )
+    files = ap.add_argument_group("shared files")
+    files.add_argument(
+        "--media-dir",
+        help="folder of shared files (default: files/ next to --db, e.g. chat-data/files); "
+        "several server processes may share one",
+    )
+    files.add_argument("--max-file-mb", type=amount(), default=25.0, help="largest file one may share")
+    files.add_argument(
+        "--daily-upload-mb", type=amount(), default=500.0, help="what one user may share per UTC day"
+    )
+    files.add_argument(
+        "--media-quota",
+        type=amount(),
+        default=10240.0,
+        metavar="MB",
+        help="all shared files together; when full, the files shared longest ago and no longer in "
+        "a room's recent history are deleted first",
     )
     tls = ap.add_argument_group("TLS (wss:// and https:// on the same port)")
     tls.add_argument("--certfile", help="PEM certificate (chain) to serve TLS with")

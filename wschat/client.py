@@ -30,11 +30,12 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from wschat import clientjobs
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
 from wschat.clientauth import PasswordUnavailable, TokenFile, device_label, password_for, tokens_for
 from wschat.clientframes import SaveToken
-from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, QuitRequested, Send, Show, Stop
+from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, Job, QuitRequested, Send, Show, Stop
 from wschat.commands import backoff
 from wschat.console import (
     Console,
@@ -89,6 +90,7 @@ class App:
         self.ws: ClientConnection | None = None
         self.outq: asyncio.Queue[str] | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.jobs: set[asyncio.Future[None]] = set()  # file transfers (wschat.clientjobs)
         self.tokens: TokenFile | None = None  # an account's session token file (--login, --register)
 
     # -- plumbing
@@ -122,6 +124,8 @@ class App:
                 self.request_quit()
             elif isinstance(e, Stop):
                 self.give_up(e.status, e.message)
+            elif isinstance(e, Job):
+                clientjobs.start(self, e)
             elif isinstance(e, SaveToken) and self.tokens is not None:
                 self.tokens.save(e.token)
         self.pump()

@@ -163,7 +163,8 @@ def on_private_history(st: ClientState, frame: dict[str, Any], now: float) -> li
     out: list[Effect] = [note(head, "history")]
     for m in messages:
         sender = as_str(m.get("from"))
-        event = d.PrivateMessage(sender, as_str(m.get("to")), as_str(m.get("message")),
+        text = st._file_text(m) or as_str(m.get("message"))  # a shared file: its line (wschat.clientfiles)
+        event = d.PrivateMessage(sender, as_str(m.get("to")), text,
                                  as_str(m.get("timestamp")) or None, sender == st.me)  # fmt: skip
         out.append(Show(event))
     return out

@@ -58,13 +58,21 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Job:
+    """Work for the I/O layer (`wschat.clientjobs`): read, send or save a file."""
+
+    kind: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SaveToken:
     """Keep this account session token for the next run (None: forget it). See wschat.clientaccount."""
 
     token: str | None
 
 
-Effect = Show | Send | QuitRequested | Stop | SaveToken
+Effect = Show | Send | QuitRequested | Stop | Job | SaveToken
 
 
 @dataclass(slots=True)
@@ -161,7 +169,8 @@ class FrameHandlers:
         if isinstance(cmid, str) and sender == self.me:
             self.outbox.pop(cmid, None)
         mine = bool(self.me) and sender == self.me
-        event = d.PrivateMessage(sender, as_str(frame.get("to")), as_str(frame.get("message")),
+        text = self._file_text(frame) or as_str(frame.get("message"))  # type: ignore[attr-defined]
+        event = d.PrivateMessage(sender, as_str(frame.get("to")), text,
                                  as_str(frame.get("timestamp")) or None, mine)  # fmt: skip
         self._release_held((sender,))
         return [Show(event)]
@@ -212,6 +221,8 @@ class FrameHandlers:
         code = as_str(frame.get("code"))
         reason = as_str(frame.get("message")) or f"The server refused a request ({code})."
         cmid = frame.get("client_msg_id")
+        if (upload := self._upload_refused(cmid, reason)) is not None:  # type: ignore[attr-defined]
+            return upload
         item = self.outbox.get(cmid) if isinstance(cmid, str) else None
         if item is not None:
             return self._refused(item, code, reason, as_num(frame.get("retry_after"), 2.0), now)
@@ -272,8 +283,9 @@ class FrameHandlers:
         sender = as_str(m.get("username"))
         mine = bool(self.me) and sender == self.me
         stamp = as_str(m.get("timestamp")) or None
+        text = self._file_text(m) or as_str(m.get("message"))  # type: ignore[attr-defined]
         rich = self._rich_fields(m)  # wschat.clientrich
-        return d.ChatMessage(sender, as_str(m.get("message")), stamp, self._tag(m.get("room")), mine, **rich)
+        return d.ChatMessage(sender, text, stamp, self._tag(m.get("room")), mine, **rich)
 
     def _delivered(self, msg: dict[str, Any]) -> None:
         cmid = msg.get("client_msg_id")

@@ -86,6 +86,9 @@ class TypedLines:
         local = self._local_command(cmd)
         if local is not None:
             return local
+        files = self._file_command(cmd)  # type: ignore[attr-defined]
+        if files is not None:
+            return files
         if self.phase != ONLINE:
             return [note("Not connected right now; try again once reconnected.", "offline")]
         return self._server_command(cmd)

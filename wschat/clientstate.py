@@ -33,6 +33,7 @@ from typing import Any
 
 from wschat import clientaccount, clientmod
 from wschat import display as d
+from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
     CONNECTED,
     GENERAL,
@@ -42,6 +43,7 @@ from wschat.clientframes import (
     ONLINE,
     Effect,
     FrameHandlers,
+    Job,
     Outgoing,
     QuitRequested,
     Send,
@@ -76,6 +78,7 @@ __all__ = [
     "NO_SEQ_BELOW",
     "ClientState",
     "Effect",
+    "Job",
     "QuitRequested",
     "Send",
     "SeqSet",
@@ -84,7 +87,7 @@ __all__ = [
 ]
 
 
-class ClientState(RichFrames, TypedLines, FrameHandlers):
+class ClientState(RichFrames, TypedLines, FrameHandlers, FileTransfers):
     def __init__(
         self,
         *,
@@ -125,6 +128,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
         self.max_chars = 4000
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
+        self._init_files()
         # accounts (wschat.clientaccount): "login" or "register", None for a guest
         self.account = account
         self.password = password  # read with getpass; forgotten once the server answers
@@ -166,7 +170,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
     def prompt(self) -> str:
         if self.phase == NAMING:
             return "Enter your username: "
-        where = f"#{self.current}" if self.current else "(no room)"
+        where = self.progress_text() + (f"#{self.current}" if self.current else "(no room)")
         if self.online:
             return f"{where}{self.typing_note()}> "
         return f"(offline) {where}> " if self.logins else f"(connecting) {where}> "
@@ -227,6 +231,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers):
             else:
                 wake = self.login_at
         if self.phase == ONLINE:
+            self._pump_uploads(frames)
             wake = self._pump_pages(now, frames)
             out_wake = self._pump_outbox(now, frames)
             wake = out_wake if wake is None or (out_wake is not None and out_wake < wake) else wake
@@ -388,6 +393,8 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "rooms": ClientState._on_rooms,
     "system": ClientState._on_system,
     "error": ClientState._on_error,
+    "upload_ready": ClientState._on_upload_ready,
+    "upload_done": ClientState._on_upload_done,
     **clientaccount.FRAMES,
     **clientmod.FRAMES,
     "reaction": ClientState._on_room_event,

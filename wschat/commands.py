@@ -78,6 +78,18 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    path: str
+    to: str | None = None  # a private file for this person; else the current room
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    file_id: str
+    folder: str = "."
+
+
+@dataclass(frozen=True, slots=True)
 class Logout:
     """End this device's account session (wschat.clientaccount)."""
 
@@ -156,6 +168,7 @@ Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
     | Logout | Sessions | Revoke | Conversation
     | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
+    | Upload | Download
 )  # fmt: skip
 ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
 RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
@@ -167,6 +180,8 @@ HELP: list[tuple[str, str]] = [
     ("/rooms", "list rooms and who is in them"),
     ("/users", "who is online in the current room (or /users ROOM)"),
     ("/msg USER text", 'private message; quote names with spaces: /msg "Ann Lee" hi'),
+    ("/upload PATH", "share a file in the current room; /upload @USER PATH privately; resumes after a drop"),
+    ("/download ID [DIR]", "save a shared file (its ID is shown with it) into DIR (default: here)"),
     ("/drop", "forget private messages waiting for their recipient to come online"),
     ("/history [N]", f"show N older messages of this room (default {DEFAULT_HISTORY}, max {MAX_HISTORY})"),
     ("/conversation USER [N]", "show N older stored private messages with USER (accounts)"),
@@ -240,6 +255,27 @@ def _history(arg: str) -> Command:
     return History(int(arg))
 
 
+def _upload(arg: str) -> Command:
+    usage = Usage(
+        'Usage: /upload PATH (to the current room) or /upload @USER PATH (privately; "@Ann Lee" PATH)'
+    )
+    to = None
+    if arg.startswith(("@", '"@')):
+        split = _split_name(arg.replace("@", "", 1))
+        if split is None or not split[0] or not split[1]:
+            return usage
+        to, arg = split
+    path = arg.strip().strip('"')
+    return Upload(path, to) if path else usage
+
+
+def _download(arg: str) -> Command:
+    file_id, _, folder = arg.strip().partition(" ")
+    if not file_id:
+        return Usage("Usage: /download ID [DIR] (the ID shown with the file)")
+    return Download(file_id, folder.strip().strip('"') or ".")
+
+
 def _conversation(arg: str) -> Command:
     split = _split_name(arg)
     usage = Usage(f"Usage: /conversation USER [N], N from 1 to {MAX_HISTORY}")
@@ -300,6 +336,8 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("msg", "m", "w", "whisper"), _msg),
     "drop": lambda _: Drop(),
     "history": _history,
+    **dict.fromkeys(("upload", "up", "send"), _upload),
+    **dict.fromkeys(("download", "get"), _download),
     **dict.fromkeys(("conversation", "conv"), lambda arg: _conversation(arg)),
     "logout": lambda _: Logout(),
     "sessions": lambda _: Sessions(),

@@ -106,6 +106,7 @@ def chat(
     ts: float,
     client_id: str,
     client_msg_id: str | None,
+    file: dict[str, Any] | None = None,
     rich: dict[str, Any] | None = None,
 ) -> bytes:
     """A room message: built once when it is stored, then reused for every delivery and history.
@@ -114,7 +115,7 @@ def chat(
     deleted); those given as None are left out.
     """
     head = {"id": mid, "room": room, "seq": seq, "username": username}
-    tail = {"client_id": client_id, "client_msg_id": client_msg_id}
+    tail = {"client_id": client_id, "client_msg_id": client_msg_id, "file": file}
     if rich:
         tail.update(rich)
     return encode(_stamped("chat", head, message, ts, tail))
@@ -129,12 +130,12 @@ def private(
     ts: float,
     client_id: str,
     client_msg_id: str | None,
+    file: dict[str, Any] | None = None,
 ) -> bytes:
     """A private message: `username` and `from` are both the sender (seed clients read the first)."""
     head = {"id": pid, "seq": seq, "username": sender, "from": sender, "to": to}
-    return encode(
-        _stamped("private", head, message, ts, {"client_id": client_id, "client_msg_id": client_msg_id})
-    )
+    tail = {"client_id": client_id, "client_msg_id": client_msg_id, "file": file}
+    return encode(_stamped("private", head, message, ts, tail))
 
 
 def _stamped(
@@ -246,6 +247,25 @@ def history(room: str, epoch: str, mode: str, payloads: Iterable[bytes], **extra
     return b"".join((encoded[:-1], b',"messages":[', b",".join(payloads), b"]}"))
 
 
+# -- file uploads (wschat.features.files)
+
+
+def upload_ready(upload_id: str, offset: int, size: int, chunk_size: int, client_msg_id: str | None) -> bytes:
+    """Send the file's bytes from `offset` on, in binary frames of at most `chunk_size` bytes."""
+    frame = {"type": "upload_ready", "upload_id": upload_id, "offset": offset, "size": size}
+    frame["chunk_size"] = chunk_size
+    if client_msg_id is not None:
+        frame["client_msg_id"] = client_msg_id
+    return encode(frame)
+
+
+def upload_done(upload_id: str, file: dict[str, Any], client_msg_id: str | None) -> bytes:
+    frame: dict[str, Any] = {"type": "upload_done", "upload_id": upload_id, "file": file}
+    if client_msg_id is not None:
+        frame["client_msg_id"] = client_msg_id
+    return encode(frame)
+
+
 # -- accounts (wschat.features.accounts)
 
 
@@ -280,6 +300,7 @@ def stored_private(
     *,
     offline: bool = False,
     delivered: float | None = None,
+    file: dict[str, Any] | None = None,
 ) -> bytes:
     """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
     for this device; `delivered_at` once its recipient got it."""
@@ -289,6 +310,7 @@ def stored_private(
         "stored": True,
         "offline": offline or None,
         "delivered_at": None if delivered is None else timestamp(delivered),
+        "file": file,
     }
     return encode(_stamped("private", head, message, ts, tail))
 

@@ -8,6 +8,7 @@ message, so a new device gets what is waiting and not the whole past (which it c
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from wschat.features.private_records import (
@@ -42,13 +43,22 @@ CREATE TABLE IF NOT EXISTS device_cursors (
 """
 _COLUMNS = (
     "conversation, sender, sender_key, recipient, recipient_key, text, ts, client_msg_id, id, seq, delivered"
+    ", file"  # a shared file (wschat.features.files)
 )
 
 _CURSOR = "SELECT last_id FROM device_cursors WHERE session_id = ?"
 
 
 def _record(row: tuple) -> StoredPrivate:
-    return StoredPrivate(*row)
+    m = StoredPrivate(*row[:-1])
+    m.file = json.loads(row[-1]) if row[-1] else None
+    return m
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Databases made before file sharing get the `file` column (a shared file's JSON object)."""
+    if "file" not in {row[1] for row in db.execute("PRAGMA table_info(private_messages)")}:
+        db.execute("ALTER TABLE private_messages ADD COLUMN file TEXT")
 
 
 def start_cursor(db: sqlite3.Connection, session_id: str, key: str) -> None:
@@ -71,9 +81,9 @@ def store(db: sqlite3.Connection, c: StorePrivate) -> None:
             m.seq = last + 1
             cur = db.execute(
                 "INSERT INTO private_messages (conversation, seq, sender, sender_key, recipient, "
-                "recipient_key, text, ts, client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "recipient_key, text, ts, client_msg_id, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (m.conversation, m.seq, m.sender, m.sender_key, m.recipient, m.recipient_key, m.text, m.ts,
-                 m.client_msg_id),
+                 m.client_msg_id, None if m.file is None else json.dumps(m.file)),
             )  # fmt: skip
             m.id = cur.lastrowid or 0
         db.execute("COMMIT")

@@ -45,6 +45,12 @@ NO_SUCH_USER = "no_such_user"
 RATE_LIMITED = "rate_limited"
 INTERNAL_ERROR = "internal_error"
 STORE_FAILED = "store_failed"
+# -- file uploads (wschat.features.files)
+FILE_TOO_LARGE = "file_too_large"
+UPLOAD_QUOTA = "upload_quota"
+MEDIA_FULL = "media_full"
+BAD_UPLOAD = "bad_upload"
+HASH_MISMATCH = "hash_mismatch"
 NO_SUCH_MESSAGE = "no_such_message"  # rich messaging: a reply, reaction, edit or delete target
 NOT_ALLOWED = "not_allowed"  # rich messaging: editing or deleting someone else's message
 # accounts (wschat.features.accounts)
@@ -63,6 +69,7 @@ ERROR_CODES = (
     RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED, NO_SUCH_MESSAGE, NOT_ALLOWED,
     NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
     NOT_MODERATOR, BANNED, MUTED, INVITE_ONLY,
+    FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
 )  # fmt: skip
 
 # -- `username_error` codes (the name rules live in wschat.names)
@@ -171,6 +178,28 @@ class FetchHistory:
     limit: int = 50
 
 
+# -- file uploads: the frames of wschat.features.files
+MAX_FILE_NAME = 255
+
+
+@dataclass(frozen=True, slots=True)
+class UploadBegin:
+    """Announce a file: its bytes follow in binary frames once `upload_ready` says where from."""
+
+    name: str
+    size: int
+    sha256: str
+    mime: str = ""  # the client's guess, for nothing but the log: the server sniffs the bytes
+    room: str | None = None
+    to: str | None = None
+    client_msg_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadCancel:
+    upload_id: str
+
+
 # -- accounts (handled by wschat.features.accounts)
 MAX_PASSWORD_CHARS = 256  # bounds the work of one hash
 MAX_DEVICE_CHARS = 64
@@ -230,6 +259,7 @@ class FetchPrivate:
 Request = (
     SetUsername | Chat | Private | GetUsers | ListRooms | Join | Leave | FetchHistory
     | Register | Login | Logout | ListSessions | RevokeSession | ChangePassword | FetchPrivate
+    | UploadBegin | UploadCancel
 )  # fmt: skip
 
 
@@ -386,6 +416,23 @@ def _fetch_history(obj: dict, limits: Limits) -> FetchHistory:
     return FetchHistory(_text(obj, "room"), _int(obj, "before_seq"), limit)
 
 
+def _upload_begin(obj: dict, limits: Limits) -> UploadBegin:
+    cmid = _client_msg_id(obj)
+    name = _text(obj, "name").strip()
+    if not name or len(name) > MAX_FILE_NAME or any(ord(c) < 32 or c in "/\\\x7f" for c in name):
+        raise ProtocolError(
+            BAD_FIELD, f"'name' must be a file name of 1-{MAX_FILE_NAME} characters, without / or \\.", cmid
+        )
+    sha = _text(obj, "sha256").lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ProtocolError(BAD_FIELD, "'sha256' must be the file's SHA-256 in 64 hex digits.", cmid)
+    room, to = _text(obj, "room", required=False), _text(obj, "to", required=False)
+    if (room is None) == (to is None):
+        raise ProtocolError(BAD_FIELD, "Give either 'room' or 'to' (a private file), not both.", cmid)
+    mime = _text(obj, "mime", required=False, default="")[:100]
+    return UploadBegin(name, _int(obj, "size"), sha, mime, room, to, cmid)
+
+
 @dataclass(frozen=True, slots=True)
 class FrameType:
     """One frame type of PROTOCOL.md: how a client frame is decoded, how a server frame is built."""
@@ -410,6 +457,8 @@ FRAME_TYPES = _frame_types(
     FrameType("join", _join),
     FrameType("leave", lambda o, lim: Leave(_text(o, "room"))),
     FrameType("fetch_history", _fetch_history),
+    FrameType("upload_begin", _upload_begin),
+    FrameType("upload_cancel", lambda o, lim: UploadCancel(_text(o, "upload_id"))),
     FrameType("register", _register),
     FrameType("login", _login),
     FrameType("logout", lambda o, lim: Logout()),
@@ -430,6 +479,8 @@ FRAME_TYPES = _frame_types(
     FrameType("rooms", build=outbound.rooms),
     FrameType("system", build=outbound.system),
     FrameType("error", build=outbound.error),
+    FrameType("upload_ready", build=outbound.upload_ready),
+    FrameType("upload_done", build=outbound.upload_done),
     FrameType("logged_out", build=outbound.logged_out),
     FrameType("session_revoked", build=outbound.session_revoked),
     FrameType("password_changed", build=outbound.password_changed),

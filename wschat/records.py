@@ -32,6 +32,7 @@ class Message:
     client_msg_id: str | None = None
     epoch: str = ""  # the room's epoch, so the store can record a new room with its first message
     payload: bytes = b""
+    file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
     # Set by a cluster store that found this (user, client_msg_id) stored before, by any process:
     # `id`, `seq` and `epoch` are then those of the stored copy, and nothing was stored again.
     duplicate: bool = False

@@ -11,6 +11,7 @@ import nothing; a lock key keeps two processes starting together from importing 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -68,6 +69,7 @@ def _copy(db: sqlite3.Connection, r: redis.Redis, epoch: str, cap: int, progress
     total = db.execute("SELECT count(*) FROM messages").fetchone()[0]
     copied = 0
     max_id = 0
+    has_file = "file" in {row[1] for row in db.execute("PRAGMA table_info(messages)")}
     for room, room_epoch in rooms:
         if r.exists(meta_key(room)):
             log.info("#%s is in Redis already: not imported", room)
@@ -75,12 +77,15 @@ def _copy(db: sqlite3.Connection, r: redis.Redis, epoch: str, cap: int, progress
         last = db.execute("SELECT max(seq), max(id) FROM messages WHERE room = ?", (room,)).fetchone()
         last_seq, last_id = last[0] or 0, last[1] or 0
         max_id = max(max_id, last_id)
-        query = f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq"
+        columns = _COLUMNS + (", file" if has_file else "")  # a shared file (wschat.features.files)
+        query = f"SELECT {columns} FROM messages WHERE room = ? AND seq > ? ORDER BY seq"
         cursor = db.execute(query, (room, last_seq - cap))
         while rows := cursor.fetchmany(BATCH):
             pipe = r.pipeline(transaction=False)
             for row in rows:
-                m = Message(*row, epoch=room_epoch)
+                m = Message(*row[:9], epoch=room_epoch)
+                if has_file and row[9] is not None:
+                    m.file = json.loads(row[9])
                 head = f"{m.id} {m.seq} {room_epoch}"
                 pipe.xadd(stream_key(room), {"m": b"m " + head.encode() + b" " + body(m)}, id=f"{m.seq}-1")
                 if m.client_msg_id is not None:

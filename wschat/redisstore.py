@@ -144,6 +144,8 @@ def body(m: Message) -> bytes:
         fields["reply_to"] = m.reply_to
     if m.meta:
         fields["meta"] = m.meta
+    if m.file is not None:  # a shared file's `file` object (wschat.features.files)
+        fields["f"] = m.file
     return orjson.dumps(fields)
 
 
@@ -160,6 +162,7 @@ def parse_entry(raw: bytes) -> Message:
         f.get("reply_to", 0),
         f.get("meta"),
     )
+    m.file = f.get("f")
     return m
 
 

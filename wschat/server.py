@@ -41,6 +41,8 @@ from wschat.admission import Admission, bind_error, dual_stack_socket
 from wschat.banner import banner
 from wschat.cli import StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
+from wschat.media import MediaStore
+from wschat.mediaserve import MediaResponse
 from wschat.output import Backpressure
 from wschat.redismode import Cluster, open_history
 from wschat.routes import Routes, own_origins
@@ -97,6 +99,11 @@ class ChatServer(Backpressure):
         except StoreError as exc:
             await self._close_store()
             raise StartupError(str(exc)) from None
+        try:
+            self._open_media()
+        except StartupError:
+            await self._close_store()
+            raise
         tls = self.ssl is not None
         self.routes = Routes(frozenset(), tls=tls, strict_origin=opts.strict_origin, stats=self._stats)
         try:
@@ -109,6 +116,19 @@ class ChatServer(Backpressure):
         self.old_handler = self.loop.get_exception_handler()
         self.loop.set_exception_handler(self.admission.loop_exception)
         self._spawn(self._ticker())
+
+    def _open_media(self) -> None:
+        """The media store, after the database: a bad --db path is reported before a folder is made."""
+        opts = self.opts
+        try:
+            self.media = MediaStore(
+                opts.media_dir, self.loop.call_soon_threadsafe, quota_bytes=opts.media_quota_bytes
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"Cannot use the media folder {opts.media_dir}: {exc.strerror or exc}."
+            ) from None
+        self.store.attach(dict.fromkeys(MediaStore.executors, self.media.execute))  # go through one execute()
 
     async def _listen(self) -> Server:
         opts = self.opts
@@ -141,6 +161,7 @@ class ChatServer(Backpressure):
         self.run(self.hub.shutdown_notice(time.time()))
         self._flush()
         await self._close_store()  # commits what is queued
+        await asyncio.to_thread(self.media.close)
         await asyncio.sleep(0)  # deliver the acknowledgements that commit produced
         self._flush()
         for task in self.tasks:
@@ -189,6 +210,12 @@ class ChatServer(Backpressure):
         self.paused.discard(ws)
         self.behind.discard(ws)
 
+    def take_over(self, ws: ChatConnection, method: str, target: str) -> MediaResponse | None:
+        """Shared files are streamed by wschat.mediaserve, not answered whole by websockets."""
+        if not target.startswith("/media/"):
+            return None
+        return MediaResponse(self.media, method, target, functools.partial(self.released, ws))
+
     def _process_request(self, ws: ChatConnection, request: Request) -> Response | None:
         kind = self.routes.route(request)
         if isinstance(kind, Response):
@@ -218,7 +245,7 @@ class ChatServer(Backpressure):
                 if isinstance(message, str):
                     self.on_text(ws, message)
                 else:
-                    self.on_binary(ws)
+                    self.on_binary(ws, message)
         except ConnectionClosed:
             pass
         finally:
@@ -267,9 +294,9 @@ class ChatServer(Backpressure):
             ws.name = session.name
             log.info("client %d (%s) is %r", ws.cid, ws.ip, ws.name)
 
-    def on_binary(self, ws: ChatConnection) -> None:
+    def on_binary(self, ws: ChatConnection, data: bytes) -> None:
         if not ws.closing:
-            self.run(self.hub.binary(ws.cid, time.time()))
+            self.run(self.hub.binary(ws.cid, data, time.time()))
 
     # -- carrying out the hub's actions
 

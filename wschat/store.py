@@ -26,6 +26,7 @@ crowd paging old history never delays a join.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -33,8 +34,9 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from wschat import store_rich
@@ -69,12 +71,21 @@ class Store:
     notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
     # command class -> the name of the method that executes it: method(command, done)
     executors: ClassVar[dict[type[Command], str]] = {}
+    # another store's commands (the media store's), set by attach(); empty and read-only until then
+    attached: Mapping[type[Command], Callable[[Any, Done], None]] = MappingProxyType({})
 
     def load(self) -> Snapshot:
         raise NotImplementedError
 
+    def attach(self, executors: dict[type[Command], Callable[[Any, Done], None]]) -> None:
+        """Commands that another store carries out (the media store) but that come through here."""
+        self.attached = {**self.attached, **executors}
+
     def execute(self, command: Command, done: Done) -> None:
         """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
+        if (other := self.attached.get(type(command))) is not None:
+            other(command, done)
+            return
         method = self.executors.get(type(command))
         if method is None:
             self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
@@ -166,19 +177,30 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
 """
-_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id"
+# the base columns, a shared file's JSON object (wschat.features.files), then rich messaging's
+_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id, file"
 _COLUMNS += "".join(f", {name}" for name, _ in store_rich.COLUMNS)  # rich messaging (wschat.store_rich)
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * (9 + len(store_rich.COLUMNS)))})"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * (10 + len(store_rich.COLUMNS)))})"
 _STOP = object()
 
 
 def _row(m: Message) -> tuple:
-    head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+    file = json.dumps(m.file) if m.file is not None else None
+    head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
     return head + store_rich.row_extra(m)
 
 
 def _message(row: tuple) -> Message:
-    return store_rich.message_extra(Message(*row[:9]), row[9:])
+    m = Message(*row[:9])
+    if row[9] is not None:
+        m.file = json.loads(row[9])
+    return store_rich.message_extra(m, row[10:])
+
+
+def _add_file_column(db: sqlite3.Connection) -> None:
+    """Databases made before file sharing get the `file` column (a shared file's JSON object)."""
+    if "file" not in {row[1] for row in db.execute("PRAGMA table_info(messages)")}:
+        db.execute("ALTER TABLE messages ADD COLUMN file TEXT")
 
 
 store_rich.RichSQLite.to_message = staticmethod(_message)  # rows -> Messages, as this module reads them
@@ -257,6 +279,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         if mode.lower() != "wal" and self.path != ":memory:":
             raise StoreError(f"Cannot use the database {self.path}: WAL mode is not available there.")
         db.executescript(_SCHEMA)
+        _add_file_column(db)
         store_rich.migrate(db)
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))

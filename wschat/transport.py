@@ -57,7 +57,7 @@ class Owner(Protocol):
     def on_frame(self, conn: ChatConnection, data: bytes) -> None:
         """A complete text message (still UTF-8 bytes) from a registered connection."""
 
-    def on_binary(self, conn: ChatConnection) -> None:
+    def on_binary(self, conn: ChatConnection, data: bytes) -> None:
         """A complete binary message from a registered connection."""
 
     def backlogged(self, conn: ChatConnection) -> bool:
@@ -74,6 +74,13 @@ class Owner(Protocol):
 
     def drop_slow(self, conn: ChatConnection) -> None:
         """The connection stopped reading and its output passed the hard cap: abort it."""
+
+    def take_over(self, conn: ChatConnection, method: str, target: str) -> Any:
+        """An asyncio protocol to answer this plain HTTP request in place of websockets, or None.
+
+        For answers too large to hold in memory (websockets holds a whole response): the
+        protocol gets the transport, answers, and closes it.
+        """
 
 
 def ws_frame(payload: bytes) -> bytes:
@@ -114,6 +121,7 @@ class ChatConnection(ServerConnection):
     held_frames: list[tuple[Opcode, bytes]] | None = None  # parsed by websockets, kept while paused
     control: TokenBucket | None = None  # pings and pongs
     head_done = False  # the handshake request's head has gone to websockets
+    request_line_seen = False  # the request line was looked at for a take-over
     head_tail = b""  # the last bytes of the request head so far, to find its end across reads
     early = b""  # bytes after the request head, before the handshake is answered
     half_open = False  # counted as a connection still in its handshake
@@ -151,7 +159,7 @@ class ChatConnection(ServerConnection):
             self.fast = False  # websockets parses from here on, until it is between frames again
         elif self.protocol.state is State.CONNECTING:
             data = self._request_head(data)
-            if not data:
+            if not data or (not self.request_line_seen and self._take_over(data)):
                 return
         super().data_received(data)
         self._after_websockets()
@@ -205,6 +213,26 @@ class ChatConnection(ServerConnection):
         self.head_done, self.head_tail = True, b""
         self.early = data[cut : cut + MAX_EARLY_BYTES]
         return data[:cut]
+
+    def _take_over(self, data: bytes) -> bool:
+        """Give the connection to the owner's protocol for this request (see `Owner.take_over`)."""
+        self.request_line_seen = True
+        line, sep, _ = data.partition(b"\r\n")
+        parts = line.split(b" ")
+        if not sep or len(parts) != 3 or parts[0] not in (b"GET", b"HEAD"):
+            return False
+        proto = self.owner.take_over(self, parts[0].decode(), parts[1].decode("latin-1"))
+        if proto is None:
+            return False
+        transport, self.transport = self.transport, _Detached(self.transport)
+        self.closing = True
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+        # websockets' handshake waits for a request it will never see: end it now (it then
+        # aborts `self.transport`, the detached stand-in, and forgets the connection)
+        if not self.request_rcvd.done():
+            self.request_rcvd.set_result(None)
+        return True
 
     def handshake_done(self) -> None:
         """The connection is open: forget the request, parse what the client sent meanwhile."""
@@ -371,7 +399,7 @@ class ChatConnection(ServerConnection):
         if opcode is Opcode.TEXT:
             chat.on_frame(self, data)
         else:
-            chat.on_binary(self)
+            chat.on_binary(self, data)
 
     def _control_allowed(self) -> bool:
         """Count a ping or pong; past the budget, fail the connection with 1008."""
@@ -408,3 +436,26 @@ class ChatConnection(ServerConnection):
 
     def is_closed(self) -> bool:
         return self.protocol.state is State.CLOSED
+
+
+class _Detached:
+    """What websockets holds as the transport of a connection taken over: it does nothing."""
+
+    def __init__(self, real: Any) -> None:
+        self.get_extra_info = real.get_extra_info
+
+    def abort(self) -> None:
+        pass
+
+    close = abort
+    pause_reading = abort
+    resume_reading = abort
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return 0

@@ -39,7 +39,9 @@ def payload(m: Message, mentions_you: bool = False) -> bytes:
         where = {"room": m.room, "seq": m.seq, "id": str(m.id), "reason": m.text}
         return mod_wire.moderation(meta.get("action", ""), m.username, m.ts, **where, **fields)
     if not (m.meta or m.reactions or m.edited_at or m.deleted or mentions_you):  # the usual case
-        return outbound.chat(str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id)
+        return outbound.chat(
+            str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file
+        )
     rich: dict[str, Any] = {
         "reply_to": m.reply_to or None,
         "reply_preview": meta.get("reply_preview") if m.reply_to else None,
@@ -49,8 +51,10 @@ def payload(m: Message, mentions_you: bool = False) -> bytes:
         "mentions": meta.get("mentions"),
         "mentions_you": True if mentions_you else None,
     }
+    # a shared file (wschat.features.files) stays with its message through reactions and edits
+    file = None if m.deleted else m.file
     return outbound.chat(
-        str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, rich
+        str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, file, rich
     )
 
 
@@ -77,7 +81,7 @@ def apply(m: Message, ev: Message, ev_text: str) -> None:
     elif ev.kind == "edit":
         text, m.edited_at = ev_text, ev.ts
     elif ev.kind == "delete":
-        text, m.deleted, m.reactions, m.meta = "", True, None, None
+        text, m.deleted, m.reactions, m.meta, m.file = "", True, None, None, None
     m.text = text
     m.payload = payload(m)
     if textless:

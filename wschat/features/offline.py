@@ -41,7 +41,7 @@ def _pid(m: StoredPrivate) -> str:
 def _frame(m: StoredPrivate, *, offline: bool = False) -> bytes:
     return outbound.stored_private(
         _pid(m), m.seq, m.sender, m.recipient, m.text, m.ts, m.client_msg_id,
-        offline=offline, delivered=m.delivered,
+        offline=offline, delivered=m.delivered, file=m.file,
     )  # fmt: skip
 
 
@@ -58,13 +58,21 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     if not s.account or recipient is None:
         return handlers.private(hub, s, req, now)
     cmid = req.client_msg_id
-    if cmid is not None:
-        if (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
-            return [Send((s.cid,), dup)]
-        if not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
-            return []
+    if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
+        return [Send((s.cid,), dup)]
+    return store(hub, s, recipient, req.message, cmid, now)
+
+
+def store(
+    hub: Hub, s: Session, recipient: str, text: str, cmid: str | None, now: float, file: dict | None = None
+) -> list[Effect]:
+    """Store a private message from the account `s` to the account `recipient`, then deliver it;
+    `file`: it shares a file (wschat.features.files)."""
+    if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
+        return []
+    to_key = name_key(recipient)
     conversation = conversation_key(s.key, to_key)
-    m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, req.message, now, cmid)
+    m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file)
     return [hub.ask(StorePrivate([m]), _stored, m)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from wschat.records import Command
 
@@ -34,6 +34,7 @@ class StoredPrivate:
     id: int = 0  # given by the store
     seq: int = 0  # given by the store, per conversation
     delivered: float | None = None  # when the recipient's device first got it
+    file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import live, mod_hooks
+from wschat.features import files, live, mod_hooks
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, history, rooms, sessions
@@ -74,6 +74,7 @@ class Hub:
         self.reads = live.Reads(snapshot.read_positions)  # read positions (wschat.features.live)
         self.asked: dict[int, tuple[Continuation, Any]] = {}  # token -> who waits for the store
         self.next_token = 1
+        self.uploads = files.Uploads()  # file uploads in flight, and the daily quotas
         for name, state in snapshot.rooms.items():
             rooms.install(self, name, state)
         for name in snapshot.known_rooms:
@@ -101,6 +102,7 @@ class Hub:
         return []
 
     def disconnect(self, cid: int, now: float) -> list[Effect]:
+        files.disconnected(self, cid)
         return sessions.logout(self, cid, now)
 
     def receive(self, cid: int, text: str, now: float) -> list[Effect]:
@@ -122,13 +124,16 @@ class Hub:
             s.strikes = 0  # it waited as told: what it sent too fast before was not a flood
         return self.handle(s, req, now)
 
-    def binary(self, cid: int, now: float) -> list[Effect]:
+    def binary(self, cid: int, data: bytes, now: float) -> list[Effect]:
+        """A binary frame: a piece of one of the connection's uploads (wschat.features.files)."""
         s = self.sessions.get(cid)
         if s is None:
             return []
+        if s.name and (out := files.chunk(self, s, data, now)) is not None:
+            return out  # not rate limited: one piece is read only once the last one is written
         if wait := s.control_bucket.take(now):
             return self._limited(s, None, wait, None)
-        msg = "Binary frames are not supported; send JSON text frames (see PROTOCOL.md)."
+        msg = "A binary frame must be a piece of one of your uploads (see upload_begin in PROTOCOL.md)."
         return [self.error(s, p.BINARY_UNSUPPORTED, msg)]
 
     def store_result(self, token: int, result: Any, now: float) -> list[Effect]:

@@ -35,6 +35,11 @@ class Config:
     presence_names: int = 10
     page_size: int = p.MAX_PAGE
     store_retry: float = 5.0  # the retry_after of a store_failed error
+    # file sharing (wschat.features.files)
+    max_file_bytes: int = 25 * 1024 * 1024
+    daily_upload_bytes: int = 500 * 1024 * 1024  # per user and UTC day
+    upload_chunk: int = 256 * 1024  # the largest binary frame's file bytes (upload_ready.chunk_size)
+    thumb_pixels: int = 4096 * 4096  # images with more pixels get no thumbnail (decompression bombs)
     # accounts (wschat.features.accounts)
     accounts_required: bool = False  # --accounts required: no guests
     max_hashes: int = 8  # password hashes asked of the store and not yet answered, at most
