@@ -54,7 +54,8 @@ def test_every_close_code_is_documented_and_named() -> None:
 def test_every_request_kind_has_exactly_one_handler() -> None:
     sample = {"username": "a", "message": "m", "to": "b", "room": "r", "before_seq": 1,
               "target": 1, "key": "+1", "seq": 1, "epoch": "e", "query": "q",
-              "password": "pw", "id": "i", "old": "o", "new": "n", "with": "w"}  # fmt: skip
+              "password": "pw", "id": "i", "old": "o", "new": "n", "with": "w",
+              "topic": "t", "invite_only": True}  # fmt: skip
     samples = {  # frames whose fields exclude one another
         "upload_begin": {"name": "f.txt", "size": 1, "sha256": "0" * 64, "room": "r"},
         "upload_cancel": {"upload_id": "u"},

@@ -41,7 +41,11 @@ from wschat.features.account_records import (
     ReadSessions,
     SetPassword,
 )
+from wschat.features.mod_records import Moderate, ModState, ReadModeration
 from wschat.features.private_records import MarkDelivered, ReadConversation, ReadMissed, StorePrivate
+from wschat.modstore import SCHEMA as MODERATION_SCHEMA
+from wschat.modstore import moderate
+from wschat.modstore import read as read_moderation
 from wschat.privatestore import SCHEMA as PRIVATE_SCHEMA
 from wschat.privatestore import mark_delivered, read_conversation, read_missed, start_cursor, store
 from wschat.privatestore import migrate as migrate_private
@@ -51,7 +55,7 @@ log = logging.getLogger("wschat.accounts")
 
 COMMANDS: tuple[type[Command], ...] = (
     CreateAccount, CheckPassword, CheckToken, EndSession, ReadSessions, SetPassword,
-    StorePrivate, MarkDelivered, ReadMissed, ReadConversation,
+    StorePrivate, MarkDelivered, ReadMissed, ReadConversation, Moderate, ReadModeration,
 )  # fmt: skip
 _HASHING = (CreateAccount, CheckPassword, SetPassword)
 
@@ -104,8 +108,14 @@ class AccountStore:
         db.executescript(SCHEMA)
         db.executescript(PRIVATE_SCHEMA)
         migrate_private(db)
+        db.executescript(MODERATION_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]
+
+    def moderation(self, now: float) -> ModState:
+        """Moderation's state at start-up (wschat.modstore)."""
+        assert self.db is not None
+        return read_moderation(self.db, now)
 
     def sent_ids(self, limit: int) -> list[tuple[str, str, str, str, int]]:
         """Recent stored private messages' client ids, oldest first, as the hub remembers sent ids
@@ -248,6 +258,12 @@ class AccountStore:
 
     def _readconversation(self, c: ReadConversation) -> list:
         return self._locked(read_conversation, c)
+
+    def _moderate(self, c: Moderate) -> None:
+        self._locked(moderate, c)
+
+    def _readmoderation(self, c: ReadModeration) -> ModState:
+        return self._locked(lambda db, cmd: read_moderation(db, cmd.now), c)
 
     def _setpassword(self, c: SetPassword) -> int | None:
         rows = self._sql("SELECT hash FROM accounts WHERE key = ?", (c.key,))

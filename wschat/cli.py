@@ -12,12 +12,14 @@ import argparse
 import math
 import os
 import ssl
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from wschat.banner import certificate_names
 from wschat.hub import Config
+from wschat.names import name_key
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
 DEFAULT_DB = "chat-data/chat.db"
@@ -111,6 +113,11 @@ def _origin_arg(value: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["admin"]:  # the host's admin command line (wschat.admin), not the server
+        from wschat import admin
+
+        raise SystemExit(admin.main(args[1:]))
     ap = build_parser()
     opts = ap.parse_args(argv)
     if opts.workers > 1 and not opts.redis:
@@ -147,6 +154,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         # a piece of a file and its header (1 + 16 bytes of upload id) fit one frame
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
+        admins=frozenset(name_key(name) for name in opts.admin),
     )
 
 
@@ -374,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="open",
         help="'open': guests chat too, registered names are kept for their accounts; 'required': "
         "only registered accounts may chat (anyone who reaches the server can still register)",
+    )
+    who.add_argument(
+        "--admin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the account NAME is an operator: it may kick, mute and ban on the whole server and "
+        "moderate every room (repeatable; without it, the first account registered is the operator). "
+        "'chat-server.py admin --help' lists what the host can do without a client",
     )
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

@@ -321,9 +321,10 @@ class FrameHandlers:
         msgs = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
         seqs = [s for m in msgs if (s := as_int(m.get("seq"))) is not None]
         # a resume carries the room events missed (reactions, edits, deletes): shown after
-        events = [m for m in msgs if m.get("type") in ("reaction", "edit", "delete")]
+        kinds = ("reaction", "edit", "delete", "moderation")  # moderation: not a message to show as one
+        events = [m for m in msgs if m.get("type") in kinds]
         events = [m for m in events if (s := as_int(m.get("seq"))) is None or s not in view.seen]
-        msgs = [m for m in msgs if m.get("type") not in ("reaction", "edit", "delete")]
+        msgs = [m for m in msgs if m.get("type") not in kinds]
         new = [self._message(m) for m in msgs if (s := as_int(m.get("seq"))) is None or s not in view.seen]
         for m in msgs:
             self._delivered(m)

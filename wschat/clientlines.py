@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from wschat import clientaccount
+from wschat import clientaccount, clientmod
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -66,6 +66,7 @@ class TypedLines:
     max_chars: int
     new_id: Any
     _rich_command: Any  # from wschat.clientrich
+    topics: dict[str, str]  # room -> its topic (wschat.clientmod)
 
     def _typed(self, text: str, now: float) -> list[Effect]:
         """What a typed line does (`ClientState.line()` is the entry point)."""
@@ -120,6 +121,8 @@ class TypedLines:
     def _server_command(self, cmd: Any) -> list[Effect]:
         if isinstance(cmd, ACCOUNT_COMMANDS):
             return clientaccount.command(self, cmd)  # type: ignore[arg-type]
+        if isinstance(cmd, clientmod.Moderate):
+            return clientmod.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, Users):
             room = cmd.room or self.current
             if room is None:

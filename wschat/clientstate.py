@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wschat import clientaccount
+from wschat import clientaccount, clientmod
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -138,6 +138,7 @@ class ClientState(RichFrames, TypedLines, FrameHandlers, FileTransfers):
         self.unstored_told: set[str] = set()  # names told "private messages not stored" about
         self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
         self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
+        self.topics: dict[str, str] = {}  # room -> its topic (wschat.clientmod)
         self.my_last: dict[str, int] = {}
         self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
         self.read_pos: dict[str, int] = {}
@@ -395,6 +396,7 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "upload_ready": ClientState._on_upload_ready,
     "upload_done": ClientState._on_upload_done,
     **clientaccount.FRAMES,
+    **clientmod.FRAMES,
     "reaction": ClientState._on_room_event,
     "edit": ClientState._on_room_event,
     "delete": ClientState._on_room_event,

@@ -58,11 +58,17 @@ NOT_AN_ACCOUNT = "not_an_account"
 NO_SUCH_SESSION = "no_such_session"
 BAD_CREDENTIALS = "bad_credentials"
 WEAK_PASSWORD = "weak_password"
+# moderation (wschat.features.moderation)
+NOT_MODERATOR = "not_moderator"
+BANNED = "banned"
+MUTED = "muted"
+INVITE_ONLY = "invite_only"
 ERROR_CODES = (
     BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
     ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
     RATE_LIMITED, INTERNAL_ERROR, STORE_FAILED, NO_SUCH_MESSAGE, NOT_ALLOWED,
     NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
+    NOT_MODERATOR, BANNED, MUTED, INVITE_ONLY,
     FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
 )  # fmt: skip
 
@@ -79,7 +85,7 @@ BAD_TOKEN = "bad_token"  # a session token log-in whose session has ended
 NAME_ERROR_CODES = (
     NAME_EMPTY, NAME_TOO_LONG, NAME_INVALID_CHARS, NAME_RESERVED, NAME_TAKEN, NAME_CONFUSABLE,
     RATE_LIMITED, NAME_REGISTERED, ACCOUNTS_REQUIRED, BAD_CREDENTIALS, BAD_TOKEN, WEAK_PASSWORD,
-    STORE_FAILED,
+    STORE_FAILED, BANNED,
 )  # fmt: skip
 
 # -- close codes
@@ -90,9 +96,11 @@ CLOSE_POLICY = 1008  # flooding, or no name chosen in time
 CLOSE_TOO_BIG = 1009
 CLOSE_TAKEOVER = 4000  # the same user logged in again from another connection
 CLOSE_SESSION_ENDED = 4001  # this device's account session was revoked or its password changed
+CLOSE_KICKED = 4002  # a moderator kicked the connection off the server (it may come back)
+CLOSE_BANNED = 4003  # a moderator banned the user from the server (do not reconnect)
 CLOSE_CODES = (
     CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_BAD_DATA, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TAKEOVER,
-    CLOSE_SESSION_ENDED,
+    CLOSE_SESSION_ENDED, CLOSE_KICKED, CLOSE_BANNED,
 )  # fmt: skip
 
 
@@ -507,4 +515,5 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
 
 # Feature modules add their frame types to the registry above when they are imported; importing
 # them here makes `decode` know every type however the modules are first imported.
+from wschat.features import mod_wire as _moderation  # noqa: E402, F401
 from wschat.features import wire as _rich  # noqa: E402

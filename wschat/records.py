@@ -73,6 +73,7 @@ class Snapshot:
     # read positions (wschat.features.live): (user_key, room, seq, private)
     read_positions: list[tuple[str, str, int, bool]] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)  # every registered name
+    moderation: Any = None  # wschat.features.mod_records.ModState (None: nothing yet)
 
 
 # ---------------------------------------------------------------- store commands

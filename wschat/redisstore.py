@@ -33,6 +33,7 @@ import asyncio
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
@@ -250,6 +251,8 @@ class RedisStore(Store):
         try:  # accounts stay in this host's SQLite database
             snap.accounts = await asyncio.to_thread(self.accounts.open)
             snap.sent_ids += await asyncio.to_thread(self.accounts.sent_ids, SENT_IDS_LOADED)
+            # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
+            snap.moderation = await asyncio.to_thread(self.accounts.moderation, time.time())
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"Cannot use the accounts database {self.accounts.path}: {exc}") from None
         return snap

@@ -33,6 +33,7 @@ import queue
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
@@ -122,7 +123,8 @@ class MemoryStore(store_rich.RichMemory, Store):
         self.epoch = secrets.token_urlsafe(9)
 
     def load(self) -> Snapshot:
-        return Snapshot(epoch=self.epoch, accounts=self.accounts.open())
+        accounts = self.accounts.open()
+        return Snapshot(epoch=self.epoch, accounts=accounts, moderation=self.accounts.moderation(time.time()))
 
     def close(self) -> None:
         self.accounts.close()
@@ -300,6 +302,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         snap.sent_ids = list(reversed(rows))
         snap.read_positions = store_rich.read_positions(db)
         snap.accounts = self.accounts.open()
+        snap.moderation = self.accounts.moderation(time.time())
         snap.sent_ids += self.accounts.sent_ids(SENT_IDS_LOADED)  # stored private messages
         self.db = db
         self.writer = threading.Thread(target=self._write_loop, name="chat-db-write", daemon=True)

@@ -215,9 +215,12 @@ def _logged_in(
     looks = lookalike_keys(account.name)
     named = p.SetUsername(account.name, rooms, resume)
     login = (account.token, account.session_id)
+    # An account from entering its first room on: moderation tells accounts from guests there.
+    s.account, s.session_id = True, account.session_id
     out = sessions.accept(hub, s, account.name, account.key, looks, named, now, login)
-    if s.name:
-        s.account, s.session_id = True, account.session_id
+    if not s.name:
+        s.account, s.session_id = False, ""
+    else:
         out.append(offline.after_login(hub, s))  # private messages this device has not seen
     return out
 

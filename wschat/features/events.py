@@ -7,8 +7,8 @@ A reaction, an edit or a delete is then a room event: it takes the room's next s
 target in the window (`wschat.features.fold`) and published to the room. So history shows every
 message's current state, and a client that resumes gets exactly the events it missed.
 
-Rules: only the author may edit; `may_delete` says who may delete (the author today; the
-accounts feature adds moderators there); a user's reaction with one key counts once; a message
+Rules: only the author may edit; `may_delete` says who may delete (the author, and the room's
+moderators: `wschat.features.mod_book`); a user's reaction with one key counts once; a message
 has at most `MAX_KEYS` different reaction keys; a deleted message cannot be changed or answered.
 """
 
@@ -36,8 +36,8 @@ Then = Callable[["Hub", Session, Room, Message, Any, float], list[Effect]]
 
 
 def may_delete(hub: Hub, s: Session, target: Message) -> bool:
-    """Whether `s` may delete `target`: its author. (Extend here for moderators.)"""
-    return target.user_key == s.key
+    """Whether `s` may delete `target`: its author, the room's creator, an operator."""
+    return target.user_key == s.key or hub.moderation.moderates(hub, s, target.room)
 
 
 def in_window(room: Room, seq: int) -> Message | None:
@@ -121,7 +121,8 @@ def delete(hub: Hub, s: Session, req: wire.Delete, now: float) -> list[Effect]:
 
 def _delete(hub: Hub, s: Session, room: Room, target: Message, req: wire.Delete, now: float) -> list[Effect]:
     if not may_delete(hub, s, target):
-        return [hub.error(s, p.NOT_ALLOWED, "You may delete only your own messages.")]
+        text = "You may delete only your own messages (the room's creator and operators: anyone's)."
+        return [hub.error(s, p.NOT_ALLOWED, text)]
     return _event(hub, s, room, "delete", target.seq, "", None, now)
 
 

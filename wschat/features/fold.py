@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from wschat import outbound
-from wschat.features import wire
+from wschat.features import mod_wire, wire
 from wschat.records import Message
 
 
@@ -34,6 +34,10 @@ def payload(m: Message, mentions_you: bool = False) -> bytes:
         return wire.edit(m.room, m.seq, m.target, m.text, m.username, m.ts)
     if m.kind == "delete":
         return wire.delete(m.room, m.seq, m.target, m.username, m.ts)
+    if m.kind == "moderation":  # wschat.features.moderation: who did what, `m.text` the reason
+        fields = {k: v for k, v in meta.items() if k != "action"}
+        where = {"room": m.room, "seq": m.seq, "id": str(m.id), "reason": m.text}
+        return mod_wire.moderation(meta.get("action", ""), m.username, m.ts, **where, **fields)
     if not (m.meta or m.reactions or m.edited_at or m.deleted or mentions_you):  # the usual case
         return outbound.chat(
             str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file

@@ -24,8 +24,9 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live
+from wschat.features import files, live, mod_hooks
 from wschat.features.account_book import Book
+from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.dedup import SentIds
 from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
@@ -83,6 +84,7 @@ class Hub:
         if GENERAL not in self.rooms:
             rooms.install(self, GENERAL, None)
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
+        self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
 
     # ------------------------------------------------------------ entry points
 
@@ -174,6 +176,7 @@ class Hub:
             if room.joined_count or room.left_count:
                 rooms.flush_presence(self, room, now, out)
         out += live.tick(self, now)
+        out += mod_hooks.tick(self, now)
         return out
 
     def shutdown_notice(self, now: float) -> list[Effect]:

@@ -64,6 +64,7 @@ def enter(
     hub: Hub, s: Session, name: str, since: p.Position | None, resumed: bool, now: float, out: list[Effect]
 ) -> None:
     """Put `s` in room `name`: `joined`, `history`, and a `user_join` (not news if `resumed`)."""
+    mod_hooks.admit(hub, s, name, now)  # banned from it, or not invited: ProtocolError
     room = hub.rooms.get(name)
     if room is None:  # in the store, or new: load it first (_loaded comes back here)
         _load(hub, s, name, since, resumed, out)
@@ -80,6 +81,7 @@ def enter(
     out.append(Send((s.cid,), outbound.joined(name, room.epoch, online(room), listed)))
     out.append(Send((s.cid,), history.on_entry(hub, room, since)))
     out += live.entered(hub, s, room)
+    out += mod_hooks.entered(hub, s, room, now)
     if rejoin:
         return
     hub.broker.presence(name, s.name, "resume" if resumed else "join")
@@ -221,7 +223,12 @@ def listing(hub: Hub, s: Session) -> bytes:
     """The `rooms` frame: rooms in use or with history, busiest first, at most 200."""
     listed = [(online(r), r.name) for r in hub.rooms.values() if online(r) or r.last_seq]
     listed += [(0, name) for name in hub.dormant]
+    listed = [r for r in listed if not hub.moderation.hidden(hub, s, r[1])]  # invite-only rooms
     listed.sort(key=lambda r: (-r[0], r[1]))
     return outbound.rooms(
         [{"name": name, "members": n, "joined": name in s.rooms} for n, name in listed[:200]]
     )
+
+
+# Moderation's hooks (see wschat.features.mod_hooks); imported last, as handlers does its features.
+from wschat.features import mod_hooks  # noqa: E402

@@ -48,6 +48,8 @@ class Config:
     free_registrations: int = 5  # accounts one address may create before it must wait
     login_wait: float = 1.0  # the first wait; each further failure doubles it
     login_wait_cap: float = 900.0
+    # moderation (wschat.features.moderation): --admin, as name keys
+    admins: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True, eq=False)

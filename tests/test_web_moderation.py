@@ -1,0 +1,62 @@
+"""Moderation in the web page, in real headless Chromium against a real server: the room's
+topic in the header, Kick / Mute / Ban in the online list and on another's message for a
+moderator (and not for others), a moderator's Delete, and the notices that say who did what."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from browser import FIXTURES, Pages, bubble, connected, join, served
+from playwright.async_api import expect
+from support import Client
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+browser, pages, servers, server, clients, processes = FIXTURES  # shared with the other browser tests
+
+PASSWORD = "correct horse battery"
+
+
+async def test_a_moderator_uses_the_user_and_message_menus(pages: Pages, servers: Callable[..., Any]) -> None:
+    srv = await servers("--admin", "Carol", "--admin", "Alice")
+    carol = await Client.open(srv.port)  # an operator, to set the topic
+    await carol.send({"type": "register", "username": "Carol", "password": PASSWORD})
+    await carol.expect("history", room="general")
+    page = await pages.new()
+    await page.goto(served(srv.port))
+    await page.check("#modeSet input[value='register']")
+    await page.fill("#nameInput", "Alice")
+    await page.fill("#passInput", PASSWORD)
+    await page.click("#joinBtn")
+    await connected(page)
+    guest = await pages.new()
+    await join(guest, srv.port, "Bob")
+
+    await carol.send({"type": "set_topic", "room": "general", "topic": "be kind"})
+    await expect(page.locator("#convTopic")).to_have_text("be kind")
+    await expect(page.locator(".notice", has_text="Carol set the topic: be kind")).to_have_count(1)
+    await expect(guest.locator("#convTopic")).to_have_text("be kind")  # everyone sees the topic
+
+    await guest.fill("#msgInput", "rude words")
+    await guest.press("#msgInput", "Enter")
+    msg = bubble(page, "rude words")
+    await msg.hover()
+    await expect(msg.locator("[data-act=delete]")).to_have_count(1)  # a moderator deletes anyone's
+    theirs = bubble(guest, "rude words")
+    await theirs.hover()
+    await expect(theirs.locator("[data-act=moderate]")).to_have_count(0)  # not for a guest
+    await msg.locator("[data-act=moderate]").click()
+    await msg.get_by_role("button", name="Mute Bob in #general for 10 minutes").click()
+    await expect(page.locator(".notice", has_text="Alice muted Bob until")).to_have_count(1)
+
+    await page.click("#usersBtn")
+    tools = page.get_by_role("group", name="Moderate Bob")
+    await expect(tools).to_be_visible()
+    await guest.click("#usersBtn")
+    await expect(guest.get_by_role("group", name="Moderate Alice")).to_have_count(0)
+    ban = tools.get_by_role("button", name="Ban Bob from #general")
+    await ban.click()  # asks once
+    await tools.get_by_role("button", name="Really: Ban Bob from #general").click()
+    await expect(page.locator(".notice", has_text="Alice banned Bob")).to_have_count(1)
+    await carol.close()
