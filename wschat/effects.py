@@ -20,20 +20,20 @@ from dataclasses import dataclass
 from wschat.records import Command
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     targets: tuple[int, ...]
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     conn: int
     code: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execute:
     token: int
     command: Command

@@ -387,8 +387,10 @@ class ChatServer(Backpressure):
     def _stored_all(self, tokens: list[int], result: Any) -> None:
         now = time.time()
         store_result = self.hub.store_result
-        for token in tokens:
-            self.run(store_result(token, result, now))
+        effects: list[Any] = []
+        for token in tokens:  # one run for the whole batch: a run per message cost ~15 % of durable acks/s
+            effects += store_result(token, result, now)
+        self.run(effects)
 
     # -- timers
 
