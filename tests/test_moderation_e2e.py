@@ -70,14 +70,20 @@ async def test_a_rooms_creator_kicks_and_a_non_moderator_is_refused() -> None:
         await srv.stop()
 
 
+async def carol_and_bob_in_den(port: int) -> tuple[Client, Client]:
+    """Op (the first account: the operator), then Carol, who creates #den, and Bob, who joins it."""
+    await account(port, "Op")
+    carol = await account(port, "Carol")
+    bob = await account(port, "Bob")
+    await enter(carol, "den")
+    await enter(bob, "den")
+    return carol, bob
+
+
 async def test_a_mute_refuses_chat_until_it_runs_out() -> None:
     srv = await start_server()
     try:
-        await account(srv.port, "Op")
-        carol = await account(srv.port, "Carol")
-        bob = await account(srv.port, "Bob")
-        await enter(carol, "den")
-        await enter(bob, "den")
+        carol, bob = await carol_and_bob_in_den(srv.port)
         await carol.send({"type": "mute", "room": "den", "username": "Bob", "seconds": 1})
         muted = await bob.expect("moderation", action="mute", room="den")
         assert muted["by"] == "Carol" and muted["until"]
@@ -158,11 +164,7 @@ async def test_an_invite_only_room_is_invisible_to_outsiders() -> None:
 async def test_a_moderator_deletes_anyones_message_in_their_room() -> None:
     srv = await start_server()
     try:
-        await account(srv.port, "Op")
-        carol = await account(srv.port, "Carol")
-        bob = await account(srv.port, "Bob")
-        await enter(carol, "den")
-        await enter(bob, "den")
+        carol, bob = await carol_and_bob_in_den(srv.port)
         await carol.chat("mine", room="den")
         mine = (await bob.expect("chat", message="mine"))["seq"]
         await bob.chat("rude", room="den")

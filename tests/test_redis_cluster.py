@@ -30,6 +30,14 @@ async def resend_until_acked(node: Node, cid: int, text: str, cmid: str) -> None
     raise AssertionError(f"{cmid} never acknowledged")
 
 
+async def alice_and_bob(a: Node, b: Node) -> None:
+    """alice logs in on process `a`, bob on `b`; both have had their history."""
+    a.login(1, "alice")
+    b.login(1, "bob")
+    await a.wait(1, "history")
+    await b.wait(1, "history")
+
+
 async def test_messages_from_three_processes_reach_everyone_once_in_one_contiguous_order(
     redis_server: RedisServer,
 ) -> None:
@@ -62,10 +70,7 @@ async def test_a_resend_to_another_process_is_acknowledged_as_a_duplicate_and_st
 ) -> None:
     a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
     try:
-        a.login(1, "alice")
-        b.login(1, "bob")
-        await a.wait(1, "history")
-        await b.wait(1, "history")
+        await alice_and_bob(a, b)
         a.send(1, {"type": "chat", "message": "once", "client_msg_id": "x1"})
         await a.wait(1, "ack", client_msg_id="x1")
         # alice's client loses process a, reconnects to b with its session token and resends
@@ -158,10 +163,7 @@ async def test_a_redis_restart_refuses_sends_meanwhile_and_loses_nothing_acknowl
 ) -> None:
     a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
     try:
-        a.login(1, "alice")
-        b.login(1, "bob")
-        await a.wait(1, "history")
-        await b.wait(1, "history")
+        await alice_and_bob(a, b)
         for i in range(5):
             a.send(1, {"type": "chat", "message": f"m{i}", "client_msg_id": f"c{i}"})
         await a.wait(1, "ack", 5)
@@ -314,10 +316,7 @@ async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_h
 ) -> None:
     a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
     try:
-        a.login(1, "alice")
-        b.login(1, "bob")
-        await a.wait(1, "history")
-        await b.wait(1, "history")
+        await alice_and_bob(a, b)
         b.send(1, {"type": "chat", "message": "typo hre", "client_msg_id": "t1"})
         await a.wait(1, "chat", message="typo hre")
         target = a.frames(1, "chat")[0]["seq"]
