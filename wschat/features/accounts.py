@@ -122,7 +122,7 @@ def register(hub: Hub, s: Session, req: p.Register, now: float) -> list[Effect]:
         if owner != name:
             same = f"looks too much like '{owner}', a registered name"
         return _name_error(s, p.NAME_REGISTERED, f"'{name}' {same}; choose another (or log in).")
-    refusal = sessions._refusal(hub, s, name, key, looks, None)  # someone online has it
+    refusal = sessions.name_refusal(hub, s, name, key, looks, None)  # someone online has it
     if refusal is not None:
         return [Send((s.cid,), refusal)]
     if (weak := _weak(req.password, name)) is not None:

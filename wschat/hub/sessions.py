@@ -37,7 +37,7 @@ def login(hub: Hub, s: Session, req: p.SetUsername, now: float) -> list[Effect]:
     except InvalidName as exc:
         return [Send((s.cid,), outbound.username_error(exc.code, str(exc)))]
     looks = lookalike_keys(name)
-    refusal = _refusal(hub, s, name, key, looks, req.session_token)
+    refusal = name_refusal(hub, s, name, key, looks, req.session_token)
     if refusal is not None:
         return [Send((s.cid,), refusal)]
     return accept(hub, s, name, key, looks, req, now)
@@ -179,7 +179,7 @@ def taken_over(hub: Hub, cid: int, now: float) -> list[Effect]:
     return out
 
 
-def _refusal(
+def name_refusal(
     hub: Hub, s: Session, name: str, key: str, looks: frozenset[str], token: str | None
 ) -> bytes | None:
     """The `username_error` for a name someone online holds or looks like, else None."""
