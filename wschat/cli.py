@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from wschat import callopts
 from wschat.banner import certificate_names
 from wschat.hub import Config
 from wschat.names import name_key
@@ -155,6 +156,8 @@ def hub_config(opts: argparse.Namespace) -> Config:
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
         admins=frozenset(name_key(name) for name in opts.admin),
+        call_timeout=opts.call_timeout,
+        ice_servers=callopts.ice_servers(opts),
     )
 
 
@@ -392,5 +395,6 @@ def build_parser() -> argparse.ArgumentParser:
         "moderate every room (repeatable; without it, the first account registered is the operator). "
         "'chat-server.py admin --help' lists what the host can do without a client",
     )
+    callopts.add_arguments(ap)
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

@@ -301,6 +301,7 @@ def stored_private(
     offline: bool = False,
     delivered: float | None = None,
     file: dict[str, Any] | None = None,
+    call: dict[str, Any] | None = None,
 ) -> bytes:
     """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
     for this device; `delivered_at` once its recipient got it."""
@@ -311,6 +312,7 @@ def stored_private(
         "offline": offline or None,
         "delivered_at": None if delivered is None else timestamp(delivered),
         "file": file,
+        "call": call,
     }
     return encode(_stamped("private", head, message, ts, tail))
 

@@ -24,12 +24,12 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live, mod_hooks
+from wschat.features import calls, files, live, mod_hooks
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, history, rooms, sessions
 from wschat.hub.dedup import SentIds
-from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
+from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS, SELF_PACED
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
 from wschat.records import Command, Message, Snapshot
@@ -85,6 +85,7 @@ class Hub:
             rooms.install(self, GENERAL, None)
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
         self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
+        self.calls = calls.CallBook()  # wschat.features.calls' state
 
     # ------------------------------------------------------------ entry points
 
@@ -116,6 +117,8 @@ class Hub:
             if wait:
                 return self._limited(s, None, wait, exc.client_msg_id)
             return [self.error(s, exc.code, str(exc), exc.client_msg_id)]
+        if type(req) in SELF_PACED:  # a budget of its own, taken by its handler (call frames)
+            return self.handle(s, req, now)
         is_message = type(req) in MESSAGE_KINDS  # reactions and edits are paced like messages
         wait = (s.chat_bucket if is_message else s.control_bucket).take(now)
         if wait:
@@ -177,6 +180,7 @@ class Hub:
                 rooms.flush_presence(self, room, now, out)
         out += live.tick(self, now)
         out += mod_hooks.tick(self, now)
+        out += calls.tick(self, now)
         return out
 
     def shutdown_notice(self, now: float) -> list[Effect]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
+from wschat.features import calls
 from wschat.hub import rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
@@ -116,6 +117,7 @@ def _grant(
             rooms.enter(hub, s, room_name, position, resumed, now, out)
         except p.ProtocolError as exc:
             out.append(hub.error(s, exc.code, str(exc)))
+    calls.logged_in(hub, s, out)
 
 
 def _claim(
@@ -232,7 +234,7 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
     for look in s.looks:
         if hub.by_look.get(look) == cid:
             del hub.by_look[look]
-    out: list[Effect] = []
+    out: list[Effect] = calls.left(hub, s, now)
     for room_name in list(s.rooms):
         rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
     return out
