@@ -32,7 +32,9 @@ WATCH_PEERS = """
     const timer = setInterval(async () => {
       if (pc.connectionState === 'closed') { clearInterval(timer); return; }
       const sum = { audio: 0, video: 0 };
-      (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') sum[r.kind] += r.bytesReceived || 0; });
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp') sum[r.kind] += r.bytesReceived || 0;
+      });
       window.__inbound = sum;
     }, 200);
     return pc;
@@ -49,7 +51,8 @@ WIRES: dict[Page, Wire] = {}  # every frame each page sent and received
 async def browser() -> AsyncIterator[Browser]:
     """One Chromium for the module, with a fake camera and microphone that need no permission."""
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + MEDIA_ARGS, timeout=60_000)
+        args = CHROMIUM_ARGS + MEDIA_ARGS
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=args, timeout=60_000)
         try:
             yield b
         finally:
@@ -112,7 +115,8 @@ async def test_a_video_call_connects_with_media_both_ways_and_hang_up_ends_both(
     await bob.click("#callMute")
     await expect(bob.locator("#callMute")).to_have_attribute("aria-pressed", "true")
 
-    await carol.send({"type": "call", "call_id": "carol-call-1", "to": "Bob", "action": "invite", "sdp": "v=0"})
+    invite = {"type": "call", "call_id": "carol-call-1", "to": "Bob", "action": "invite", "sdp": "v=0"}
+    await carol.send(invite)
     assert (await carol.expect("call", call_id="carol-call-1"))["reason"] == "busy"
 
     await alice.click("#callHangup")
@@ -133,7 +137,8 @@ async def test_decline_and_a_reload_while_ringing(pages: Pages, server: ChatServ
     await expect(panel(eve)).to_have_attribute("data-state", "incoming")
     await eve.click("#callDecline")
     await expect(dan.locator("#callState")).to_have_text("Call ended: Eve declined the call.")
-    await expect(dan.locator("#messages .msg .text").filter(has_text="📞 Declined voice call")).to_have_count(1)
+    declined = dan.locator("#messages .msg .text").filter(has_text="📞 Declined voice call")
+    await expect(declined).to_have_count(1)
 
     await dan.click("#callAudioBtn")
     await expect(panel(eve)).to_have_attribute("data-state", "incoming")
