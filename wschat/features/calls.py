@@ -16,7 +16,7 @@ decline, hang-up) between its two parties and nobody else; it stores none of it.
   unstored `private` notice to each party online otherwise.
 
 Every frame goes through `relay` to the other party's `arrive`, on this process or (cluster
-mode) on the process the broker finds it on (`wschat.features.call_relay`). Call frames have a
+mode) on the process the store finds it on (`wschat.features.call_relay`). Call frames have a
 budget of their own (`CALL_RATE`, `CALL_BURST`), apart from the chat and control rates.
 """
 
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
-from wschat.features import call_wire
+from wschat.features import call_relay, call_wire
 from wschat.features.call_wire import Call
 from wschat.hub.state import Session
 from wschat.names import name_key
@@ -69,8 +69,7 @@ class CallBook:
     def __init__(self) -> None:
         self.legs: dict[str, Leg] = {}  # name key -> its leg
         self.buckets: dict[int, TokenBucket] = {}  # connection -> its call-frame budget
-        # cluster mode: how a frame reaches a party on another process (set by call_relay)
-        self.remote: Any = None
+        self.outboxes: dict[str, call_relay.Outbox] = {}  # cluster mode: frames for other processes
 
 
 def _frame(fields: dict[str, Any]) -> bytes:
@@ -157,11 +156,11 @@ def _invite(hub: Hub, s: Session, req: Call, to_key: str, now: float) -> list[Ef
 
 
 def relay(hub: Hub, to_key: str, fields: dict[str, Any], now: float) -> list[Effect]:
-    """Carry `fields` to the party `to_key`: here if it is on this process, else through the
-    cluster (`CallBook.remote`), else it is offline."""
-    if to_key in hub.by_key or to_key in hub.calls.legs or hub.calls.remote is None:
+    """Carry `fields` to the party `to_key`: here if it is on this process, else to the process
+    it is on (cluster mode, `wschat.features.call_relay`), else it is offline."""
+    if to_key in hub.by_key or to_key in hub.calls.legs or not hub.broker.names_by_store:
         return arrive(hub, to_key, fields, now)
-    return hub.calls.remote(hub, to_key, fields, now)
+    return call_relay.send(hub, to_key, fields, now)
 
 
 def arrive(hub: Hub, to_key: str, fields: dict[str, Any], now: float) -> list[Effect]:

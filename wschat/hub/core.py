@@ -24,7 +24,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import calls, files, live, mod_hooks
+from wschat.features import call_relay, calls, files, live, mod_hooks
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, history, rooms, sessions
@@ -166,6 +166,10 @@ class Hub:
     def process_gone(self, process: str, now: float) -> list[Effect]:
         """Cluster mode: another process died; its users are gone."""
         return cluster.process_gone(self, process, now)
+
+    def call_arrived(self, payload: bytes, now: float) -> list[Effect]:
+        """Cluster mode: call frames another process relayed for users of this one."""
+        return call_relay.arrived(self, payload, now)
 
     def taken_over(self, cid: int, now: float) -> list[Effect]:
         """Cluster mode: connection `cid`'s session was taken over on another process."""
