@@ -3,7 +3,10 @@ only, busy, glare, the ring time-out, disconnects and a reload while ringing, th
 
 from __future__ import annotations
 
+import pytest
 from hubharness import Harness, only
+
+from wschat import cli
 
 
 def _call(h: Harness, cid: int, to: str, action: str, call_id: str = "call-aaaa", **extra: object) -> None:
@@ -164,3 +167,39 @@ def test_call_frames_do_not_use_the_chat_or_control_budget() -> None:
     assert not [f for f in h.take(1) if f["type"] == "error"]
     h.chat(1, "still chatting")
     assert only(h.take(1), "chat")
+
+
+def test_ice_servers_come_from_the_command_line_and_turn_credentials_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cli.hub_config(cli.parse_args([])).ice_servers == ()  # none by default: one LAN
+    monkeypatch.setenv("WSCHAT_ICE_USERNAME", "chat")
+    monkeypatch.setenv("WSCHAT_ICE_CREDENTIAL", "s3cret")
+    args = ["--ice-server", "stun:stun.example.org:3478", "--ice-server", "turn:turn.example.org:3478"]
+    config = cli.hub_config(cli.parse_args([*args, "--call-timeout", "5"]))
+    assert config.ice_servers == (
+        {"urls": "stun:stun.example.org:3478"},
+        {"urls": "turn:turn.example.org:3478", "username": "chat", "credential": "s3cret"},
+    )
+    assert config.call_timeout == 5.0
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--ice-server", "http://example.org"])
+
+
+def test_bad_call_frames_get_a_clear_error() -> None:
+    h = _three()
+    for frame, code in (
+        ({"call_id": "short", "to": "Bob", "action": "invite", "sdp": "v"}, "bad_field"),
+        ({"call_id": "call-aaaa", "to": "Bob", "action": "dance"}, "bad_field"),
+        ({"call_id": "call-aaaa", "to": "Bob", "action": "invite"}, "bad_field"),  # no sdp
+        ({"call_id": "call-aaaa", "to": "Bob", "action": "invite", "sdp": "x" * 40_000}, "too_long"),
+        ({"call_id": "call-aaaa", "to": "Alice", "action": "invite", "sdp": "v"}, "bad_field"),  # yourself
+        ({"call_id": "call-aaaa", "to": "Bob", "action": "candidate", "candidate": 5}, "bad_field"),
+    ):
+        h.send(1, {"type": "call", **frame})
+        assert h.take(1)[0]["code"] == code, frame
+    _call(h, 1, "Bob", "invite")
+    _call(h, 1, "Carol", "invite", call_id="call-bbbb")
+    assert h.take(1)[0]["code"] == "in_call"
+    _call(h, 1, "Bob", "accept")  # only the person called answers
+    assert h.take(1)[0]["code"] == "bad_field"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,7 +20,12 @@ from wschat.server import ChatServer
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 _, pages, servers, _, clients, processes = FIXTURES  # shared with the other browser tests
 
-MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+HOST = socket.gethostname().lower()  # a name of this machine: not a secure origin, unlike 127.0.0.1
+MEDIA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    f"--host-resolver-rules=MAP {HOST} 127.0.0.1",  # and it stays on loopback
+]
 
 # Test instrumentation, not part of the page: keep every RTCPeerConnection the page makes and
 # sum its inbound RTP bytes by kind every 200 ms, so a test can wait for them to grow.
@@ -27,8 +33,10 @@ WATCH_PEERS = """
 (() => {
   const Original = window.RTCPeerConnection;
   window.__inbound = { audio: 0, video: 0 };
+  window.__configs = [];
   window.RTCPeerConnection = function (...args) {
     const pc = new Original(...args);
+    window.__configs.push(args[0]);
     const timer = setInterval(async () => {
       if (pc.connectionState === 'closed') { clearInterval(timer); return; }
       const sum = { audio: 0, video: 0 };
@@ -112,6 +120,7 @@ async def test_a_video_call_connects_with_media_both_ways_and_hang_up_ends_both(
         await expect(page.locator("#callTimer")).to_have_text(re.compile(r"^0:0\d$"))
     for page in (alice, bob):
         await media_flowing(page)
+        assert await page.evaluate("() => window.__configs") == [{"iceServers": []}]  # none by default
     await bob.click("#callMute")
     await expect(bob.locator("#callMute")).to_have_attribute("aria-pressed", "true")
 
@@ -179,3 +188,21 @@ async def test_a_call_nobody_answers_stops_as_missed(pages: Pages, servers: Call
     await expect(ida.locator("#dmList [data-conv='@Hal']")).to_have_count(1)
     await ida.click("#dmList [data-conv='@Hal']")
     await expect(ida.locator("#messages .msg .text").filter(has_text="📞 Missed voice call")).to_have_count(1)
+
+
+async def test_a_page_not_on_a_secure_origin_says_why_it_cannot_call(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    kay = await clients(server.port, "Kay")
+    jay = await pages.new()
+    await jay.goto(f"http://{HOST}:{server.port}/")
+    await jay.fill("#nameInput", "Jay")
+    await jay.press("#nameInput", "Enter")
+    await connected(jay)
+    await kay.send({"type": "private", "to": "Jay", "message": "call me"})
+    await jay.click("#dmList [data-conv='@Kay']")
+    await jay.click("#callAudioBtn")
+    await expect(jay.locator("#callState")).to_have_text(re.compile("not on a secure origin"))
+    await kay.send({"type": "list_rooms"})
+    await kay.expect("rooms")
+    assert not [f for f in kay.seen if f["type"] == "call"]

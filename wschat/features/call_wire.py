@@ -67,6 +67,8 @@ def _call(obj: dict, limits: p.Limits) -> Call:
     if not CALL_ID.fullmatch(call_id):
         raise p.ProtocolError(p.BAD_FIELD, "'call_id' must be 8-64 letters, digits, '-' or '_'.")
     to = p._text(obj, "to")
+    if len(to) > 64:
+        raise p.ProtocolError(p.BAD_FIELD, "'to' must be a user's name.")
     action = p._text(obj, "action")
     if action not in ACTIONS:
         raise p.ProtocolError(p.BAD_FIELD, f"'action' must be one of: {', '.join(ACTIONS)}.")
