@@ -24,6 +24,7 @@ HOST = socket.gethostname().lower()  # a name of this machine: not a secure orig
 MEDIA_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    "--auto-select-desktop-capture-source=Entire screen",  # screen sharing without a picker
     f"--host-resolver-rules=MAP {HOST} 127.0.0.1",  # and it stays on loopback
 ]
 
@@ -123,6 +124,14 @@ async def test_a_video_call_connects_with_media_both_ways_and_hang_up_ends_both(
         assert await page.evaluate("() => window.__configs") == [{"iceServers": []}]  # none by default
     await bob.click("#callMute")
     await expect(bob.locator("#callMute")).to_have_attribute("aria-pressed", "true")
+    await expect(bob.locator("#callMute")).to_have_text("Unmute")
+    await bob.click("#callCamera")
+    await expect(bob.locator("#callCamera")).to_have_text("Camera on")
+    await alice.click("#callScreen")
+    await expect(alice.locator("#callScreen")).to_have_text("Stop sharing")
+    await media_flowing(bob)  # Alice's screen now, in the same video stream (no new offer)
+    await alice.click("#callScreen")
+    await expect(alice.locator("#callScreen")).to_have_text("Share screen")
 
     invite = {"type": "call", "call_id": "carol-call-1", "to": "Bob", "action": "invite", "sdp": "v=0"}
     await carol.send(invite)
