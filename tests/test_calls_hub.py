@@ -195,6 +195,7 @@ def test_bad_call_frames_get_a_clear_error() -> None:
         ({"call_id": "call-aaaa", "to": "Bob", "action": "invite", "sdp": "x" * 40_000}, "too_long"),
         ({"call_id": "call-aaaa", "to": "Alice", "action": "invite", "sdp": "v"}, "bad_field"),  # yourself
         ({"call_id": "call-aaaa", "to": "Bob", "action": "candidate", "candidate": 5}, "bad_field"),
+        ({"call_id": "call-aaaa", "to": "Bob", "action": "hangup", "reason": "glare"}, "bad_field"),
     ):
         h.send(1, {"type": "call", **frame})
         assert h.take(1)[0]["code"] == code, frame

@@ -22,8 +22,9 @@ MAX_SDP_CHARS = 32_000  # an offer with audio, video and a dozen candidates is a
 MAX_CANDIDATE_CHARS = 1_000
 CALL_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 REASON = re.compile(r"[a-z_]{1,32}")
-# Why a call ended (`reason` of a hangup or decline): the server's own, and a client's words.
-REASONS = ("busy", "no_answer", "offline", "disconnected", "glare", "declined", "hangup", "failed")
+# Why a call ended, when the server ends it: a client may not claim these (a forged "glare"
+# would make the other page answer the sender's next call by itself).
+SERVER_REASONS = ("busy", "no_answer", "offline", "disconnected", "glare")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,10 @@ def _call(obj: dict, limits: p.Limits) -> Call:
     reason = p._text(obj, "reason", required=False)
     if reason is not None and not REASON.fullmatch(reason):
         raise p.ProtocolError(p.BAD_FIELD, "'reason' must be a short word (a-z and '_').")
+    if reason in SERVER_REASONS:
+        raise p.ProtocolError(
+            p.BAD_FIELD, f"'reason' {reason} is the server's to give; say 'hangup' or 'failed'."
+        )
     candidate = _candidate(obj) if action == "candidate" else None
     return Call(call_id, to, action, kind, sdp if action in ("invite", "accept") else None, candidate, reason)
 
