@@ -84,7 +84,10 @@ def test_calling_someone_in_a_call_is_busy_and_they_missed_it() -> None:
         "reason": "busy",
     }
     assert frames[1]["call"]["outcome"] == "missed"
-    assert only(h.take(2), "call")[0]["call_id"] == "call-aaaa"  # Bob only rings for Alice
+    bob = h.take(2)
+    assert [f["call_id"] for f in only(bob, "call")] == ["call-aaaa"]  # Bob only rings for Alice
+    assert only(bob, "private")[0]["call"] == {"call_id": "call-cccc", "kind": "audio", "outcome": "missed"}
+    assert only(bob, "private")[0]["from"] == "Carol"
 
 
 def test_glare_the_lower_call_id_goes_on_whichever_invite_comes_second() -> None:

@@ -192,7 +192,11 @@ def _invited(hub: Hub, to_key: str, fields: dict[str, Any], now: float) -> list[
         reason = "offline" if s is None else "busy"
         back = {"call_id": fields["call_id"], "from": name, "from_key": to_key, "action": "hangup"}
         back["reason"] = reason
-        return relay(hub, caller_key, back, now)
+        out = relay(hub, caller_key, back, now)
+        if s is not None and not fields.get("stored"):  # busy: tell them whom they missed
+            event = {"call_id": fields["call_id"], "kind": fields["kind"], "outcome": "missed"}
+            out.append(_notice(s.cid, fields["from"], s.name, event, now))
+        return out
     deadline = now + hub.config.call_timeout + RING_GRACE
     leg = Leg(
         fields["call_id"], to_key, s.name, s.cid, fields["from"], caller_key, False, fields["kind"], deadline
@@ -224,12 +228,14 @@ def end(hub: Hub, leg: Leg, reason: str, now: float) -> list[Effect]:
         )
 
         return [offline.post_call(hub, caller, leg.key, callee, leg.peer_key, text, event, now)]
-    if leg.cid is None:
-        return []
-    pid = f"call-{leg.call_id}"
-    head = {"id": pid, "seq": 0, "username": caller, "from": caller, "to": callee}
-    notice = outbound._stamped("private", head, text, now, {"call": event})
-    return [Send((leg.cid,), outbound.encode(notice))]
+    return [] if leg.cid is None else [_notice(leg.cid, caller, callee, event, now)]
+
+
+def _notice(cid: int, caller: str, callee: str, event: dict[str, Any], now: float) -> Send:
+    """An unstored `private` telling one party (a guest's call) how the call went."""
+    head = {"id": f"call-{event['call_id']}", "seq": 0, "username": caller, "from": caller, "to": callee}
+    notice = outbound._stamped("private", head, _sentence(event), now, {"call": event})
+    return Send((cid,), outbound.encode(notice))
 
 
 def _sentence(event: dict[str, Any]) -> str:
