@@ -35,7 +35,6 @@ async def register(port: int, name: str) -> Client:
     await c.send({"type": "register", "username": name, "password": PASSWORD})
     accepted = await c.expect("username_accepted")
     await c.expect("history", room=accepted["rooms"][0])
-    await c.expect("call_config")
     return c
 
 

@@ -28,7 +28,7 @@ def _three() -> Harness:
 def test_a_login_is_told_the_ice_servers_and_the_ring_time() -> None:
     h = Harness(call_timeout=20.0, ice_servers=({"urls": "stun:stun.example.org"},))
     frames = h.login(1, "Alice")
-    (config,) = only(frames, "call_config")
+    config = only(frames, "username_accepted")[0]["calls"]
     assert config["ice_servers"] == [{"urls": "stun:stun.example.org"}] and config["ring_timeout"] == 20.0
 
 

@@ -57,7 +57,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def ice_servers(opts: argparse.Namespace) -> tuple[dict, ...]:
-    """The RTCIceServer objects the pages get (`call_config`)."""
+    """The RTCIceServer objects the pages get (`username_accepted.calls`)."""
     user, credential = os.environ.get(USER_ENV, ""), os.environ.get(CREDENTIAL_ENV, "")
     servers = []
     for url in opts.ice_server:

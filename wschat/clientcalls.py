@@ -64,7 +64,7 @@ def _decline(arg: str) -> Any:
     return commands.Usage("Usage: /decline (refuses the call ringing for you)") if arg else Decline()
 
 
-FRAMES = {"call": on_call, "call_config": lambda st, frame, now: []}
+FRAMES = {"call": on_call}
 
 commands._COMMANDS["decline"] = _decline
 _at = next(i for i, (usage, _) in enumerate(commands.HELP) if usage == "/help")

@@ -80,8 +80,10 @@ def username_accepted(
     *,
     account: bool = False,
     session_id: str | None = None,
+    calls: dict[str, Any] | None = None,
 ) -> bytes:
-    """`account: true` (and the device's `session_id`) when the name is a logged-in account."""
+    """`account: true` (and the device's `session_id`) when the name is a logged-in account;
+    `calls`: what the web page needs to make calls (wschat.features.calls)."""
     frame: dict[str, Any] = {
         "type": "username_accepted",
         "username": username,
@@ -94,6 +96,8 @@ def username_accepted(
     if account:
         frame["account"] = True
         frame["session_id"] = session_id
+    if calls is not None:
+        frame["calls"] = calls
     return encode(frame)
 
 

@@ -1,4 +1,4 @@
-"""Calls on the wire: the `call` request and frame, and `call_config`. NO I/O.
+"""Calls on the wire: the `call` request and frame. NO I/O.
 
 A `call` frame carries the set-up of a WebRTC voice or video call between two people (the
 offer and answer SDP, ICE candidates, ringing, accept, decline, hang-up). The server relays it
@@ -95,14 +95,6 @@ def call(req_fields: dict[str, Any]) -> bytes:
     return outbound.encode({"type": "call", **{k: v for k, v in req_fields.items() if v is not None}})
 
 
-def call_config(ice_servers: list[dict[str, Any]], ring_timeout: float) -> bytes:
-    """`call_config`: the ICE servers a page should use, and how long a call rings."""
-    return outbound.encode({"type": "call_config", "ice_servers": ice_servers, "ring_timeout": ring_timeout})
-
-
-TYPES = (
-    p.FrameType("call", _call, call),
-    p.FrameType("call_config", build=call_config),
-)
+TYPES = (p.FrameType("call", _call, call),)
 p.FRAME_TYPES.update((t.name, t) for t in TYPES)
 p._DECODERS.update((t.name, t.decode) for t in TYPES if t.decode is not None)

@@ -264,10 +264,13 @@ def tick(hub: Hub, now: float) -> list[Effect]:
     return out
 
 
+def offer(hub: Hub) -> dict[str, Any]:
+    """`username_accepted.calls`: the ICE servers the pages use, and how long a call rings."""
+    return {"ice_servers": list(hub.config.ice_servers), "ring_timeout": hub.config.call_timeout}
+
+
 def logged_in(hub: Hub, s: Session, out: list[Effect]) -> None:
-    """A user logged in: its pages learn the ICE servers; a call ringing for it rings here."""
-    cfg = hub.config
-    out.append(Send((s.cid,), call_wire.call_config(list(cfg.ice_servers), cfg.call_timeout)))
+    """A user logged in: a call ringing for it rings on its new connection."""
     leg = hub.calls.legs.get(s.key)
     if leg is not None and not leg.caller and not leg.answered and leg.cid != s.cid:
         leg.cid = s.cid  # the page reloaded (or took the session over) while it rang

@@ -103,12 +103,15 @@ def _grant(
         "chat_burst": cfg.chat_burst,
     }
     if account is None:
-        accepted = outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits)
+        accepted = outbound.username_accepted(
+            name, s.client_id, s.token, list(wanted), limits, calls=calls.offer(hub)
+        )
     else:
         token, session_id = account
         accepted = outbound.username_accepted(
-            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id
-        )
+            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id,
+            calls=calls.offer(hub),
+        )  # fmt: skip
     out.insert(0, Send((s.cid,), accepted))
     # A reconnect that resumes is not news: the others update their lists without "X joined".
     resumed = takeover or bool(req.resume)
