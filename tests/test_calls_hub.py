@@ -7,6 +7,7 @@ import pytest
 from hubharness import Harness, only
 
 from wschat import cli
+from wschat.features.mod_records import Restriction
 
 
 def _call(h: Harness, cid: int, to: str, action: str, call_id: str = "call-aaaa", **extra: object) -> None:
@@ -207,3 +208,11 @@ def test_bad_call_frames_get_a_clear_error() -> None:
     assert h.take(1)[0]["code"] == "in_call"
     _call(h, 1, "Bob", "accept")  # only the person called answers
     assert h.take(1)[0]["code"] == "bad_field"
+
+
+def test_someone_muted_on_the_server_cannot_call() -> None:
+    h = _three()
+    h.hub.moderation.add(Restriction("mute", "", "address:", "Alice", 0.0, "spam", "admin (host)"))
+    _call(h, 1, "Bob", "invite")
+    assert h.take(1)[0]["code"] == "muted"
+    assert h.take(2) == []

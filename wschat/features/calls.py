@@ -131,6 +131,9 @@ def call(hub: Hub, s: Session, req: Call, now: float) -> list[Effect]:
 def _invite(hub: Hub, s: Session, req: Call, to_key: str, now: float) -> list[Effect]:
     if to_key == s.key:
         return _refuse(hub, s, p.BAD_FIELD, "You cannot call yourself.", req.call_id)
+    if hub.moderation.applies("mute", s, None, now) is not None:  # as for private messages
+        text = "You are muted on this server; you cannot call anyone until the mute ends."
+        return _refuse(hub, s, p.MUTED, text, req.call_id)
     out: list[Effect] = []
     leg = hub.calls.legs.get(s.key)
     if leg is not None:
