@@ -167,6 +167,10 @@ async def test_decline_and_a_reload_while_ringing(pages: Pages, server: ChatServ
     for page in (dan, eve):
         await expect(panel(page)).to_have_attribute("data-state", "connected")
     await media_flowing(eve, video=False)
+    await expect(eve.locator("#callMedia")).to_be_hidden()  # a voice call: no pictures...
+    await dan.click("#callScreen")
+    await expect(eve.locator("#callMedia")).to_be_visible()  # ...until Dan shares his screen
+    await media_flowing(eve)
     await eve.click("#callHangup")
     await expect(dan.locator("#callState")).to_have_text("Call ended: Eve hung up.")
 
