@@ -25,6 +25,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -36,9 +37,9 @@ from websockets.asyncio.server import Server, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from wschat import __version__, protocol
+from wschat import __version__, mdns, protocol
 from wschat.admission import Admission, bind_error, dual_stack_socket
-from wschat.banner import banner
+from wschat.banner import banner, qr_notes, web_urls
 from wschat.cli import StartupError, hub_config, parse_args, server_tls
 from wschat.hub import Close, Execute, Hub, Send
 from wschat.media import MediaStore
@@ -113,6 +114,7 @@ class ChatServer(Backpressure):
             raise StartupError(bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
         self.routes.origins = own_origins(opts.host, self.port, tls=tls) | frozenset(opts.allow_origin)
+        self.routes.app.listening(opts.host, self.port, self.dual_stack, self.fingerprint)
         self.old_handler = self.loop.get_exception_handler()
         self.loop.set_exception_handler(self.admission.loop_exception)
         self._spawn(self._ticker())
@@ -421,6 +423,7 @@ async def _serve(opts: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
     server = ChatServer(opts)
     await server.start()
+    announcement: mdns.Announcement | None = None
     # With the garbage collector's default thresholds (a young collection every 700 net
     # allocations), collections took about a tenth of the CPU under load here and a full one paused
     # the loop for up to 100 ms. Frames and messages are freed by reference counting; the
@@ -429,6 +432,9 @@ async def _serve(opts: argparse.Namespace) -> None:
     try:
         notes = [*server.tls_notes, *server.notes]
         tls = server.ssl is not None
+        if not opts.no_qr:  # a phone's camera opens the web client (wschat.qr)
+            url = web_urls(opts.host, server.port, tls=tls, dual_stack=server.dual_stack)[0]
+            notes += qr_notes(url, color=sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
         shown = banner(
             opts.host,
             server.port,
@@ -438,6 +444,9 @@ async def _serve(opts: argparse.Namespace) -> None:
             dual_stack=server.dual_stack,
         )
         print(shown, flush=True)
+        announcement = mdns.announce(
+            opts, server.port, tls=tls, fingerprint=server.fingerprint, dual_stack=server.dual_stack
+        )
         log.info(
             "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
             "memory only" if opts.db == ":memory:" else opts.db,
@@ -449,6 +458,8 @@ async def _serve(opts: argparse.Namespace) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        if announcement is not None:  # goodbye packets: clients drop it from their lists
+            await asyncio.to_thread(announcement.stop)
         await server.stop()
 
 

@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from wschat.cli import StartupError, parse_args, server_tls
+from wschat.mdns import Announcement, announce
+
 log = logging.getLogger("wschat.workers")
 
 LAUNCHER = Path(__file__).resolve().parent.parent / "chat-server.py"
@@ -39,9 +42,20 @@ def worker_argv(argv: list[str]) -> list[str]:
     return [*out, "--workers", "1", "--reuse-port"]
 
 
+def launcher() -> str:
+    """The script this server runs as: chat-server.py in a checkout, else (installed by pip) the
+    wschat-server command this process was started as."""
+    return str(LAUNCHER) if LAUNCHER.exists() else sys.argv[0]
+
+
 def supervise(argv: list[str], n: int) -> int:
-    """Run `n` workers until Ctrl+C or SIGTERM; returns the exit status."""
-    command = [sys.executable, str(LAUNCHER), *worker_argv(argv)]
+    """Run `n` workers until Ctrl+C or SIGTERM; returns the exit status.
+
+    The workers do not announce themselves on the LAN (`--no-mdns`): this process announces the
+    port once for all of them (wschat.mdns), so each host is listed once.
+    """
+    command = [sys.executable, launcher(), *worker_argv(argv), "--no-mdns"]
+    announcement = _announce(argv)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -61,6 +75,8 @@ def supervise(argv: list[str], n: int) -> int:
         if stopping:
             for p in procs:
                 p.wait()
+            if announcement is not None:
+                announcement.stop()
             return status
         for i, p in enumerate(procs):
             code = p.poll()
@@ -75,3 +91,17 @@ def supervise(argv: list[str], n: int) -> int:
             procs[i] = subprocess.Popen(command)
             started[i] = time.monotonic()
         time.sleep(0.2)  # a supervisor's poll, not a synchronisation
+
+
+def _announce(argv: list[str]) -> Announcement | None:
+    """The supervisor's announcement of the workers' port (the TLS certificate made first if
+    --self-signed asks for one, so the workers find it and the announcement names it)."""
+    opts = parse_args(argv)
+    if opts.no_mdns:
+        return None
+    try:
+        tls, fingerprint, _ = server_tls(opts)
+    except StartupError:
+        return None  # the workers say why in one sentence, and stop
+    dual_stack = opts.host == "::"  # as the workers' sockets are on Linux
+    return announce(opts, opts.port, tls=tls is not None, fingerprint=fingerprint, dual_stack=dual_stack)
