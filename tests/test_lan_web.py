@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from browser import FAST, FIXTURES, Pages, connected
-from playwright.async_api import expect
 from PIL import Image
+from playwright.async_api import expect
 
 from wschat import qr
 
