@@ -55,6 +55,7 @@ def supervise(argv: list[str], n: int) -> int:
     port once for all of them (wschat.mdns), so each host is listed once.
     """
     command = [sys.executable, launcher(), *worker_argv(argv), "--no-mdns"]
+    commands = [command, *([[*command, "--no-qr"]] * (n - 1))]  # one QR code in the output is enough
     announcement = _announce(argv)
     stopping = False
 
@@ -65,7 +66,7 @@ def supervise(argv: list[str], n: int) -> int:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
 
-    procs = [subprocess.Popen(command) for _ in range(n)]
+    procs = [subprocess.Popen(commands[i]) for i in range(n)]
     started = [time.monotonic()] * n
     quick = [0] * n
     signal.signal(signal.SIGINT, stop)
@@ -88,7 +89,7 @@ def supervise(argv: list[str], n: int) -> int:
                 status = code or 2
                 break
             log.warning("worker %d (pid %d) exited with %s; starting another", i + 1, p.pid, code)
-            procs[i] = subprocess.Popen(command)
+            procs[i] = subprocess.Popen(commands[i])
             started[i] = time.monotonic()
         time.sleep(0.2)  # a supervisor's poll, not a synchronisation
 
