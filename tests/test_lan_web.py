@@ -70,6 +70,7 @@ async def test_the_service_worker_and_the_join_page_are_served_with_safe_headers
     assert f'<a href="{url}">{url}</a>' in page
     assert qr.svg(url) in page
     assert f"python chat-client.py 127.0.0.1:{server.port}" in page
+    assert "<h1>Join wschat on " in page  # the name it is announced by (no --name here)
 
 
 async def test_the_page_links_its_manifest_and_the_service_worker_keeps_it_for_offline_use(

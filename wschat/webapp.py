@@ -16,18 +16,21 @@ package's own files.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import functools
 import hashlib
 import html
 import io
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wschat import qr
 from wschat.banner import web_urls
+from wschat.lan import instance_name
 
 PACKAGE = Path(__file__).resolve().parent
 STATIC = PACKAGE / "static"
@@ -158,14 +161,16 @@ class AppFiles:
     tls: bool
     urls: Callable[[], list[str]] = list  # the web client's addresses, once the server listens
     fingerprint: str = ""
+    name: str = "wschat"  # the instance name it is announced by (--name)
     cache: dict[str, bytes] = field(default_factory=dict)
 
     PATHS = ("/manifest.webmanifest", "/sw.js", "/join", "/icons/icon.svg")
 
-    def listening(self, host: str, port: int, dual_stack: bool, fingerprint: str) -> None:
-        """The server listens: /join can name its addresses."""
-        self.urls = functools.partial(web_urls, host, port, tls=self.tls, dual_stack=dual_stack)
+    def listening(self, opts: argparse.Namespace, port: int, dual_stack: bool, fingerprint: str) -> None:
+        """The server listens: /join can name it and its addresses."""
+        self.urls = functools.partial(web_urls, opts.host, port, tls=self.tls, dual_stack=dual_stack)
         self.fingerprint = fingerprint
+        self.name = instance_name(opts.name, socket.gethostname())
 
     def handles(self, path: str) -> bool:
         return path in self.PATHS or path in _PNG_ICONS
@@ -179,7 +184,7 @@ class AppFiles:
             return 200, "text/javascript; charset=utf-8", _static("sw.js"), {"Cache-Control": "no-cache"}
         if path == "/join":
             urls = self.urls() or ["http://localhost/"]
-            page = join_page(urls, tls=self.tls, fingerprint=self.fingerprint)
+            page = join_page(urls, tls=self.tls, fingerprint=self.fingerprint, name=self.name)
             headers = {"Cache-Control": "no-cache", "Content-Security-Policy": JOIN_CSP}
             return 200, "text/html; charset=utf-8", page, {**headers, "X-Frame-Options": "DENY"}
         if path == "/icons/icon.svg":
