@@ -69,6 +69,10 @@ def test_a_found_service_reads_back_from_its_records() -> None:
     assert plain is not None and plain.address == "[2001:db8::5]:8765" and plain.fingerprint == ""
     assert not plain.compatible  # no protocol record: not a server this client knows how to talk to
     assert found(f"x.{SERVICE_TYPE}", ["fe80::1"], 8765, {}) is None  # link-local only
+    # a container bridge's address sorts first, but the one on this client's network is used
+    addresses = ["172.17.0.1", "192.168.1.20"]
+    mine = found(f"x.{SERVICE_TYPE}", addresses, 8765, {}, ("192.168.1.0/24", "127.0.0.0/8"))
+    assert mine is not None and mine.host == "192.168.1.20"
     assert found(f"x.{SERVICE_TYPE}", ["192.0.2.5"], 0, {}) is None
 
 

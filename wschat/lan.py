@@ -113,16 +113,26 @@ def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def found(service: str, addresses: list[str], port: int, properties: dict) -> Found | None:
+def found(
+    service: str, addresses: list[str], port: int, properties: dict, local: tuple[str, ...] = ()
+) -> Found | None:
     """A `Found` from a resolved service's records; None if it has no usable address or port.
 
     `service` is the full DNS-SD name ("wschat on box._wschat._tcp.local."); `properties` the
     TXT records as zeroconf gives them (bytes keys and values, a value None for a bare key).
+    A server announces all its addresses (a container bridge's too): the one to use is on a
+    network this client is on (`local`: networks such as "192.168.1.0/24"), else an IPv4 one.
     """
     props = {_text(k).lower(): _text(v) for k, v in properties.items()}
     name = service[: -len("." + SERVICE_TYPE)] if service.endswith("." + SERVICE_TYPE) else service
     usable = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_link_local]
-    usable.sort(key=lambda a: (":" in a, a))  # IPv4 first: every client can use it
+    networks = [ipaddress.ip_network(n, strict=False) for n in local]
+
+    def near(a: str) -> bool:
+        ip = ipaddress.ip_address(a)
+        return any(ip.version == n.version and ip in n for n in networks)
+
+    usable.sort(key=lambda a: (not near(a), ":" in a, a))  # then IPv4: every client can use it
     if not usable or not 0 < port < 65536:
         return None
     return Found(

@@ -14,6 +14,7 @@ zeroconf's own log records are folded into that one line.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import queue
 import socket
@@ -133,6 +134,26 @@ class Announcement:
             log.debug("closing mDNS: %s", exc)
 
 
+def local_networks() -> tuple[str, ...]:
+    """The networks this machine is on ("192.168.1.0/24"), to pick a found server's address."""
+    networks: list[str] = []
+    try:
+        import psutil
+
+        entries = [a for addrs in psutil.net_if_addrs().values() for a in addrs]
+    except Exception:  # no psutil, or no permission: no preference then
+        return ()
+    for a in entries:
+        if a.family not in (socket.AF_INET, socket.AF_INET6) or not a.netmask:
+            continue
+        try:  # an IPv6 netmask comes as an address (ffff:...): count its bits
+            bits = bin(int(ipaddress.ip_address(a.netmask))).count("1")
+            networks.append(str(ipaddress.ip_interface(f"{a.address.split('%')[0]}/{bits}").network))
+        except ValueError:
+            continue
+    return tuple(networks)
+
+
 def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     """The chat servers announced on the LAN within `seconds`, and a problem sentence ("" if none).
 
@@ -155,6 +176,7 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
 
     results: list[Found] = []
     done: set[str] = set()
+    local = local_networks()
     deadline = time.monotonic() + seconds
     browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[seen])
     try:
@@ -168,7 +190,7 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
             done.add(name)
             info = ServiceInfo(SERVICE_TYPE, name)
             if info.request(zc, RESOLVE_MS) and info.port:
-                entry = found(name, info.parsed_addresses(), info.port, info.properties)
+                entry = found(name, info.parsed_addresses(), info.port, info.properties, local)
                 if entry is not None:
                     results.append(entry)
     except Exception as exc:
