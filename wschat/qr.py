@@ -63,5 +63,6 @@ def read_half_blocks(lines: list[str]) -> list[list[int]]:
 
 
 def svg(url: str, scale: int = 8) -> str:
-    """The code as an inline `<svg>` element (dark on light, the standard 4-module quiet zone)."""
-    return make(url).svg_inline(scale=scale, border=4, dark="#000", light="#fff", title=url)
+    """The code as an inline `<svg>` element (dark on light, the standard 4-module quiet zone),
+    with a viewBox and no fixed size, so the page's style sizes it for the screen or the paper."""
+    return make(url).svg_inline(scale=scale, border=4, dark="#000", light="#fff", title=url, omitsize=True)

@@ -108,7 +108,7 @@ body { font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 40rem
   color: #161a23; background: #fff; }
 h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
 .code { text-align: center; margin: 1.5rem 0; }
-.code svg { width: min(22rem, 90vw); height: auto; }
+.code svg { display: block; margin: 0 auto; width: min(22rem, 90vw); height: auto; }
 .url { font: 600 1.25rem/1.4 ui-monospace, monospace; word-break: break-all; }
 li { margin: .3rem 0; }
 code { font: .95rem ui-monospace, monospace; background: #eef0f5; padding: .1rem .3rem; border-radius: 4px; }
