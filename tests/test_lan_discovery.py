@@ -27,6 +27,8 @@ import pexpect
 import pytest
 from support import ROOT, TIMEOUT
 
+from wschat.trust import render_known
+
 SERVER = str(ROOT / "chat-server.py")
 CLIENT = str(ROOT / "chat-client.py")
 ENV = {**os.environ, "NO_COLOR": "1", "TERM": "xterm", "PYTHONUNBUFFERED": "1"}
@@ -173,18 +175,9 @@ def test_a_cluster_of_workers_is_announced_once(lan: dict[str, Proc], listed: li
 def test_the_terminal_client_without_an_address_lists_the_servers_and_joins_one_by_number(
     lan: dict[str, Proc], tmp_path: Path
 ) -> None:
-    ns: Netns = lan["ns"]  # type: ignore[assignment]
     fingerprint = lan["tls"].wait_for("Certificate SHA-256 fingerprint:").split(": ", 1)[1].strip()
     known = tmp_path / "known_servers.json"
-    term = pexpect.spawn(
-        "ip",
-        ns.argv(sys.executable, CLIENT, "--known-servers", str(known))[1:],
-        cwd=str(ROOT),
-        env=ENV,
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        dimensions=(40, 200),
-    )
+    term = client_in(lan, known)
     try:
         term.expect_exact("Enter server address (a number, or default: ", timeout=START)
         shown = term.before
@@ -203,6 +196,44 @@ def test_the_terminal_client_without_an_address_lists_the_servers_and_joins_one_
         if term.isalive():
             term.terminate(force=True)
     assert not known.exists()  # pinned for this connection only, never written down
+
+
+def test_a_certificate_trusted_before_wins_over_the_one_a_server_announces(
+    lan: dict[str, Proc], tmp_path: Path
+) -> None:
+    known = tmp_path / "known_servers.json"
+    other = ":".join(["AB"] * 32)
+    known.write_text(render_known("", "127.0.0.1:8766", other, "2026-01-01T00:00:00+00:00"))
+    term = client_in(lan, known)
+    try:
+        term.expect_exact("Enter server address (a number, or default: ", timeout=START)
+        number = re.search(r"(\d)\. Secure chat  wss://127\.0\.0\.1:8766  TLS", term.before)
+        assert number, term.before
+        term.sendline(number.group(1))
+        term.expect_exact("Enter your username")
+        assert "Trusting the certificate" not in term.before
+        term.sendline("alice")
+        term.expect_exact("THE CERTIFICATE OF 127.0.0.1:8766 HAS CHANGED!")
+        term.expect(pexpect.EOF)
+    finally:
+        if term.isalive():
+            term.terminate(force=True)
+    term.close()
+    assert term.exitstatus == 1
+
+
+def client_in(lan: dict[str, Proc], known: Path) -> pexpect.spawn:
+    """The terminal client in a pty in the namespace, with no address and its own known servers."""
+    ns: Netns = lan["ns"]  # type: ignore[assignment]
+    return pexpect.spawn(
+        "ip",
+        ns.argv(sys.executable, CLIENT, "--known-servers", str(known))[1:],
+        cwd=str(ROOT),
+        env=ENV,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=(40, 200),
+    )
 
 
 def test_a_multicast_socket_that_cannot_be_opened_costs_one_warning_line_only() -> None:
