@@ -290,6 +290,7 @@ async def ask_address(
     console.show("\nServer Connection")
     servers: list[Found] = []
     if browse_seconds > 0:
+        console.show("Looking for chat servers on this network...")
         servers, problem = await asyncio.to_thread(browse, browse_seconds)
         for line in [*([problem] if problem else []), *listing(servers, browse_seconds)]:
             console.show(escape(line))  # names come from the network: no escape sequences
