@@ -21,8 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-
-from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+from typing import TYPE_CHECKING
 
 from wschat.banner import ipv6_addresses, network_addresses
 from wschat.lan import (
@@ -38,6 +37,9 @@ from wschat.lan import (
     txt_records,
 )
 
+if TYPE_CHECKING:  # zeroconf is imported when first used: clients given an address never need it
+    from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
+
 log = logging.getLogger("wschat.mdns")
 RESOLVE_MS = 1000  # asking a found service for its address and TXT records, when not already sent
 
@@ -47,6 +49,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _ip_version(plan: Plan) -> IPVersion:
+    from zeroconf import IPVersion
+
     return IPVersion.V4Only if not plan.ipv6 else IPVersion.All if plan.ipv4 else IPVersion.V6Only
 
 
@@ -88,6 +92,8 @@ class Announcement:
         log.warning("%s", self.warning)
 
     def start(self) -> None:
+        from zeroconf import InterfaceChoice, ServiceInfo, Zeroconf
+
         logging.getLogger("zeroconf").addFilter(self.filter)
         label = self.hostname.split(".")[0] or "wschat"
         addresses = [socket.inet_pton(socket.AF_INET, a) for a in self.plan.ipv4]
@@ -160,6 +166,8 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     Blocking (run it in a thread): zeroconf answers on its own thread; each service found is
     resolved here as soon as it is seen (its records usually arrive with it).
     """
+    from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+
     problem = ""
     folded = _Folded(lambda reason: log.debug("zeroconf: %s", reason), keep=False)
     logging.getLogger("zeroconf").addFilter(folded)
