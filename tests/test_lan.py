@@ -5,10 +5,12 @@ output and compared with segno's own matrix for the web client's address."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 import segno
+from PIL import Image
 from support import ServerProcess
 
 from wschat import __version__, qr
@@ -25,6 +27,7 @@ from wschat.lan import (
     prompt,
     txt_records,
 )
+from wschat.webapp import PNG_ICONS, STATIC, icon_png
 
 FP = ":".join(["AB"] * 32)
 
@@ -148,3 +151,12 @@ def test_the_banner_shows_a_qr_code_of_the_web_address_that_decodes_to_it() -> N
         assert not any("Scan to open" in line or "█" in line for line in quiet.banner)
     finally:
         quiet.stop()
+
+
+def test_the_shipped_icons_are_what_the_generator_draws() -> None:
+    for name, (size, maskable) in PNG_ICONS.items():
+        shipped = Image.open(STATIC / name)
+        drawn = Image.open(io.BytesIO(icon_png(size, maskable=maskable)))
+        assert shipped.size == (size, size) and shipped.tobytes() == drawn.tobytes(), (
+            f"{name} is stale: run python tools/gen_icons.py"
+        )

@@ -4,7 +4,7 @@ package's own files.
 
 - The web app manifest (name, start URL, theme colour, icons) that lets a browser install the
   page; the icons are drawn here with Pillow (the page's favicon: a white speech bubble on the
-  theme colour), once, on first request.
+  theme colour) by `tools/gen_icons.py`, and shipped as files in `wschat/static/icons/`.
 - `sw.js`, the service worker (`wschat/static/sw.js`): on a secure origin it keeps the page, so
   an installed or reloaded page opens with the server down and says "Reconnecting" instead of a
   browser error.
@@ -189,17 +189,14 @@ class AppFiles:
             return 200, "text/html; charset=utf-8", page, {**headers, "X-Frame-Options": "DENY"}
         if path == "/icons/icon.svg":
             return 200, "image/svg+xml", SVG_ICON.encode(), {"Cache-Control": "max-age=86400"}
-        size, maskable = _PNG_ICONS[path]
-        return 200, "image/png", _icon(size, maskable), {"Cache-Control": "max-age=86400"}
+        return 200, "image/png", _static(path.lstrip("/")), {"Cache-Control": "max-age=86400"}
 
 
-_PNG_ICONS = {f"/icons/icon-{n}.png": (n, False) for n in ICON_SIZES}
-_PNG_ICONS["/icons/maskable-512.png"] = (512, True)
-
-
-@functools.cache
-def _icon(size: int, maskable: bool) -> bytes:
-    return icon_png(size, maskable=maskable)
+# The PNG icons are drawn by icon_png() ahead of time (python tools/gen_icons.py) and shipped in
+# wschat/static/icons/: drawing one takes up to a third of a second, too long for the event loop.
+PNG_ICONS = {f"icons/icon-{n}.png": (n, False) for n in ICON_SIZES}
+PNG_ICONS["icons/maskable-512.png"] = (512, True)
+_PNG_ICONS = {"/" + name for name in PNG_ICONS}
 
 
 @functools.cache
