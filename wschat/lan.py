@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 from wschat import __version__
@@ -198,8 +199,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     lan.add_argument(
         "--name",
         metavar="TEXT",
+        default=default_name(socket.gethostname()),
         help="the name this server is announced by on the LAN (mDNS/DNS-SD) and listed under by "
-        "terminal clients started without an address (default: 'wschat on HOSTNAME')",
+        "terminal clients started without an address",
     )
     lan.add_argument(
         "--no-mdns",
