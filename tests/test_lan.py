@@ -6,6 +6,7 @@ output and compared with segno's own matrix for the web client's address."""
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import pytest
@@ -27,6 +28,7 @@ from wschat.lan import (
     prompt,
     txt_records,
 )
+from wschat.mdns import Announcement
 from wschat.webapp import PNG_ICONS, STATIC, icon_png
 
 FP = ":".join(["AB"] * 32)
@@ -160,3 +162,22 @@ def test_the_shipped_icons_are_what_the_generator_draws() -> None:
         assert shipped.size == (size, size) and shipped.tobytes() == drawn.tobytes(), (
             f"{name} is stale: run python tools/gen_icons.py"
         )
+
+
+def test_zeroconf_warnings_while_announcing_become_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    plan = announce_plan("0.0.0.0", ["192.0.2.5"], [], dual_stack=False)
+    assert plan is not None
+    announcement = Announcement("Team chat", 8765, plan, txt_records(tls=False))
+    zeroconf_log = logging.getLogger("zeroconf")
+    zeroconf_log.addFilter(announcement.filter)  # as start() does, without opening any socket
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(3):  # e.g. every send refused on a network that blocks multicast
+                zeroconf_log.warning("Error sending through socket 7\nTraceback ...")
+    finally:
+        zeroconf_log.removeFilter(announcement.filter)
+    assert [r.name for r in caplog.records] == ["wschat.mdns"]
+    assert caplog.records[0].getMessage() == (
+        "Not announced on the LAN by mDNS (Error sending through socket 7); "
+        "clients can still join with the address above."
+    )
