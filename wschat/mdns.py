@@ -186,28 +186,38 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     done: set[str] = set()
     local = local_networks()
     deadline = time.monotonic() + seconds
-    browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[seen])
+    browser = None
     try:
+        browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[seen])
         while (left := deadline - time.monotonic()) > 0:
             try:
                 name = names.get(timeout=left)
             except queue.Empty:
                 break
-            if name in done:
-                continue
-            done.add(name)
-            info = ServiceInfo(SERVICE_TYPE, name)
-            if info.request(zc, RESOLVE_MS) and info.port:
-                entry = found(name, info.parsed_addresses(), info.port, info.properties, local)
-                if entry is not None:
-                    results.append(entry)
+            if name not in done:
+                done.add(name)
+                entry = _resolve(zc, ServiceInfo(SERVICE_TYPE, name), local)
+                results += [entry] if entry is not None else []
     except Exception as exc:
         problem = f"Looking for servers on the LAN failed (mDNS: {_reason(exc)})."
     finally:
-        browser.cancel()
+        if browser is not None:
+            browser.cancel()
         zc.close()
         logging.getLogger("zeroconf").removeFilter(folded)
     return ordered(results), problem
+
+
+def _resolve(zc: Zeroconf, info: ServiceInfo, local: tuple[str, ...]) -> Found | None:
+    """One service's address, port and TXT records; None if it does not answer or makes no sense
+    (anyone may announce anything: a broken announcement costs only its own entry)."""
+    try:
+        if not info.request(zc, RESOLVE_MS) or not info.port:
+            return None
+        return found(info.name, info.parsed_addresses(), info.port, info.properties, local)
+    except Exception as exc:
+        log.debug("ignoring the announcement %r: %s", info.name, exc)
+        return None
 
 
 def announce(
