@@ -132,6 +132,8 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Proc]]:
         for key in ("plain", "tls", "cluster"):
             if key in procs:
                 procs[key].wait_for(ANNOUNCED)
+        if "cluster" in procs:  # and a worker listens (the supervisor announces as it starts them)
+            procs["cluster"].wait_for("Starting WebSocket chat server")
         procs["hidden"].wait_for("Starting WebSocket chat server")
         procs["ns"] = ns  # type: ignore[assignment]
         yield procs
@@ -168,8 +170,11 @@ def test_a_server_started_with_no_mdns_announces_nothing(lan: dict[str, Proc], l
 def test_a_cluster_of_workers_is_announced_once(lan: dict[str, Proc], listed: list[str]) -> None:
     if "cluster" not in lan:
         pytest.skip("redis-server is not installed (bash test.sh installs it)")
-    assert [line for line in listed if ":8768" in line] == [next(x for x in listed if "Cluster chat" in x)]
-    assert lan["cluster"].output().count(ANNOUNCED) == 1
+    output = lan["cluster"].output()
+    cluster = [line for line in listed if "Cluster chat" in line]
+    assert len(cluster) == 1 and ":8768" in cluster[0], (listed, output)
+    assert [line for line in listed if ":8768" in line] == cluster
+    assert output.count(ANNOUNCED) == 1
 
 
 def test_the_terminal_client_without_an_address_lists_the_servers_and_joins_one_by_number(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # zeroconf is imported when first used: clients given an addr
 
 log = logging.getLogger("wschat.mdns")
 RESOLVE_MS = 1000  # asking a found service for its address and TXT records, when not already sent
+GRACE = 1.0  # seconds after the browse window to resolve services seen in it (a slow one, a crowd)
 
 
 def _reason(exc: BaseException) -> str:
@@ -166,7 +167,15 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     Blocking (run it in a thread): zeroconf answers on its own thread; each service found is
     resolved here as soon as it is seen (its records usually arrive with it).
     """
-    from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+    from zeroconf import (
+        DNSQuestionType,
+        InterfaceChoice,
+        IPVersion,
+        ServiceBrowser,
+        ServiceInfo,
+        ServiceStateChange,
+        Zeroconf,
+    )
 
     problem = ""
     folded = _Folded(lambda reason: log.debug("zeroconf: %s", reason), keep=False)
@@ -188,15 +197,19 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     deadline = time.monotonic() + seconds
     browser = None
     try:
-        browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[seen])
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                name = names.get(timeout=left)
+        # QM: answers by multicast. A unicast answer (zeroconf's first query asks for one) goes
+        # to one socket of those sharing port 5353 on this machine, often not ours (a chat server
+        # or avahi here too), and the list would miss servers until the next query, a second on.
+        browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[seen], question_type=DNSQuestionType.QM)
+        while (left := deadline - time.monotonic()) > -GRACE:
+            try:  # after the window, only the services already seen
+                name = names.get(timeout=left) if left > 0 else names.get_nowait()
             except queue.Empty:
                 break
             if name not in done:
                 done.add(name)
-                entry = _resolve(zc, ServiceInfo(SERVICE_TYPE, name), local)
+                wait_ms = min(RESOLVE_MS, max(100, (left + GRACE) * 1000))
+                entry = _resolve(zc, ServiceInfo(SERVICE_TYPE, name), local, wait_ms)
                 results += [entry] if entry is not None else []
     except Exception as exc:
         problem = f"Looking for servers on the LAN failed (mDNS: {_reason(exc)})."
@@ -208,11 +221,13 @@ def browse(seconds: float = BROWSE_SECONDS) -> tuple[list[Found], str]:
     return ordered(results), problem
 
 
-def _resolve(zc: Zeroconf, info: ServiceInfo, local: tuple[str, ...]) -> Found | None:
+def _resolve(zc: Zeroconf, info: ServiceInfo, local: tuple[str, ...], wait_ms: float) -> Found | None:
     """One service's address, port and TXT records; None if it does not answer or makes no sense
     (anyone may announce anything: a broken announcement costs only its own entry)."""
+    from zeroconf import DNSQuestionType
+
     try:
-        if not info.request(zc, RESOLVE_MS) or not info.port:
+        if not info.request(zc, wait_ms, question_type=DNSQuestionType.QM) or not info.port:
             return None
         return found(info.name, info.parsed_addresses(), info.port, info.properties, local)
     except Exception as exc:
