@@ -54,25 +54,14 @@ CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE r
 """
 
 
-# Search: an FTS5 index of the chat messages' text, kept in step with `messages` by triggers
-# (external content: the text is stored once). unicode61 with remove_diacritics 2 folds case
-# and accents, so "cafe" finds "Café". Room events are not indexed; a deleted message's text
-# is '' (so nothing of it is found), and search also skips deleted rows.
+# Search: an FTS5 index of the chat messages' text (external content: the text is stored once),
+# kept in step with `messages` by wschat.store_index. unicode61 with remove_diacritics 2 folds
+# case and accents, so "cafe" finds "Café". Room events are not indexed; a deleted message's
+# text is '' (so nothing of it is found), and search also skips deleted rows.
 _FTS = """
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
     text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages WHEN old.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages
-WHEN old.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
 """
 
 
@@ -83,13 +72,7 @@ def migrate(db: sqlite3.Connection) -> None:
         if name not in present:
             db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
     db.executescript(_SCHEMA)
-    had_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-    db.executescript(_FTS)
-    if not had_index:  # an older database: index the messages it already has
-        db.execute(
-            "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages "
-            "WHERE kind = 'chat' AND deleted = 0"
-        )
+    db.executescript(_FTS)  # an older database's messages are indexed by the writer (store_index)
 
 
 def fts_query(tokens: tuple[str, ...]) -> str:
