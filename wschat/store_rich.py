@@ -54,25 +54,13 @@ CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE r
 """
 
 
-# Search: an FTS5 index of the chat messages' text (external content: the text is stored once),
-# kept in step with `messages` by wschat.store_index. unicode61 with remove_diacritics 2 folds
-# case and accents, so "cafe" finds "Café". Room events are not indexed; a deleted message's
-# text is '' (so nothing of it is found), and search also skips deleted rows.
-_FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
-    text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
-);
-"""
-
-
 def migrate(db: sqlite3.Connection) -> None:
     """Add what rich messaging needs to a database of any earlier version."""
     present = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
     for name, declaration in COLUMNS:
         if name not in present:
             db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
-    db.executescript(_SCHEMA)
-    db.executescript(_FTS)  # an older database's messages are indexed by the writer (store_index)
+    db.executescript(_SCHEMA)  # the search index is wschat.store_index's
 
 
 def fts_query(tokens: tuple[str, ...]) -> str:
