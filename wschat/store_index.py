@@ -150,6 +150,7 @@ class IndexedSearch:
     _search: Callable[..., Any]
     fts_mark = 0  # the committed mark (writer thread)
     last_id = 0  # the newest committed message id (writer thread)
+    index_chunk, index_idle, index_max_lag = CHUNK, IDLE, MAX_LAG  # (tests use small ones)
 
     def search(self, command: Search, done: Done) -> None:
         """Through the writer thread: it indexes what is pending, then the reader searches."""
@@ -162,8 +163,8 @@ class IndexedSearch:
         """The next queued item; once none has come for `IDLE` seconds, index a chunk at a time."""
         while self.fts_mark < self.last_id:
             with contextlib.suppress(queue.Empty):
-                return self.queue.get(timeout=IDLE)
-            if not self._catch_up(CHUNK):
+                return self.queue.get(timeout=self.index_idle)
+            if not self._catch_up(self.index_chunk):
                 break
         return self.queue.get()
 
@@ -174,8 +175,8 @@ class IndexedSearch:
             self._catch_up(None)  # a search finds even a stale index's rows if this fails
             for command, done in searches:
                 self._read(self.reader, done, self._search, command)
-        elif lag > MAX_LAG:
-            self._catch_up(lag - MAX_LAG + CHUNK)
+        elif lag > self.index_max_lag:
+            self._catch_up(lag - self.index_max_lag + self.index_chunk)
 
     def _catch_up(self, limit: int | None) -> bool:
         """Index the next `limit` rows above the mark (None: all) in a transaction of its own."""
