@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_rich_search import said
 from test_rich_store import ask, event
@@ -114,6 +114,12 @@ step = st.one_of(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=1, max_size=14))
+@example(
+    steps=[("send", [["alpha"]]), ("edit", 1, ["bravo"]), ("delete", 1), ("restart",)]
+)  # not indexed yet
+@example(
+    steps=[("send", [["alpha"], ["kilo"]] * 2), ("edit", 1, ["bravo"]), ("delete", 3), ("search", "kilo")]
+)
 def test_the_index_stays_in_step_through_edits_deletes_and_restarts(
     tmp_path_factory: Any, steps: list
 ) -> None:
