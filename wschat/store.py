@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from wschat import store_index, store_rich
+from wschat import store_index, store_rich, store_schema
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.accountstore import AccountStore
 from wschat.records import (
@@ -65,7 +65,6 @@ from wschat.store_schema import INSERT as _INSERT
 from wschat.store_schema import SCHEMA as _SCHEMA
 from wschat.store_schema import add_file_column as _add_file_column
 from wschat.store_schema import message as _message
-from wschat.store_schema import row as _row
 
 # the interface and the memory store live in modules of their own; callers import them from here
 __all__ = [
@@ -255,7 +254,9 @@ class SQLiteStore(store_index.IndexedSearch, store_rich.RichSQLite, Store):
         new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
         self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
         late = store_index.unstored_below(self.db, messages, self.fts_mark)
-        self.db.executemany(_INSERT, [_row(m) for m in messages])
+        plain, full = store_schema.rows(messages)
+        self.db.executemany(store_schema.INSERT_PLAIN, plain)
+        self.db.executemany(_INSERT, full)
         if late:
             store_index.index_ids(self.db, late)
         store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])

@@ -34,6 +34,14 @@ COLUMNS = (
     ("edited_at", "REAL NOT NULL DEFAULT 0"),
     ("deleted", "INTEGER NOT NULL DEFAULT 0"),
 )
+
+
+def is_plain(m: Message) -> bool:
+    """Whether every column of `COLUMNS` would hold its default (the usual chat message): the
+    store then leaves them to SQLite (wschat.store_schema.rows). A new column: test it here."""
+    return m.kind == "chat" and not (m.target or m.reply_to or m.meta or m.edited_at or m.deleted)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reactions (
     room TEXT NOT NULL,

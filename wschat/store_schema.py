@@ -40,6 +40,27 @@ COLUMNS += "".join(f", {name}" for name, _ in store_rich.COLUMNS)  # rich messag
 INSERT = f"INSERT INTO messages ({COLUMNS}) VALUES ({', '.join('?' * (10 + len(store_rich.COLUMNS)))})"
 
 
+# A plain chat message (no file, nothing of rich messaging) leaves the later columns to their
+# defaults: building and binding all 16 values cost ~3 us a row more than these 9 (measured).
+_BASE = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id"
+INSERT_PLAIN = f"INSERT INTO messages ({_BASE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def rows(messages: list[Message]) -> tuple[list[tuple], list[tuple]]:
+    """The messages' rows: the plain ones (for `INSERT_PLAIN`), and the others (for `INSERT`)."""
+    plain: list[tuple] = []
+    full: list[tuple] = []
+    is_plain = store_rich.is_plain
+    for m in messages:
+        if m.file is None and is_plain(m):
+            plain.append(
+                (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id)
+            )
+        else:
+            full.append(row(m))
+    return plain, full
+
+
 def row(m: Message) -> tuple:
     file = json.dumps(m.file) if m.file is not None else None
     head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
