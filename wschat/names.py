@@ -139,6 +139,7 @@ def lookalike_keys(name: str) -> frozenset[str]:
     return frozenset((skeleton(folded), skeleton(name_key(as_written))))
 
 
+@lru_cache(maxsize=1024)  # on every chat message, with the few room names in use
 def check_room(raw: str) -> str:
     """Validate and normalise a room name ('#Dev' -> 'dev'). Raises InvalidName (code bad_room)."""
     room = unicodedata.normalize("NFKC", raw.strip()).removeprefix("#").lower()
