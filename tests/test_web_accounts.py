@@ -4,6 +4,7 @@ out), and stored private messages (waiting, delivered, paged back; a guest's not
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -89,11 +90,7 @@ async def test_the_account_dialog_lists_devices_logs_one_out_changes_the_passwor
     page = await pages.new()
     await account_page(page, server.port, "register", "Dana", remember=True)
     await connected(page)
-    phone, _ = await python_account(server.port, "login", "Dana", device="phone")  # takes the page over
-    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
-    await phone.close()
-    await page.click("#retryBtn")  # "Reconnect here": with the device token, no password
-    await connected(page)
+    phone, _ = await python_account(server.port, "login", "Dana", device="phone")  # both online
     await page.click("#accountBtn")
     dialog = page.locator("#accountDlg")
     await expect(dialog).to_be_visible()
@@ -101,6 +98,9 @@ async def test_the_account_dialog_lists_devices_logs_one_out_changes_the_passwor
     await expect(dialog.locator(".sessions li").filter(has_text="this device")).to_have_count(1)
     await dialog.get_by_role("button", name="Log out phone").click()
     await expect(dialog.locator(".sessions li")).to_have_count(1)
+    await asyncio.wait_for(phone.ws.wait_closed(), 10)  # the phone, online, is logged out at once
+    assert phone.ws.close_code == 4001
+    await connected(page)
     await page.fill("#oldPass", "wrong password")
     await page.fill("#newPass", "a brand new password")
     await dialog.get_by_role("button", name="Change password").click()
@@ -204,3 +204,24 @@ async def test_a_server_for_accounts_only_turns_a_guest_to_the_log_in(
     )
     await expect(page.locator("#modeSet input[value='login']")).to_be_checked()
     await expect(page.locator("#passField")).to_be_visible()
+
+
+async def test_the_page_stays_online_beside_another_device_of_its_account(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    kim = await clients(server.port, "Kim")
+    page = await pages.new()
+    await account_page(page, server.port, "register", "Lou")
+    await connected(page)
+    phone, _ = await python_account(server.port, "login", "Lou", device="phone")  # not a takeover
+    await phone.send({"type": "join", "room": "porch"})
+    await phone.expect("history", room="porch")
+    await expect(page.locator("#roomList .nav-item").filter(has_text="porch")).to_be_visible()
+    await phone.send({"type": "private", "to": "Kim", "message": "sent from the phone"})
+    await kim.expect("private", message="sent from the phone")
+    await page.locator("#dmList .nav-item").filter(has_text="Kim").click()
+    await expect(bubble(page, "sent from the phone")).to_be_visible()
+    await phone.send({"type": "leave", "room": "porch"})
+    await expect(page.locator("#roomList .nav-item").filter(has_text="porch")).to_have_count(0)
+    await connected(page)
+    await phone.close()

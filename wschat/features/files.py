@@ -37,7 +37,7 @@ from wschat.features.media_rules import (
     StoredFile,
     human_size,
 )
-from wschat.hub import rooms
+from wschat.hub import devices, rooms
 from wschat.hub.state import Session
 from wschat.names import name_key
 from wschat.records import Append, Message
@@ -335,7 +335,7 @@ def _post_private(
     pid = f"p{hub.run_id}-{seq}"
     hub.next_private += 1
     frame = outbound.private(pid, seq, s.name, t.name, text, now, s.client_id, cmid, file)
-    out: list[Effect] = [Send((s.cid,) if t.cid == s.cid else (s.cid, t.cid), frame)]
+    out: list[Effect] = [Send(devices.both_ends(hub, s, t.key), frame)]
     if cmid is not None:
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
