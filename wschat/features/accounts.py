@@ -222,6 +222,7 @@ def _logged_in(
         s.account, s.session_id = False, ""
     else:
         out.append(offline.after_login(hub, s))  # private messages this device has not seen
+        out += sessions.rooms.profiles.after_login(hub, s)  # the account's stored status
     return out
 
 

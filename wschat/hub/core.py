@@ -24,7 +24,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live, mod_hooks
+from wschat.features import files, live, mod_hooks, profiles
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, devices, history, rooms, sessions
@@ -87,6 +87,7 @@ class Hub:
             rooms.install(self, GENERAL, None)
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
         self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
+        self.profiles = profiles.ProfileBook()  # wschat.features.profiles' state
 
     # ------------------------------------------------------------ entry points
 

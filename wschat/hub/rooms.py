@@ -84,6 +84,7 @@ def enter(
     out.append(Send((s.cid,), outbound.joined(name, room.epoch, online(room), listed)))
     out.append(Send((s.cid,), history.on_entry(hub, room, since)))
     out += live.entered(hub, s, room)
+    out += profiles.entered(hub, s, room)
     out += mod_hooks.entered(hub, s, room, now)
     if rejoin or s.cid in room.doubles:
         return
@@ -257,4 +258,4 @@ def listing(hub: Hub, s: Session) -> bytes:
 
 
 # Moderation's hooks (see wschat.features.mod_hooks); imported last, as handlers does its features.
-from wschat.features import mod_hooks  # noqa: E402
+from wschat.features import mod_hooks, profiles  # noqa: E402

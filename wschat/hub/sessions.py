@@ -253,6 +253,7 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
         if hub.by_look.get(look) == cid:
             del hub.by_look[look]
     out: list[Effect] = []
+    rooms.profiles.gone(hub, s, now, out)  # its presence; an account's "last seen"
     for room_name in list(s.rooms):
         rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
     return out
