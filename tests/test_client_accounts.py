@@ -208,3 +208,29 @@ async def test_revoking_this_devices_own_session_stops_the_client_and_forgets_th
     assert await t.exit_status() == 1
     assert "This device's session was ended (revoked, or the password changed)" in t.output()
     assert json.loads(tokens.read_text()) == {}
+
+
+async def test_profile_commands_whois_and_going_away_by_itself(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    bob = await logged_in(server.port, "Bob")
+    t = await register(terms, server.port, tmp_path / "s.json", "Alice")
+    t.type("/status on a train")
+    assert (await bob.expect("profile", username="Alice"))["status"] == "on a train"
+    t.type("/busy")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "busy"
+    await t.expect("You are busy; status: on a train.")
+    t.type("/back")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "online"
+    t.type("/whois bob")
+    await t.expect("Bob [B] (guest)")
+    await bob.send({"type": "set_profile", "status": "lunch", "presence": "away"})
+    await t.expect("Bob (away): lunch")
+    t.type("/autoaway 1s")
+    await t.expect("You will be shown as away after 1 s without typing.")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "away"  # idle
+    t.type("I am back")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "online"  # typed
+    await bob.expect("chat", message="I am back")
+    t.type("/quit")
+    assert await t.exit_status() == 0

@@ -28,7 +28,7 @@ async def test_status_presence_last_seen_and_whois_across_a_restart(tmp_path: Pa
         await laptop.send({"type": "set_profile", "status": "on a train", "presence": "busy"})
         told = await bob.expect("profile", username="Alice")
         assert (told["status"], told["presence"], told["online"]) == ("on a train", "busy", True)
-        assert told["avatar"]["initials"] == "AL" and told["avatar"]["colour"].startswith("#")
+        assert told["avatar"]["initials"] == "A" and told["avatar"]["colour"].startswith("#")
         await laptop.send({"type": "set_profile", "status": "x" * 101})
         assert (await laptop.expect("error"))["code"] == "too_long"
         carol = await Client.open(srv.port)

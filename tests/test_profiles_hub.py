@@ -36,7 +36,7 @@ def test_presence_is_the_devices_together_and_reaches_the_room() -> None:
     h.send(2, {"type": "set_profile", "presence": "away"})
     told = only(h.take(3), "profile")
     assert [(f["username"], f["presence"]) for f in told] == [("Alice", "away")]
-    assert told[0]["avatar"] == {"initials": "AL", "colour": told[0]["avatar"]["colour"]}
+    assert told[0]["avatar"] == {"initials": "A", "colour": told[0]["avatar"]["colour"]}
     h.send(1, {"type": "set_profile", "presence": "busy"})
     assert only(h.take(2), "profile")[-1]["presence"] == "busy"  # the other device hears it too
     cards = only(h.login(4, "Carol"), "profiles")

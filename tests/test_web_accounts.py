@@ -225,3 +225,47 @@ async def test_the_page_stays_online_beside_another_device_of_its_account(
     await expect(page.locator("#roomList .nav-item").filter(has_text="porch")).to_have_count(0)
     await connected(page)
     await phone.close()
+
+
+async def test_profiles_in_the_online_list_the_profile_dialog_and_away_when_idle(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    kim = await clients(server.port, "Kim")
+    await kim.send({"type": "set_profile", "status": "at lunch", "presence": "away"})
+    await kim.expect("profile", username="Kim")
+    page = await pages.new()
+    await page.clock.install()  # time flows; the idle wait below is fast-forwarded
+    await account_page(page, server.port, "register", "Pam")
+    await connected(page)
+    await page.locator("#usersBtn").click()
+    kim_row = page.locator("#usersList .user-item").filter(has_text="Kim")
+    await expect(kim_row.locator(".presence")).to_have_text("away")
+    await expect(kim_row.locator(".ustatus")).to_have_text("at lunch")
+    await page.get_by_role("button", name="Profile of Kim").click()
+    dialog = page.locator("#profileDlg")
+    await expect(dialog.locator("#profileName")).to_have_text("Kim")
+    await expect(dialog.locator("#profilePresence")).to_have_text("Away · guest")
+    await expect(dialog.locator("#profileForm")).to_be_hidden()  # someone else's: not editable
+    await page.click("#profileClose")
+    await page.click("#profileBtn")  # our own: editable
+    await expect(dialog.locator("#profileName")).to_have_text("Pam")
+    await page.fill("#statusInput", "writing tests")
+    await page.select_option("#presenceSel", "busy")
+    await page.select_option("#awaySel", "60")
+    await dialog.get_by_role("button", name="Save").click()
+    told = await kim.expect("profile", username="Pam")
+    assert (told["presence"], told["status"]) == ("busy", "writing tests")
+    await expect(page.locator("#meState")).to_have_text("busy · writing tests")
+    await page.click("#profileBtn")
+    await page.select_option("#presenceSel", "online")
+    await dialog.get_by_role("button", name="Save").click()
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "online"
+    # idle: 35 s, a message arrives (the connection is alive, Pam is not active), 30 s more
+    await page.clock.fast_forward(35_000)
+    await kim.send({"type": "chat", "room": "general", "message": "anyone there?"})
+    await expect(bubble(page, "anyone there?")).to_be_visible()
+    await page.clock.fast_forward(30_000)
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "away"
+    await page.keyboard.press("Shift")  # back
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "online"
+    await connected(page)

@@ -17,11 +17,8 @@ from wschat import protocol as p
 
 MAX_STATUS_CHARS = 100
 PRESENCES = ("online", "away", "busy")
-# twelve colours that carry white initials legibly, picked by the name's hash
-AVATAR_COLOURS = (
-    "#b3261e", "#c2185b", "#7b1fa2", "#512da8", "#303f9f", "#1565c0",
-    "#00695c", "#2e7d32", "#558b2f", "#ef6c00", "#d84315", "#5d4037",
-)  # fmt: skip
+# the web page's eight avatar colours, picked by the name's hash (the page computes the same)
+AVATAR_COLOURS = ("#e11d48", "#d97706", "#059669", "#0284c7", "#7c3aed", "#db2777", "#0d9488", "#2563eb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +56,18 @@ def _whois(obj: dict, limits: p.Limits) -> Whois:
 
 
 def avatar(name: str) -> dict[str, str]:
-    """The generated avatar: up to two initials and a colour that depends on the name only.
+    """The generated avatar: the name's first letter and a colour that depends on the name only.
 
-    The colour is `AVATAR_COLOURS[h % 12]`, h the 32-bit FNV-1a hash of the lower-cased name's
-    code points; the page computes the same for the users it lists (PROTOCOL.md, Profiles).
+    The colour is `AVATAR_COLOURS[h % 8]`, h = h * 31 + code point (32-bit) over the name's key
+    (`names.name_key`: NFKC, case-folded), as the page draws its avatars (PROTOCOL.md, Profiles).
     """
-    words = [w for w in name.replace("_", " ").replace("-", " ").replace(".", " ").split() if w]
-    initials = (words[0][0] + words[1][0]) if len(words) > 1 else name[:2]
-    h = 0x811C9DC5
-    for ch in name.lower():
-        h = ((h ^ ord(ch)) * 0x01000193) & 0xFFFFFFFF
-    return {"initials": initials.upper(), "colour": AVATAR_COLOURS[h % len(AVATAR_COLOURS)]}
+    from wschat.names import name_key  # names imports protocol, which imports this module
+
+    h = 0
+    for ch in name_key(name):
+        h = (h * 31 + ord(ch)) & 0xFFFFFFFF
+    first = name.strip()[:1] or "?"
+    return {"initials": first.upper(), "colour": AVATAR_COLOURS[h % len(AVATAR_COLOURS)]}
 
 
 def card(name: str, presence: str, status: str) -> dict[str, Any]:
