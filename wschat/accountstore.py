@@ -38,6 +38,7 @@ from wschat.features.account_records import (
     CreateAccount,
     DeviceSession,
     EndSession,
+    ReadSessionEnds,
     ReadSessions,
     SetPassword,
 )
@@ -60,7 +61,7 @@ log = logging.getLogger("wschat.accounts")
 COMMANDS: tuple[type[Command], ...] = (
     CreateAccount, CheckPassword, CheckToken, EndSession, ReadSessions, SetPassword,
     StorePrivate, MarkDelivered, ReadMissed, ReadConversation, Moderate, ReadModeration,
-    ReadProfile, SaveProfile,
+    ReadProfile, SaveProfile, ReadSessionEnds,
 )  # fmt: skip
 _HASHING = (CreateAccount, CheckPassword, SetPassword)
 
@@ -80,6 +81,12 @@ CREATE TABLE IF NOT EXISTS account_sessions (
     last_used REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS account_sessions_by_account ON account_sessions (account);
+-- the host's admin command line ended these accounts' sessions (wschat.features.session_watch)
+CREATE TABLE IF NOT EXISTS session_ends (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -270,6 +277,13 @@ class AccountStore:
 
     def _readmoderation(self, c: ReadModeration) -> ModState:
         return self._locked(lambda db, cmd: read_moderation(db, cmd.now), c)
+
+    def _readsessionends(self, c: ReadSessionEnds) -> tuple[int, list[str]]:
+        latest = self._sql("SELECT coalesce(max(seq), 0) FROM session_ends")[0][0]
+        if c.after < 0:
+            return latest, []
+        rows = self._sql("SELECT account FROM session_ends WHERE seq > ? AND seq <= ?", (c.after, latest))
+        return latest, [key for (key,) in rows]
 
     def _readprofile(self, c: ReadProfile) -> StoredProfile:  # wschat.profilestore
         return self._locked(read_profile, c)

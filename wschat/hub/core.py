@@ -24,7 +24,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live, mod_hooks, profiles
+from wschat.features import files, live, mod_hooks, profiles, session_watch
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, devices, history, rooms, sessions
@@ -88,6 +88,7 @@ class Hub:
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
         self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
         self.profiles = profiles.ProfileBook()  # wschat.features.profiles' state
+        self.session_watch = session_watch.Watch()  # sessions ended by the host's admin command
 
     # ------------------------------------------------------------ entry points
 
@@ -184,6 +185,7 @@ class Hub:
                 rooms.flush_presence(self, room, now, out)
         out += live.tick(self, now)
         out += mod_hooks.tick(self, now)
+        out += session_watch.tick(self, now)
         return out
 
     def shutdown_notice(self, now: float) -> list[Effect]:
