@@ -234,3 +234,33 @@ async def test_profile_commands_whois_and_going_away_by_itself(
     await bob.expect("chat", message="I am back")
     t.type("/quit")
     assert await t.exit_status() == 0
+
+
+async def test_passwd_reads_both_passwords_without_echo_and_logs_the_other_devices_out(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    t = await register(terms, server.port, tmp_path / "s.json", "Alice")
+    phone = await Client.open(server.port)
+    await phone.send({"type": "login", "username": "Alice", "password": PASSWORD})
+    await phone.expect("username_accepted")
+    t.type("/passwd")
+    await t.expect("Current password: ")
+    t.type("not the password")
+    await t.expect("New password")
+    t.type("a brand new secret")
+    await t.expect("The same new password again: ")
+    t.type("a brand new secret")
+    await t.expect("The current password is wrong; nothing was changed.")
+    t.type("/passwd")
+    await t.expect("Current password: ")
+    t.type(PASSWORD)
+    await t.expect("New password")
+    t.type("a brand new secret")
+    await t.expect("The same new password again: ")
+    t.type("a brand new secret")
+    await t.expect("Your password is changed")
+    await asyncio.wait_for(phone.ws.wait_closed(), 10)
+    assert phone.ws.close_code == 4001  # the other device
+    assert "a brand new secret" not in t.output() and PASSWORD not in t.output()  # never echoed
+    t.type("/quit")
+    assert await t.exit_status() == 0
