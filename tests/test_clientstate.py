@@ -680,3 +680,13 @@ def test_quiet_shows_no_notice_for_typed_lines_but_their_problems() -> None:
     s.closed()
     assert s.line("queued while down", 0) == [] and len(s.outbox) == 1
     assert "Unknown command" in shown(s.line("/dance", 0))
+
+
+def test_moderation_events_in_a_rooms_history_are_told_after_its_messages() -> None:
+    s = make()
+    event = {"type": "moderation", "by": "Op", "room": "general"}
+    kick = {**event, "action": "kick", "username": "Eve", "seq": 2}
+    topic = {**event, "action": "topic", "topic": "be kind", "seq": 3}
+    text = shown(online(s, [chat(1, "hello"), kick, topic]))
+    assert text.index("hello") < text.index("Op kicked Eve out (#general)") < text.index("Op set the topic")
+    assert s.topics["general"] == "be kind"

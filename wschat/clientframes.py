@@ -339,17 +339,25 @@ class FrameHandlers:
             view.seen.add(lo, max([*seqs, last or 0]))
         quiet = room in self.login_rooms and self.reconnecting
         self.login_rooms.discard(room)
+        told = self._moderation_lines(room, events)  # kicks, bans, topics...: after the messages
         if mode == "resume":
-            return out + self._resumed(room, new, as_int(frame.get("skipped"))) + self._history_events(events)
+            resumed = self._resumed(room, new, as_int(frame.get("skipped")))
+            return out + resumed + self._history_events(events) + told
         if not self.interactive:  # a script needs what happens from now on, not the past
             return out
         if new:
             out.append(
                 Show(d.HistoryPage(f"Recent messages in #{room} ({len(new)}):", tuple(new), "end of history"))
             )
+            out += told
         elif not quiet and msgs == [] and room == self.current and not self.reconnecting:
             out.append(note(f"No messages in #{room} yet.", "history"))
         return out
+
+    def _moderation_lines(self, room: str, events: list[dict[str, Any]]) -> list[Effect]:
+        from wschat import clientmod  # it imports this module
+
+        return clientmod.history_lines(self, room, [e for e in events if e.get("type") == "moderation"])
 
     def _page(
         self, room: str, view: RoomView, frame: dict[str, Any], seqs: list[int], new: list[d.ChatMessage]

@@ -114,6 +114,8 @@ def upload_begin(hub: Hub, s: Session, req: p.UploadBegin, now: float) -> list[E
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]  # this file was posted already
     room = rooms.member_room(hub, s, req.room).name if req.room is not None else None
+    if (muted := mod_hooks.upload_refusal(hub, s, room, now, cmid)) is not None:
+        return muted
     if req.to is not None and name_key(req.to) not in hub.by_key and not _stored_for(hub, s, req.to):
         return [_refuse(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     if req.size == 0:
@@ -347,3 +349,6 @@ HANDLERS = {p.UploadBegin: upload_begin, p.UploadCancel: upload_cancel}
 from wschat.hub.handlers import HANDLERS as _REGISTRY  # noqa: E402  (see wschat.hub.handlers)
 
 _REGISTRY.update((kind, (handler, True)) for kind, handler in HANDLERS.items())
+
+# Moderation's hooks (a muted user's uploads); imported last, as wschat.hub.rooms does.
+from wschat.features import mod_hooks  # noqa: E402
