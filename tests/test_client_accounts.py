@@ -226,6 +226,9 @@ async def test_profile_commands_whois_and_going_away_by_itself(
     await t.expect("Bob [B] (guest)")
     await bob.send({"type": "set_profile", "status": "lunch", "presence": "away"})
     await t.expect("Bob (away): lunch")
+    t.type("/users")
+    await t.expect("online in #general")
+    await t.expect("Bob (away): lunch")  # the user list says who is away
     t.type("/autoaway 1s")
     await t.expect("You will be shown as away after 1 s without typing.")
     assert (await bob.expect("profile", username="Alice"))["presence"] == "away"  # idle

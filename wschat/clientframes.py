@@ -184,6 +184,9 @@ class FrameHandlers:
     def _on_presence(self, frame: dict[str, Any], now: float) -> list[Effect]:
         joined = frame.get("type") == "user_join"
         names = self._names(frame.get("usernames")) or self._names([frame.get("username")])
+        if frame.get("reason") == "disconnect":  # gone from the chat: its profile is not known now
+            for gone in names:
+                self.presence.cards.pop(gone.casefold(), None)  # type: ignore[attr-defined]
         if joined:
             self._release_held(names + self._names(frame.get("users_list")))
             if frame.get("resumed") is True:
@@ -202,7 +205,7 @@ class FrameHandlers:
         room = as_str(frame.get("room")) or GENERAL
         event = d.UserList(room, len(names) if count is None else count, names, self.me)
         self._release_held(names)
-        return [Show(event)]
+        return [Show(event), *self.presence.of_users(names)]  # type: ignore[attr-defined]
 
     def _on_rooms(self, frame: dict[str, Any], now: float) -> list[Effect]:
         raw = frame.get("rooms")

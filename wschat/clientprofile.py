@@ -32,6 +32,23 @@ class Presence:
     last_input: float | None = None
     told_gen: int = -1  # the connection the presence was last sent on
     whois: set[str] = field(default_factory=set)  # names asked about (their answer is shown in full)
+    # what the others said of themselves: folded name -> (name, presence, status); plain ones left out
+    cards: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+    def of_users(self, names: tuple[str, ...] | list[str]) -> list[Effect]:
+        """After a user list: who of them is away or busy, or has a status (one line)."""
+        known = [self.cards[n.casefold()] for n in names if n.casefold() in self.cards]
+        if not known:
+            return []
+        said = ", ".join(_card(name, {"presence": p, "status": status}) for name, p, status in known)
+        return [note(said, "users")]
+
+    def keep(self, name: str, f: dict[str, Any]) -> None:
+        presence, status = as_str(f.get("presence"), "online"), as_str(f.get("status"))
+        if (presence in ("online", "offline") and not status) or f.get("online") is False:
+            self.cards.pop(name.casefold(), None)
+        else:
+            self.cards[name.casefold()] = (name, presence, status)
 
     def frame(self) -> dict[str, Any]:
         return {"type": "set_profile", "presence": "away" if self.auto else self.chosen}
@@ -132,6 +149,7 @@ def _card(name: str, f: dict[str, Any]) -> str:
 
 def on_profile(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:
     name = as_str(frame.get("username"))
+    st.presence.keep(name, frame)
     if name.casefold() in st.presence.whois:
         st.presence.whois.discard(name.casefold())
         kind = "account" if frame.get("account") is True else "guest"
@@ -149,6 +167,9 @@ def on_profiles(st: ClientState, frame: dict[str, Any], now: float) -> list[Effe
     cards = frame.get("profiles")
     if not isinstance(cards, dict) or not cards:
         return []
+    for name, c in cards.items():
+        if isinstance(c, dict):
+            st.presence.keep(str(name), c)
     shown = ", ".join(_card(str(n), c) for n, c in list(cards.items())[:10] if isinstance(c, dict))
     return [note(f"#{as_str(frame.get('room'))}: {shown}", "users")]
 
