@@ -66,3 +66,21 @@ def test_typing_on_two_devices_is_shown_once_and_never_to_oneself() -> None:
     typing = only(h.take(3), "typing")
     assert typing and all(f["users"] == ["Alice"] for f in typing)
     assert all("Alice" not in f["users"] for f in only(h.take(1) + h.take(2), "typing"))
+
+
+def test_moderation_acts_on_every_device_of_the_user() -> None:
+    h = AccountHarness(admins=frozenset({"op"}))
+    logged_in_account(h, 1, "Alice")
+    logged_in_account(h, 2, "Alice")
+    logged_in_account(h, 4, "Op")
+    h.login(3, "Bob")
+    for cid in (1, 2, 3, 4):
+        h.take(cid)
+    h.send(4, {"type": "kick", "room": "general", "username": "alice", "reason": "calm down"})
+    for cid in (1, 2):  # both devices are told, and both are out of the room
+        frames = h.take(cid)
+        assert [f["type"] for f in frames if f["type"] in ("moderation", "left")] == ["moderation", "left"]
+        assert "general" not in h.hub.sessions[cid].rooms
+    assert [f["username"] for f in only(h.take(3), "user_leave")] == ["Alice"]  # once
+    h.send(4, {"type": "kick", "username": "alice"})  # off the server: every device
+    assert h.closed[1][0] == h.closed[2][0] == 4002
