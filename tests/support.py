@@ -6,6 +6,7 @@ Everything here talks to real sockets on 127.0.0.1; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConcurrencyError, ConnectionClosed
 
 from wschat.server import ChatServer, parse_args
 
@@ -93,7 +95,17 @@ class Client:
         return out
 
     async def close(self) -> None:
-        await self.ws.close()
+        """Close, discarding what was never read.
+
+        websockets stops reading the socket while 16 frames wait unread (its queue), so the
+        server's close frame would wait behind them until websockets gives up (close_timeout,
+        10 s). Unless another task is reading this client, read and drop them meanwhile.
+        """
+        closing = asyncio.ensure_future(self.ws.close())
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError):
+            while not closing.done():
+                await self.ws.recv()
+        await closing
 
 
 async def logged_in(port: int, name: str, **extra: Any) -> Client:
