@@ -61,6 +61,7 @@ from wschat.clientlines import TypedLines
 from wschat.clientlogin import LoginFrames
 from wschat.clientrich import TALK, RichFrames
 from wschat.clienttyping import OwnTyping
+from wschat.codes import CLOSE_TAKEOVER
 from wschat.commands import (
     History,
     Join,
@@ -71,7 +72,6 @@ from wschat.commands import (
     Users,
     parse_line,
 )
-from wschat.protocol import CLOSE_TAKEOVER
 from wschat.ratelimit import TokenBucket
 from wschat.roomview import NO_SEQ_BELOW, RoomView, SeqSet
 
