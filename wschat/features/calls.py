@@ -31,6 +31,7 @@ from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
 from wschat.features import call_relay, call_wire
 from wschat.features.call_wire import Call
+from wschat.hub import devices
 from wschat.hub.state import Session
 from wschat.names import name_key
 from wschat.ratelimit import TokenBucket
@@ -273,9 +274,10 @@ def offer(hub: Hub) -> dict[str, Any]:
 
 
 def logged_in(hub: Hub, s: Session, out: list[Effect]) -> None:
-    """A user logged in: a call ringing for it rings on its new connection."""
+    """A user logged in: a call ringing for it with no connection rings on this one."""
     leg = hub.calls.legs.get(s.key)
-    if leg is not None and not leg.caller and not leg.answered and leg.cid != s.cid:
+    ringing = leg is not None and not leg.caller and not leg.answered
+    if ringing and leg is not None and (leg.cid is None or leg.cid not in hub.sessions):
         leg.cid = s.cid  # the page reloaded (or took the session over) while it rang
         out.extend(Send((s.cid,), frame) for frame in leg.replay)
 
@@ -288,8 +290,11 @@ def left(hub: Hub, s: Session, now: float) -> list[Effect]:
     if leg is None or leg.cid != s.cid:
         return []
     if not leg.caller and not leg.answered:
-        leg.cid = None
-        return []
+        # An account's other device rings instead, if it has one here; else it rings again at
+        # the next log-in. (A call rings on one device of an account at a time.)
+        others = [cid for cid in devices.connections(hub, s.key) if cid != s.cid]
+        leg.cid = others[0] if others else None
+        return [Send((leg.cid,), frame) for frame in leg.replay] if others else []
     fields = {"call_id": leg.call_id, "from": s.name, "from_key": s.key, "action": "hangup"}
     fields["reason"] = "disconnected"
     return end(hub, leg, "disconnected", now) + relay(hub, leg.peer_key, fields, now)
