@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wschat import clientaccount, clientmod, clientprofile
+from wschat import clientaccount, clientcalls, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -141,6 +141,7 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
         self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
         self.topics: dict[str, str] = {}  # room -> its topic (wschat.clientmod)
+        self.ringing: dict[str, str] = {}  # the call ringing for us: call_id, from (wschat.clientcalls)
         self.presence = clientprofile.Presence()  # this device's presence (wschat.clientprofile)
         self.my_last: dict[str, int] = {}
         self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -300,6 +301,7 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "upload_done": ClientState._on_upload_done,
     **clientaccount.FRAMES,
     **clientmod.FRAMES,
+    **clientcalls.FRAMES,
     **clientprofile.FRAMES,
     "reaction": ClientState._on_room_event,
     "edit": ClientState._on_room_event,

@@ -80,8 +80,10 @@ def username_accepted(
     *,
     account: bool = False,
     session_id: str | None = None,
+    calls: dict[str, Any] | None = None,
 ) -> bytes:
-    """`account: true` (and the device's `session_id`) when the name is a logged-in account."""
+    """`account: true` (and the device's `session_id`) when the name is a logged-in account;
+    `calls`: what the web page needs to make calls (wschat.features.calls)."""
     frame: dict[str, Any] = {
         "type": "username_accepted",
         "username": username,
@@ -94,6 +96,8 @@ def username_accepted(
     if account:
         frame["account"] = True
         frame["session_id"] = session_id
+    if calls is not None:
+        frame["calls"] = calls
     return encode(frame)
 
 
@@ -301,6 +305,7 @@ def stored_private(
     offline: bool = False,
     delivered: float | None = None,
     file: dict[str, Any] | None = None,
+    call: dict[str, Any] | None = None,
 ) -> bytes:
     """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
     for this device; `delivered_at` once its recipient got it."""
@@ -311,6 +316,7 @@ def stored_private(
         "offline": offline or None,
         "delivered_at": None if delivered is None else timestamp(delivered),
         "file": file,
+        "call": call,
     }
     return encode(_stamped("private", head, message, ts, tail))
 

@@ -41,7 +41,7 @@ def _pid(m: StoredPrivate) -> str:
 def _frame(m: StoredPrivate, *, offline: bool = False) -> bytes:
     return outbound.stored_private(
         _pid(m), m.seq, m.sender, m.recipient, m.text, m.ts, m.client_msg_id,
-        offline=offline, delivered=m.delivered, file=m.file,
+        offline=offline, delivered=m.delivered, file=m.file, call=m.call,
     )  # fmt: skip
 
 
@@ -75,6 +75,16 @@ def store(
     conversation = conversation_key(s.key, to_key)
     m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file)
     return [hub.ask(StorePrivate([m]), _stored, (m, s.cid))]
+
+
+def post_call(
+    hub: Hub, sender: str, sender_key: str, recipient: str, to_key: str, text: str, call: dict, now: float
+) -> Effect:
+    """Store a call's outcome in the conversation of two accounts, then deliver it like a message
+    (`wschat.features.calls`; the caller is its sender)."""
+    m = StoredPrivate(conversation_key(sender_key, to_key), sender, sender_key, recipient, to_key, text, now)
+    m.call = call
+    return hub.ask(StorePrivate([m]), _stored, (m, 0))  # no device of the sender to acknowledge
 
 
 def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: float) -> list[Effect]:

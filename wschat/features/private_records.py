@@ -35,6 +35,7 @@ class StoredPrivate:
     seq: int = 0  # given by the store, per conversation
     delivered: float | None = None  # when the recipient's device first got it
     file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
+    call: dict[str, Any] | None = None  # a call's outcome (wschat.features.calls)
 
 
 @dataclass(slots=True)

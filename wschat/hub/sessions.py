@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
+from wschat.features import calls
 from wschat.hub import devices, rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
@@ -119,12 +120,15 @@ def _grant(
         "chat_burst": cfg.chat_burst,
     }
     if account is None:
-        accepted = outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits)
+        accepted = outbound.username_accepted(
+            name, s.client_id, s.token, list(wanted), limits, calls=calls.offer(hub)
+        )
     else:
         token, session_id = account
         accepted = outbound.username_accepted(
-            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id
-        )
+            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id,
+            calls=calls.offer(hub),
+        )  # fmt: skip
     out.insert(0, Send((s.cid,), accepted))
     # A reconnect that resumes is not news: the others update their lists without "X joined".
     resumed = takeover or bool(req.resume)
@@ -133,6 +137,7 @@ def _grant(
             rooms.enter(hub, s, room_name, position, resumed, now, out)
         except p.ProtocolError as exc:
             out.append(hub.error(s, exc.code, str(exc)))
+    calls.logged_in(hub, s, out)
 
 
 def _claim(
@@ -252,7 +257,7 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
     for look in s.looks:
         if hub.by_look.get(look) == cid:
             del hub.by_look[look]
-    out: list[Effect] = []
+    out: list[Effect] = calls.left(hub, s, now)
     rooms.profiles.gone(hub, s, now, out)  # its presence; an account's "last seen"
     for room_name in list(s.rooms):
         rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
