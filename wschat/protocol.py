@@ -63,6 +63,8 @@ NOT_MODERATOR = "not_moderator"
 BANNED = "banned"
 MUTED = "muted"
 INVITE_ONLY = "invite_only"
+# end-to-end encryption (wschat.features.e2ee_wire)
+STALE_KEYS = "stale_keys"
 ERROR_CODES = (
     BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
     ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
@@ -70,6 +72,7 @@ ERROR_CODES = (
     NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
     NOT_MODERATOR, BANNED, MUTED, INVITE_ONLY,
     FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
+    STALE_KEYS,
 )  # fmt: skip
 
 # -- `username_error` codes (the name rules live in wschat.names)
@@ -148,6 +151,7 @@ class Private:
     to: str
     message: str
     client_msg_id: str | None = None
+    e2ee: dict[str, Any] | None = None  # an encrypted message's envelope (wschat.features.e2ee_wire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,5 +519,6 @@ def decode(text: str, limits: Limits = Limits()) -> Request:
 
 # Feature modules add their frame types to the registry above when they are imported; importing
 # them here makes `decode` know every type however the modules are first imported.
+from wschat.features import e2ee_wire as _e2ee  # noqa: E402, F401
 from wschat.features import mod_wire as _moderation  # noqa: E402, F401
 from wschat.features import wire as _rich  # noqa: E402

@@ -256,4 +256,4 @@ MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
 
 # Feature modules add their handlers to HANDLERS when they are imported (at their end);
 # importing them here, after HANDLERS exists, registers them whichever module comes first.
-from wschat.features import events, files, live, mod_hooks, moderation, search  # noqa: E402, F401
+from wschat.features import e2ee_hub, events, files, live, mod_hooks, moderation, search  # noqa: E402, F401
