@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wschat import commands
+from wschat import commands, e2ee
+from wschat.clientframes import Effect, note
 from wschat.e2ee import Device
 from wschat.names import name_key
 
@@ -107,3 +108,62 @@ def safety_lines(me: str, other: str, number: str, verified: bool) -> list[str]:
         "  " + " ".join(groups[6:]),
         state,
     ]
+
+
+class KeyCommands:
+    """/safety, /verify and /accept: the part of `wschat.cliente2ee.E2EEClient` about trust."""
+
+    me: str
+    account: str | None
+    e2ee_key: Any
+    e2ee_pins: Pins
+    e2ee_devices: dict[str, tuple[str, list[Device] | None]]
+    e2ee_safety: set[str]
+    _save_pins: Any
+    _flush: Any
+    _shown: Any
+    _ask_keys: Any
+
+    def _key_command(self, cmd: KeyCommand) -> list[Effect]:
+        if not self.account or self.e2ee_key is None:
+            return [note("Encryption keys are for accounts (log in with --login or --register).", "error")]
+        key = name_key(cmd.name)
+        if cmd.action == "accept":
+            if not self.e2ee_pins.changed(key):
+                return [note(f"Nothing to accept: {cmd.name}'s keys have not changed.", "info")]
+            self.e2ee_pins.accept(cmd.name, None, False)
+            out: list[Effect] = [
+                self._save_pins(),
+                note(f"{cmd.name}'s new keys are trusted (not verified).", "ok"),
+            ]
+            return out + self._flush(key, self._shown(key))
+        if cmd.action == "verify":
+            known = self.e2ee_devices.get(key)
+            if known is None or not known[1]:
+                return [note(f"Look at the safety number first: /safety {cmd.name}", "error")]
+            self.e2ee_pins.accept(known[0], known[1], True)
+            out = [
+                self._save_pins(),
+                note(f"✔ {known[0]} is verified: their current keys are trusted.", "ok"),
+            ]
+            return out + self._flush(key, known[0])
+        self.e2ee_safety.add(key)
+        self.e2ee_devices.pop(key, None)  # the number is of the keys as they are now
+        self.e2ee_devices.pop(name_key(self.me), None)
+        return self._ask_keys(self.me) + self._ask_keys(cmd.name)
+
+    def _show_safety(self) -> list[Effect]:
+        mine = self.e2ee_devices.get(name_key(self.me))
+        out: list[Effect] = []
+        for key in list(self.e2ee_safety):
+            theirs = self.e2ee_devices.get(key)
+            if mine is None or theirs is None:
+                continue
+            self.e2ee_safety.discard(key)
+            if not theirs[1] or not mine[1]:
+                out.append(note(f"{theirs[0]} has no encryption keys: there is no safety number.", "error"))
+                continue
+            number = e2ee.safety_number([x.key for x in mine[1]], [x.key for x in theirs[1]])
+            lines = safety_lines(self.me, theirs[0], number, self.e2ee_pins.verified(key))
+            out += [note(line, "info") for line in lines]
+        return out

@@ -1,0 +1,108 @@
+"""The terminal client's end-to-end encryption in a pty against a real server, with a test device
+(`e2eedevice`, the same construction) at the other end: its key file (mode 0600), messages
+both ways with a lock, the safety number identical on both ends, verified marks, a changed key
+flagged and held until accepted, and tampered, misdirected or replayed messages refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from e2eedevice import Device, answer
+from terminal import ENV, Term
+
+from wschat import e2ee
+from wschat.server import ChatServer
+
+PASSWORD = "correct horse battery"
+
+
+async def register(terms: list[Term], port: int, folder: Path, name: str) -> Term:
+    env = {**ENV, "WSCHAT_SESSIONS": str(folder / "sessions.json")}
+    t = Term(f"127.0.0.1:{port}", "--register", name, env=env)
+    terms.append(t)
+    await t.expect(f"Password for {name}: ")
+    t.type(PASSWORD)
+    await t.expect("The same password again: ")
+    t.type(PASSWORD)
+    await t.expect(f"Welcome, {name}! (logged in to your account)")
+    await t.expect("#general> ")
+    return t
+
+
+async def refusals(alice: Device, bob: Term, bob_keys: list[e2ee.Device]) -> None:
+    """Refused, never shown as text: a tampered copy, a copy for another conversation, a replay."""
+    env = await alice.envelope("Bob", "TAMPERED-TEXT", "m-t")
+    mine = env["copies"][bob_keys[0].id]
+    ct = bytearray(e2ee.unb64(mine["ct"]))
+    ct[3] ^= 0x40
+    mine["ct"] = e2ee.b64(bytes(ct))
+    await alice.client.send({"type": "private", "to": "Bob", "client_msg_id": "a3", "e2ee": env})
+    await answer(alice.client, "a3")
+    await bob.expect("A private message from Alice could not be decrypted")
+    targets = [*bob_keys, e2ee.Device(alice.id, alice.public)]
+    elsewhere = e2ee.encrypt(alice.key, "Alice", "Carol", "m-c", "MISDIRECTED-TEXT", targets)
+    await alice.client.send({"type": "private", "to": "Bob", "client_msg_id": "a4", "e2ee": elsewhere})
+    await answer(alice.client, "a4")
+    await bob.expect("A private message from Alice could not be decrypted")
+    once = await alice.envelope("Bob", "REPLAYED-TEXT", "m-r")
+    for cmid in ("a5", "a6"):  # the same message (same mid) stored twice, as a server could replay it
+        await alice.client.send({"type": "private", "to": "Bob", "client_msg_id": cmid, "e2ee": once})
+        await answer(alice.client, cmid)
+    await bob.expect("Refused a replayed message from Alice")
+    out = bob.output()
+    assert "TAMPERED-TEXT" not in out and "MISDIRECTED-TEXT" not in out and out.count("REPLAYED-TEXT") == 1
+
+
+async def test_the_terminal_client_encrypts_decrypts_verifies_and_refuses(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    bob = await register(terms, server.port, tmp_path, "Bob")
+    alice = await Device.login(server.port, "Alice", "register")
+    bob_keys = await alice.devices("Bob")
+    for _ in range(100):  # Bob's client publishes its key right after logging in
+        if bob_keys:
+            break
+        await alice.client.send({"type": "get_users"})
+        await alice.client.expect("online_users")
+        bob_keys = await alice.devices("Bob")
+    [key_file] = (tmp_path / "keys").glob("*.key.pem")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "keys").st_mode) == 0o700
+
+    assert (await alice.send("Bob", "hello from a test device", "a1"))["type"] == "ack"
+    await bob.expect("Messages with Alice are end-to-end encrypted")
+    await bob.expect("🔒 private Alice → you: hello from a test device")
+
+    bob.type("/msg Alice a reply, encrypted")
+    got = await alice.client.expect("private", **{"from": "Bob"})
+    assert alice.read(got) == "a reply, encrypted" and "a reply" not in json.dumps(got)
+    await bob.expect("🔒 private you → Alice: a reply, encrypted")
+
+    bob.type("/safety Alice")
+    await bob.expect("Safety number of your conversation with Alice")
+    number = e2ee.safety_number([alice.public], [k.key for k in bob_keys])
+    groups = number.split()
+    await bob.expect(" ".join(groups[:6]))
+    await bob.expect(" ".join(groups[6:]))
+    bob.type("/verify Alice")
+    await bob.expect("✔ Alice is verified")
+    assert (await alice.send("Bob", "now verified", "a2"))["type"] == "ack"
+    await bob.expect("🔒 private Alice ✔ → you: now verified")
+
+    await refusals(alice, bob, bob_keys)
+
+    # Alice on a new device: a key Bob has not pinned; his messages wait until he accepts it
+    await alice.close()
+    phone = await Device.login(server.port, "Alice", device="phone")
+    bob.type("/msg Alice are you there?")
+    await bob.expect("Alice's keys changed: verify before you trust this conversation")
+    await bob.expect("Not sent yet (1 waiting)")
+    bob.type("/accept Alice")
+    await bob.expect("Alice's new keys are trusted (not verified)")
+    got = await phone.client.expect("private", **{"from": "Bob"})
+    assert phone.read(got) == "are you there?"
+    bob.type("/quit")
+    assert await bob.exit_status() == 0
