@@ -89,6 +89,8 @@ def _grant(
     """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
     hub.unnamed.pop(s.cid, None)
     s.name, s.key, s.token, s.looks = name, key, token, looks
+    if account is not None:  # also when the name was claimed asynchronously (cluster mode)
+        s.account, s.session_id = True, account[1]
     hub.by_key[key] = s.cid
     for look in looks:
         hub.by_look[look] = s.cid
