@@ -9,11 +9,13 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from e2eedevice import Device, answer
 from terminal import ENV, Term
 
 from wschat import e2ee
+from wschat.clientstate import ClientState, Job, Send, Show
 from wschat.server import ChatServer
 
 PASSWORD = "correct horse battery"
@@ -106,3 +108,55 @@ async def test_the_terminal_client_encrypts_decrypts_verifies_and_refuses(
     assert phone.read(got) == "are you there?"
     bob.type("/quit")
     assert await bob.exit_status() == 0
+
+
+# ---------------------------------------------------------------- the state machine alone
+
+
+def state_online() -> tuple[ClientState, list[Any]]:
+    st = ClientState(
+        name="Bob", account="login", password="pw", new_id=iter(f"id{i}" for i in range(99)).__next__
+    )
+    st.opened(0.0)
+    st.pump(0.0)
+    frame = {"type": "username_accepted", "username": "Bob", "session_token": "t", "account": True,
+             "rooms": ["general"], "limits": {}}  # fmt: skip
+    effects = st.frame(frame, 0.0)
+    return st, effects
+
+
+def test_the_key_file_is_asked_for_once_and_the_key_published_when_it_opens() -> None:
+    st, effects = state_online()
+    assert [e for e in effects if isinstance(e, Job)] == [Job("e2ee_open", {"account": "Bob"})]
+    key = e2ee.new_key()
+    opened = st.e2ee_opened(key, {}, "/k.pem")
+    assert [e.frame for e in opened if isinstance(e, Send)] == [
+        {"type": "publish_key", "key": e2ee.public_text(key)}
+    ]
+
+
+def test_a_server_without_encryption_gets_the_waiting_messages_in_clear_and_says_so() -> None:
+    st, _ = state_online()
+    st.e2ee_opened(e2ee.new_key(), {}, "/k.pem")
+    asked = st.line("/msg Alice hello", 0.0)
+    assert {"type": "get_keys", "username": "Alice"} in [e.frame for e in asked if isinstance(e, Send)]
+    refusal = {
+        "type": "error",
+        "code": "unknown_type",
+        "message": "Unknown message type 'publish_key'. See PROTOCOL.md.",
+    }
+    told = st.frame(refusal, 0.0)
+    assert any("does not support end-to-end encryption" in e.event.text for e in told if isinstance(e, Show))
+    frames, _ = st.pump(0.0)
+    assert [(f["type"], f["to"], f["message"]) for f in frames] == [("private", "Alice", "hello")]
+
+
+def test_a_guest_is_told_its_private_messages_go_in_clear() -> None:
+    st = ClientState(name="Gus")
+    st.opened(0.0)
+    st.pump(0.0)
+    st.frame({"type": "username_accepted", "username": "Gus", "rooms": ["general"], "limits": {}}, 0.0)
+    told = st.line("/msg Alice hi", 0.0)
+    assert any("not end-to-end encrypted" in e.event.text for e in told if isinstance(e, Show))
+    frames, _ = st.pump(0.0)
+    assert [f["message"] for f in frames if f["type"] == "private"] == ["hi"]

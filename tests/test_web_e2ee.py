@@ -128,7 +128,22 @@ async def second_device_and_offline(pages: Pages, page: Page, server: ChatServer
     await expect(
         notices(page, re.compile("A private message from Tom could not be decrypted"))
     ).to_be_visible()
-    assert "TAMPERED-TEXT" not in (await page.content())
+    # ... a copy encrypted for another conversation (wrong associated data), and a replay
+    targets = [*await phone.devices("Bea"), *await phone.devices("Tom")]
+    wrong = e2ee.encrypt(phone.key, "Tom", "Carol", "m-w", "MISDIRECTED-TEXT", targets)
+    await phone.client.send({"type": "private", "to": "Bea", "client_msg_id": "p4", "e2ee": wrong})
+    await answer(phone.client, "p4")
+    once = await phone.envelope("Bea", "said once", "m-once")
+    for cmid in ("p5", "p6"):
+        await phone.client.send({"type": "private", "to": "Bea", "client_msg_id": cmid, "e2ee": once})
+        await answer(phone.client, cmid)
+    await expect(
+        notices(page, "⚠ Refused a replayed message from Tom: the same message was delivered before.")
+    ).to_be_visible()
+    await expect(notices(page, re.compile("from Tom could not be decrypted"))).to_have_count(2)
+    await expect(page.locator(".list:not([hidden]) .msg .text").filter(has_text="said once")).to_have_count(1)
+    content = await page.content()
+    assert "TAMPERED-TEXT" not in content and "MISDIRECTED-TEXT" not in content
 
     # offline: the page goes away, Tom's phone writes, the same browser (its key in IndexedDB)
     # logs in again and reads it

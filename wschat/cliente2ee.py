@@ -45,6 +45,7 @@ class E2EEClient(KeyCommands):
     def _init_e2ee(self) -> None:
         self.e2ee_key: Any = None  # this device's private key, once the I/O layer opened it
         self.e2ee_opening = False
+        self.e2ee_off = ""  # why this device cannot encrypt (no key file, a server without it)
         self.e2ee_pins = Pins()
         self.e2ee_devices: dict[str, tuple[str, list[e2ee.Device] | None]] = {}  # None: not an account
         self.e2ee_asked: set[str] = set()  # name keys whose `keys` are awaited
@@ -68,7 +69,8 @@ class E2EEClient(KeyCommands):
     def e2ee_failed(self, reason: str) -> list[Effect]:
         self.e2ee_opening = False
         out: list[Effect] = [
-            note(f"{reason}. Encrypted messages cannot be read or sent on this device.", "error")
+            *self._switch_off("This device has no encryption key"),
+            note(f"{reason}. Encrypted messages cannot be read or sent on this device.", "error"),
         ]
         for kind, frame in self.e2ee_inbox:
             if kind == "private":
@@ -93,11 +95,10 @@ class E2EEClient(KeyCommands):
 
     def _private_line(self, to: str, text: str) -> list[Effect]:
         """`/msg to text`: encrypted between accounts, in clear (said) otherwise."""
-        if not self.account:
+        if not self.account or self.e2ee_off:
+            why = self.e2ee_off or "You are a guest (log in to an account to encrypt them)"
             out = self._tell_once(
-                "guest",
-                "You are a guest: private messages are not end-to-end encrypted "
-                "(log in to an account for that); this one goes in clear.",
+                "off", f"{why}: private messages are not end-to-end encrypted; they go in clear."
             )
             return out + self._queue({"type": "private", "to": to, "message": text}, text)
         if len(text) > self.max_chars:
@@ -148,10 +149,14 @@ class E2EEClient(KeyCommands):
 
     def _in_clear(self, key: str, name: str, guest: bool) -> list[Effect]:
         why = "is not an account (a guest)" if guest else "has no device with an encryption key yet"
-        out = self._tell_once(
-            f"clear:{key}",
-            f"{name} {why}: messages to {name} cannot be end-to-end "
-            "encrypted and are sent in clear (the server can read them).",
+        out = (
+            []
+            if self.e2ee_off
+            else self._tell_once(
+                f"clear:{key}",
+                f"{name} {why}: messages to {name} cannot be end-to-end "
+                "encrypted and are sent in clear (the server can read them).",
+            )
         )
         for cmid, _, text in self.e2ee_waiting.pop(key, []):
             self.e2ee_texts.pop(cmid, None)
@@ -317,7 +322,20 @@ class E2EEClient(KeyCommands):
         shown = clientaccount.on_private_history(self, {**frame, "messages": messages}, now)  # type: ignore[arg-type]
         return warnings + _locked(shown, *locks)
 
+    def _switch_off(self, why: str) -> list[Effect]:
+        """Encryption is not possible here: what waits goes in clear, and the user is told."""
+        self.e2ee_off = why
+        out = self._tell_once(
+            "off", f"{why}: private messages are not end-to-end encrypted; they go in clear."
+        )
+        for key, waiting in list(self.e2ee_waiting.items()):
+            out += self._in_clear(key, waiting[0][1], True)
+        return out
+
     def _e2ee_error(self, frame: dict[str, Any], now: float) -> list[Effect]:
+        refused = as_str(frame.get("message"))
+        if frame.get("code") == "unknown_type" and ("'publish_key'" in refused or "'get_keys'" in refused):
+            return self._switch_off("This server does not support end-to-end encryption")
         cmid = frame.get("client_msg_id")
         item = self.outbox.get(cmid) if isinstance(cmid, str) else None
         if frame.get("code") != "stale_keys" or item is None or cmid not in self.e2ee_texts:
