@@ -13,9 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from e2eedevice import Device, answer
 from support import Client, ServerProcess, start_server
+from test_accountstore import run
 
 from wschat import e2ee
 from wschat import protocol as p
+from wschat.accountstore import AccountStore
+from wschat.features.account_records import CheckPassword, CreateAccount, EndSession
+from wschat.features.e2ee_records import ReadDeviceKeys, SaveDeviceKey
 
 DOC = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text()
 VECTOR = DOC[DOC.index("**Test vector.**") :]
@@ -172,3 +176,25 @@ async def test_the_server_refuses_stale_copies_guests_and_bad_keys_and_lists_liv
         await second.close()
     finally:
         await srv.stop()
+
+
+def test_device_keys_on_a_real_sqlite_file_follow_the_live_sessions(tmp_path: Path) -> None:
+    store = AccountStore(str(tmp_path / "chat.db"), lambda fn, r: fn(r))
+    store.open()
+    try:
+        one = run(store, CreateAccount("ann", "Ann", "correct horse battery", "one", 1.0))
+        two = run(store, CheckPassword("ann", "correct horse battery", "two", 2.0))
+        keys = [e2ee.public_text(e2ee.new_key()) for _ in range(2)]
+        run(store, SaveDeviceKey("ann", one.session_id, e2ee.key_id(keys[0]), keys[0], 3.0))
+        listed = run(store, SaveDeviceKey("ann", two.session_id, e2ee.key_id(keys[1]), keys[1], 4.0))
+        assert [(d.key_id, d.device) for d in listed] == [
+            (e2ee.key_id(keys[0]), "one"),
+            (e2ee.key_id(keys[1]), "two"),
+        ]
+        again = run(store, SaveDeviceKey("ann", two.session_id, e2ee.key_id(keys[1]), keys[1], 9.0))
+        assert [d.created for d in again] == [3.0, 4.0]  # published again: the same key, kept
+        assert run(store, EndSession("ann", one.session_id)) is True
+        after = run(store, ReadDeviceKeys(("ann", "nobody")))
+        assert [d.key_id for d in after["ann"]] == [e2ee.key_id(keys[1])] and after["nobody"] == []
+    finally:
+        store.close()

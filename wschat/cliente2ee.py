@@ -223,8 +223,11 @@ class E2EEClient(KeyCommands):
         out: list[Effect] = [self._save_pins()]
         if name_key(name) == name_key(self.me):
             if seen == "changed":
+                new = set(self.e2ee_pins.data[name_key(name)]["pending"])
                 self.e2ee_pins.accept(name, None, False)
-                labels = ", ".join(dev.label or dev.id for dev in devices or [] if dev.id in keys)
+                labels = (
+                    ", ".join(dev.label or dev.id for dev in devices or [] if dev.id in new) or "a device"
+                )
                 out.append(
                     note(
                         f"Your account has a new device key ({labels}). If that device is not "
