@@ -160,3 +160,19 @@ def test_a_guest_is_told_its_private_messages_go_in_clear() -> None:
     assert any("not end-to-end encrypted" in e.event.text for e in told if isinstance(e, Show))
     frames, _ = st.pump(0.0)
     assert [f["message"] for f in frames if f["type"] == "private"] == ["hi"]
+
+
+def test_a_message_too_large_once_encrypted_for_every_device_is_refused_not_sent() -> None:
+    st, _ = state_online()
+    key = e2ee.new_key()
+    st.e2ee_opened(key, {}, "/k.pem")
+    st.line("/msg Alice " + "x" * 4000, 0.0)
+    pubs = [e2ee.public_text(k) for k in [key] + [e2ee.new_key() for _ in range(12)]]
+    devices = [{"id": e2ee.key_id(pub), "key": pub, "device": "d"} for pub in pubs]
+    st.frame({"type": "keys", "username": "Bob", "registered": True, "devices": devices[:1]}, 0.0)
+    told = st.frame({"type": "keys", "username": "Alice", "registered": True, "devices": devices[1:]}, 0.0)
+    assert any(
+        "encrypted for 13 devices it is too large" in e.event.text for e in told if isinstance(e, Show)
+    )
+    frames, _ = st.pump(0.0)
+    assert [f for f in frames if f["type"] == "private"] == []

@@ -183,6 +183,12 @@ async def test_terminal_and_browser_read_each_other_and_agree_on_the_safety_numb
         bubble = page.locator(".list:not([hidden]) .msg").filter(has_text="hello from the terminal")
         await expect(bubble.locator(".e2ee-lock")).to_have_text("🔒")
         await expect(page.locator("#e2eeBar")).to_contain_text("End-to-end encrypted")
+        extractable = await page.evaluate(
+            """() => new Promise((ok) => { const r = indexedDB.open('wschat-e2ee');
+                 r.onsuccess = () => { const all = r.result.transaction('keys').objectStore('keys').getAll();
+                   all.onsuccess = () => ok(all.result.map((k) => k.privateKey.extractable)); }; })"""
+        )
+        assert extractable == [False]  # the device key: in IndexedDB, never exportable
         await say(page, "hello from the browser")  # browser -> terminal
         await term.expect("🔒 private Bea → you: hello from the browser")
         # the safety number: the page's dialog and the terminal's /safety say the same digits

@@ -15,6 +15,7 @@ and never shown as text. Trust in keys (pins, safety numbers) is in `wschat.clie
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -24,6 +25,7 @@ from wschat.clientframes import ONLINE, Effect, Job, Outgoing, Send, Show, as_st
 from wschat.clienttrust import KeyCommands, Pins, changed_text
 from wschat.names import name_key
 
+MAX_FRAME = 60_000  # bytes: under the server's default frame limit (64 KiB), with room to spare
 MAX_RESENDS = 3  # stale_keys refusals of one message before it is given up
 SEEN_KEPT = 5000
 
@@ -144,6 +146,10 @@ class E2EEClient(KeyCommands):
                 self.e2ee_key, self.me, shown, self.new_id(), text, list(targets.values())
             )
             frame = {"type": "private", "to": shown, "client_msg_id": cmid, "e2ee": envelope}
+            if len(json.dumps(frame)) > MAX_FRAME:  # the server would close the connection (1009)
+                why = f"encrypted for {len(targets)} devices it is too large; split it"
+                out.append(note(f'Not sent ("{preview(text)}"): {why}.', "error"))
+                continue
             self.outbox[cmid] = Outgoing(cmid, frame, waited=self.phase != ONLINE and self.logins > 0)
         return out
 
