@@ -113,9 +113,12 @@ async def second_device_and_offline(pages: Pages, page: Page, server: ChatServer
     await expect(
         notices(page, "⚠ Tom's keys changed: verify before you trust this conversation.")
     ).to_be_visible()
+    await say(page, "to both of Tom's devices")  # held: not sealed for a key not accepted
+    held = """() => Object.keys(localStorage).filter((k) => k.startsWith('wschat.outbox:'))
+                 .flatMap((k) => JSON.parse(localStorage[k])).filter((x) => x.blocked && !x.env).length"""
+    await page.wait_for_function(f"({held})() === 1")
     await page.locator("#e2eeBar button", has_text="Accept new keys").click()
     await expect(page.locator("#e2eeBar")).not_to_contain_text("changed")
-    await say(page, "to both of Tom's devices")
     got = await phone.client.expect("private", **{"from": "Bea"})
     assert phone.read(got) == "to both of Tom's devices"
 
