@@ -1,6 +1,7 @@
 """Cluster mode (a real redis-server): an end-to-end encrypted private message's plaintext never
 reaches Redis, neither in what the server stores there nor in any command it sends (MONITOR),
-while a room message's text does (so the search below can find a text)."""
+while a room message's text does (so the search below can find a text); delivered live, paged
+back, and delivered at log-in to a device that was away."""
 
 from __future__ import annotations
 
@@ -50,6 +51,13 @@ async def test_the_plaintext_never_reaches_redis(redis_server: RedisServer, tmp_
         await alice.client.send({"type": "chat", "message": "CONTROL-room-text", "client_msg_id": "r1"})
         await alice.client.expect("ack", client_msg_id="r1")
         await bob.close()
+        await alice.client.expect("user_leave", username="Bob")
+        assert (await alice.send("Bob", marker + " while away", "c2"))["type"] == "ack"
+        token = bob.accepted["session_token"]
+        back = await Device.login(srv.port, "Bob", key=bob.key, session_token=token)
+        waited = await back.client.expect("private", offline=True)  # delivered at log-in
+        assert back.read(waited) == marker + " while away"
+        await back.close()
         await alice.close()
     finally:
         await srv.astop()

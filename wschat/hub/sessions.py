@@ -169,6 +169,10 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         out.extend(logout(hub, holder, now))
     takeover = bool(old) or bool(req.session_token)
     _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
+    if account is not None:  # as accounts._logged_in does once a name is granted at once
+        from wschat.features import offline  # (features import the hub: imported when used)
+
+        out.append(offline.after_login(hub, s))  # the private messages this device has not seen
     return out
 
 
