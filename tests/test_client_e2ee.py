@@ -176,3 +176,24 @@ def test_a_message_too_large_once_encrypted_for_every_device_is_refused_not_sent
     )
     frames, _ = st.pump(0.0)
     assert [f for f in frames if f["type"] == "private"] == []
+
+
+def test_a_stored_conversation_pages_back_decrypted_with_locks_and_refusals() -> None:
+    st, _ = state_online()
+    bob_key, alice_key = e2ee.new_key(), e2ee.new_key()
+    st.e2ee_opened(bob_key, {}, "/k.pem")
+    bob = e2ee.Device(e2ee.key_id(e2ee.public_text(bob_key)), e2ee.public_text(bob_key))
+
+    def stored(seq: int, text: str, recipient: str = "Bob") -> dict[str, Any]:
+        env = e2ee.encrypt(alice_key, "Alice", recipient, f"mid{seq}", text, [bob])
+        return {"id": f"pm{seq}", "seq": seq, "from": "Alice", "to": "Bob", "message": "🔒 …",
+                "timestamp": "2026-11-30T10:00:00.000+00:00", "stored": True, "e2ee": env}  # fmt: skip
+
+    messages = [stored(1, "first"), stored(2, "SECRET-ELSEWHERE", "Carol"), stored(3, "third")]
+    page = {"type": "private_history", "with": "Alice", "more": False, "messages": messages}
+    shown = st.frame(page, 0.0)
+    texts = [e.event.text for e in shown if isinstance(e, Show)]
+    assert any("could not be decrypted" in t for t in texts)
+    events = [e.event for e in shown if isinstance(e, Show) and type(e.event).__name__ == "PrivateMessage"]
+    assert [(m.text, m.lock) for m in events] == [("first", "e2ee"), ("third", "e2ee")]
+    assert not any("SECRET" in t for t in texts)
