@@ -174,6 +174,15 @@ async def test_the_server_refuses_stale_copies_guests_and_bad_keys_and_lists_liv
         await second.client.expect("session_revoked")
         assert [d.id for d in await second.devices("carol")] == [second.id]
         await second.close()
+        # two tabs of one browser: two sessions, one key, listed once; either tab may send
+        tab = await Device.login(srv.port, "Carol", key=second.key)
+        assert [d.id for d in await tab.devices("carol")] == [second.id]
+        await tab.close()
+        first_tab = await Device.login(
+            srv.port, "Carol", key=second.key, session_token=second.accepted["session_token"]
+        )
+        assert (await first_tab.send("Dave", "from the first tab", "t1"))["type"] == "ack"
+        await first_tab.close()
     finally:
         await srv.stop()
 

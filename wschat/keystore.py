@@ -29,10 +29,7 @@ def _keys(db: sqlite3.Connection, account: str) -> list[DeviceKey]:
         "JOIN account_sessions s ON s.id = k.session_id WHERE k.account = ? ORDER BY k.created",
         (account,),
     ).fetchall()
-    seen: dict[str, DeviceKey] = {}
-    for row in rows:  # one device's key under two sessions (logged in again): listed once
-        seen[row[1]] = DeviceKey(*row)
-    return list(seen.values())
+    return [DeviceKey(*row) for row in rows]  # one key may be two sessions' (two tabs of a browser)
 
 
 def save(db: sqlite3.Connection, c: SaveDeviceKey) -> list[DeviceKey]:

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 
 def _listing(devices: list[DeviceKey]) -> list[dict[str, Any]]:
-    return [{"id": d.key_id, "key": d.public, "device": d.device} for d in devices]
+    """The devices as `keys` lists them: each key once (a browser's tabs share one key)."""
+    listed = {d.key_id: {"id": d.key_id, "key": d.public, "device": d.device} for d in devices}
+    return list(listed.values())
 
 
 def _account_cids(hub: Hub, key: str) -> tuple[int, ...]:

@@ -34,6 +34,7 @@ class SaveDeviceKey(Command):
 
 @dataclass(frozen=True, slots=True)
 class ReadDeviceKeys(Command):
-    """The current device keys of these accounts. Result: {account key: [DeviceKey]}."""
+    """The current device keys of these accounts, one per live session that published one (a
+    key may appear under several sessions). Result: {account key: [DeviceKey]}."""
 
     keys: tuple[str, ...]
