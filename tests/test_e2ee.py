@@ -156,6 +156,13 @@ async def test_the_server_refuses_stale_copies_guests_and_bad_keys_and_lists_liv
         assert (await answer(dave.client, "s2"))["code"] == "stale_keys"  # not this device's key
         await dave.client.send({"type": "private", "to": "carol", "client_msg_id": "s3", "e2ee": env})
         assert (await answer(dave.client, "s3"))["type"] == "ack"
+        keyless = await Client.open(srv.port)  # an account that never published a key
+        await keyless.send({"type": "register", "username": "Eve", "password": "correct horse battery"})
+        await keyless.expect("username_accepted")
+        mine = e2ee.encrypt(dave.key, "Dave", "Eve", "m3", "hi", await dave.devices("Dave"))
+        await dave.client.send({"type": "private", "to": "eve", "client_msg_id": "s4", "e2ee": mine})
+        assert (await answer(dave.client, "s4"))["code"] == "stale_keys"  # nobody could read it
+        await keyless.close()
         await dave.client.send({"type": "publish_key", "key": "AAAA"})
         assert (await dave.client.expect("error"))["code"] == "bad_field"
         assert (await dave.keys("nobody-here")) == {

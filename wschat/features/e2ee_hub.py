@@ -122,6 +122,9 @@ def _checked(hub: Hub, context: tuple[int, str, p.Private], result: Any, now: fl
     own = [d for d in result.get(s.key, []) if d.session_id == session_id]
     if not own or own[0].key_id != envelope.get("from_key") or own[0].public != envelope.get("from_pub"):
         return _stale(hub, s, req, "This device has not published the key the message was encrypted with.")
+    to_key = name_key(req.to)
+    if not result.get(to_key):  # nobody could ever read it
+        return _stale(hub, s, req, f"{req.to[:40]} has no device with an encryption key.")
     wanted = {d.key_id for devices in result.values() for d in devices}
     if set(envelope.get("copies", {})) != wanted:
         why = f"The devices of you or {req.to[:40]} changed since you fetched their keys."
