@@ -106,7 +106,8 @@ async def test_an_encrypted_message_reaches_two_offline_devices_and_the_server_h
     server = ServerProcess(db=str(tmp_path / "chat.db")).wait_ready()
     try:
         phone = await Device.login(server.port, "Bob", "register", device="phone")
-        laptop = await Device.login(server.port, "Bob", device="laptop")  # the phone is taken over
+        laptop = await Device.login(server.port, "Bob", device="laptop")
+        await phone.close()  # Bob is offline on both devices
         await laptop.close()
         alice = await Device.login(server.port, "Alice", "register")
         assert {d.id for d in await alice.devices("bob")} == {phone.id, laptop.id}
@@ -214,3 +215,25 @@ def test_device_keys_on_a_real_sqlite_file_follow_the_live_sessions(tmp_path: Pa
         assert [d.key_id for d in after["ann"]] == [e2ee.key_id(keys[1])] and after["nobody"] == []
     finally:
         store.close()
+
+
+async def test_two_devices_of_one_account_online_together_both_read_and_get_the_key_list() -> None:
+    srv = await start_server()
+    try:
+        phone = await Device.login(srv.port, "Bob", "register", device="phone")
+        laptop = await Device.login(srv.port, "Bob", device="laptop")  # both online now
+        listed = await phone.client.expect("keys", username="Bob")  # the laptop's key, told to the phone
+        assert {d["id"] for d in listed["devices"]} == {phone.id, laptop.id}
+        alice = await Device.login(srv.port, "Alice", "register")
+        assert (await alice.send("Bob", "to both devices at once", "c1"))["type"] == "ack"
+        for device in (phone, laptop):
+            got = await device.client.expect("private", **{"from": "Alice"})
+            assert device.read(got) == "to both devices at once"
+        assert (await laptop.send("Alice", "from the laptop", "l1"))["type"] == "ack"
+        mine = await phone.client.expect("private", **{"from": "Bob"})  # the phone sees what the laptop sent
+        assert phone.read(mine) == "from the laptop"
+        assert alice.read(await alice.client.expect("private", **{"from": "Bob"})) == "from the laptop"
+        for d in (phone, laptop, alice):
+            await d.close()
+    finally:
+        await srv.stop()

@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import time
 
+from wschat import program_name
 from wschat.accountstore import SCHEMA as ACCOUNTS_SCHEMA
 from wschat.accountstore import hasher
 from wschat.features.accounts import MIN_PASSWORD_CHARS
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from wschat.cli import DEFAULT_DB
 
     ap = argparse.ArgumentParser(
-        prog="chat-server.py admin",
+        prog=program_name("chat-server.py") + " admin",
         description="Manage accounts and moderation on the host, while the server runs or not.",
     )
     ap.add_argument("--db", default=DEFAULT_DB, help=f"the server's database (default {DEFAULT_DB})")
@@ -109,8 +110,10 @@ def _reset(db: sqlite3.Connection, name: str) -> None:
     db.execute("BEGIN IMMEDIATE")
     db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
     ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
+    # the running server looks at this counter every 2 s and closes the account's connections
+    db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
     db.execute("COMMIT")
-    print(f"{shown}'s password is reset; {ended} session(s) ended (those devices log in again).")
+    print(f"{shown}'s password is reset; {ended} session(s) ended (its devices online are logged out).")
 
 
 def _subject(db: sqlite3.Connection, opts: argparse.Namespace) -> tuple[str, str]:

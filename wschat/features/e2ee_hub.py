@@ -20,6 +20,7 @@ from wschat.e2ee import key_id, load_public
 from wschat.effects import Effect, Send
 from wschat.features.e2ee_records import DeviceKey, ReadDeviceKeys, SaveDeviceKey
 from wschat.features.e2ee_wire import GetKeys, PublishKey, keys
+from wschat.hub import devices
 from wschat.hub.handlers import HANDLERS
 from wschat.hub.state import Session
 from wschat.names import name_key
@@ -35,10 +36,10 @@ def _listing(devices: list[DeviceKey]) -> list[dict[str, Any]]:
 
 
 def _account_cids(hub: Hub, key: str) -> tuple[int, ...]:
-    """This server's connections of account `key`."""
-    cid = hub.by_key.get(key)
-    s = hub.sessions.get(cid) if cid is not None else None
-    return (s.cid,) if s is not None and s.account else ()
+    """This server's connections of account `key` (each of its devices online here)."""
+    return tuple(
+        c for c in devices.connections(hub, key) if (s := hub.sessions.get(c)) is not None and s.account
+    )
 
 
 def _store_failed(hub: Hub, cid: int, cmid: str | None = None) -> list[Effect]:
