@@ -27,6 +27,7 @@ from wschat.clientframes import (
     note,
     preview,
 )
+from wschat.clienttrust import KeyCommand
 from wschat.commands import (
     ACCOUNT_COMMANDS,
     RICH,
@@ -79,8 +80,10 @@ class TypedLines:
             if self.current is None:
                 return [note("You are in no room; /join ROOM first (e.g. /join general).", "error")]
             return self._queue({"type": "chat", "message": cmd.text, "room": self.current}, cmd.text)
-        if isinstance(cmd, Msg):
-            return self._queue({"type": "private", "to": cmd.to, "message": cmd.text}, cmd.text)
+        if isinstance(cmd, Msg):  # encrypted between accounts (wschat.cliente2ee)
+            return self._private_line(cmd.to, cmd.text)  # type: ignore[attr-defined]
+        if isinstance(cmd, KeyCommand):
+            return self._key_command(cmd)  # type: ignore[attr-defined]
         if isinstance(cmd, RICH):
             return self._rich_command(cmd)
         local = self._local_command(cmd)

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wschat import clientaccount, clientcalls, clientmod, clientprofile
+from wschat import clientaccount, clientcalls, cliente2ee, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 
-class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransfers):
+class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransfers, cliente2ee.E2EEClient):
     def __init__(
         self,
         *,
@@ -131,6 +131,7 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
         self._init_files()
+        self._init_e2ee()  # end-to-end encryption (wschat.cliente2ee)
         # accounts (wschat.clientaccount): "login" or "register", None for a guest
         self.account = account
         self.password = password  # read with getpass; forgotten once the server answers
@@ -309,4 +310,5 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "typing": ClientState._on_typing,
     "read_position": ClientState._on_read_position,
     "search_results": ClientState._on_search_results,
+    **cliente2ee.FRAMES,  # wraps username_accepted, private, private_history, error, session_revoked
 }

@@ -293,6 +293,9 @@ def password_changed(message: str, ended: int) -> bytes:
 # -- stored private messages between accounts (wschat.features.offline)
 
 
+E2EE_PLACEHOLDER = "🔒 An end-to-end encrypted message: open it in a client that supports encryption."
+
+
 def stored_private(
     pid: str,
     seq: int,
@@ -306,9 +309,11 @@ def stored_private(
     delivered: float | None = None,
     file: dict[str, Any] | None = None,
     call: dict[str, Any] | None = None,
+    e2ee: dict[str, Any] | None = None,
 ) -> bytes:
     """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
-    for this device; `delivered_at` once its recipient got it."""
+    for this device; `delivered_at` once its recipient got it; `e2ee` when it is encrypted (its
+    `message` is then a fixed sentence for clients that cannot decrypt)."""
     head = {"id": pid, "seq": seq, "username": sender, "from": sender, "to": to}
     tail = {
         "client_msg_id": client_msg_id,
@@ -317,7 +322,10 @@ def stored_private(
         "delivered_at": None if delivered is None else timestamp(delivered),
         "file": file,
         "call": call,
+        "e2ee": e2ee,
     }
+    if e2ee is not None:
+        message = E2EE_PLACEHOLDER
     return encode(_stamped("private", head, message, ts, tail))
 
 

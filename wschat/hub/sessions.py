@@ -103,6 +103,8 @@ def _grant(
     """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
     hub.unnamed.pop(s.cid, None)
     s.name, s.key, s.token, s.looks = name, key, token, looks
+    if account is not None:  # also when the name was claimed asynchronously (cluster mode)
+        s.account, s.session_id = True, account[1]
     hub.by_key.setdefault(key, s.cid)  # an account's further device: its first one stays there
     for look in looks:
         hub.by_look.setdefault(look, s.cid)
@@ -189,6 +191,10 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         out.extend(logout(hub, holder, now))
     takeover = bool(old) or bool(req.session_token)
     _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
+    if account is not None:  # as accounts._logged_in does once a name is granted at once
+        from wschat.features import offline  # (features import the hub: imported when used)
+
+        out.append(offline.after_login(hub, s))  # the private messages this device has not seen
     return out
 
 
