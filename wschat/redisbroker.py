@@ -4,10 +4,11 @@ It implements `wschat.broker.Broker`. Each process subscribes to the channel of 
 has in memory (`follow`, `unfollow`) and to a channel of its own. Two kinds of message cross a
 room's channel, both text (never pickle):
 
-- `m <id> <seq> <epoch> <json>`: a stored message, published by the store's Lua script
-  (`wschat.redisstore`); it goes to `Hub.arrived`, which delivers in seq order, exactly once
-  (this process's own messages come through there too, whichever of the store's answer and
-  the echo is first);
+- `m <id> <seq> <epoch> <json>`: stored messages, published by the store's Lua script
+  (`wschat.redisstore`), one or more entries of one room joined by newlines, in seq order;
+  each goes to `Hub.arrived`, which delivers in seq order, exactly once (this process's own
+  messages come through there too, whichever of the store's answer and the echo is first; an
+  echo whose last entry was delivered already is dropped without parsing);
 - `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
   the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
   lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
@@ -220,16 +221,7 @@ class RedisBroker:
             return
         kind, now = data[:2], time.time()
         if kind == b"m ":
-            room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
-            seq, epoch = _position(data)
-            if room is not None and seq <= room.last_seq and epoch == room.epoch:
-                return  # delivered already (often this process's own, answered by the store first)
-            try:
-                m = parse_entry(data)
-            except (ValueError, KeyError) as exc:
-                log.error("unreadable message on Redis: %s", exc)
-                return
-            self.run(hub.arrived(m, now))
+            self._stored(hub, chan, data, now)
         elif kind == b"p ":
             _, process, event, who = data.decode().split(" ", 3)
             if process != self.process:  # this process announced its own already
@@ -240,6 +232,22 @@ class RedisBroker:
             self.run([Send((int(cid),), frame)])
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
+
+    def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
+        """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""
+        room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
+        seq, epoch = _position(data[data.rfind(b"\n") + 1 :])
+        if room is not None and seq <= room.last_seq and epoch == room.epoch:
+            return  # delivered already (often this process's own, answered by the store first)
+        effects: list[Effect] = []
+        for entry in data.split(b"\n"):
+            try:
+                m = parse_entry(entry)
+            except (ValueError, KeyError) as exc:
+                log.error("unreadable message on Redis: %s", exc)
+                continue
+            effects += hub.arrived(m, now)
+        self.run(effects)
 
     # -- publishing
 

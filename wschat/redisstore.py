@@ -12,9 +12,11 @@ Every process that names the same Redis shares this history. Keys (prefix `wscha
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
 stored copy's id, seq and epoch, `Message.duplicate`), take the next seq from the meta hash (a
 lost room, meta and stream gone while the process knew seqs, gets a new epoch), take an id,
-XADD, remember the id, PUBLISH to the room's channel. One writer task sends what queued up
-meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each
-in turn), so a burst costs a few round trips and redis-py's per-command cost once per batch.
+XADD, remember the id; then each room's new entries are published together, one PUBLISH per
+room and call (entries joined by newlines). One writer task sends what queued up meanwhile, in
+order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each in turn), packed
+in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round trips, and
+each process reads one pub/sub message per room and batch rather than one per message.
 The store writes the id, seq and epoch into each `Message` before calling `done(None)`;
 `done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that did run
 is then recognised as a repeat).
@@ -59,12 +61,14 @@ from wschat.records import (
     Snapshot,
 )
 from wschat.redisnames import RedisNames
+from wschat.redisscript import ScriptCall
 from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
 
 PREFIX = "wschat:"
 SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
+ROOM_KEYS_KEPT = 10_000  # rooms whose key names the writer keeps made
 EVENTS_SEEN = 500  # entries after a message read alone whose events are folded into it
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
@@ -75,9 +79,13 @@ POOL_WAIT = 10.0  # seconds a command may wait for a free connection
 # KEYS: next_id, rooms, then per message: meta, stream, sent (or "" without a client_msg_id)
 # ARGV: retention, sent TTL, a fresh epoch, then per message: body, the room's epoch as the
 #       process knows it, the last seq it knows, channel, room name
+# Each room's meta hash is read once per call and written once at its end, with one ZADD and
+# one PUBLISH per room (its new entries joined by newlines: orjson escapes every newline inside
+# the JSON), in seq order; per message only the client_msg_id check, INCR, XADD and SET remain.
 # Returns per message: 1 and the stored copy's "id seq epoch" for a repeat, else 0 and the new.
 APPEND_LUA = """
 local out = {}
+local rooms, order = {}, {}
 for i = 0, (#KEYS - 2) / 3 - 1 do
   local meta, stream, sent = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
   local a = 4 + 5 * i
@@ -87,23 +95,37 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
     out[#out + 1] = 1
     out[#out + 1] = hit
   else
-    local e = redis.call('HGET', meta, 'e')
-    if not e then
-      e = ARGV[a + 1]
-      -- the room had history (the process knew seqs) and Redis lost it: a new epoch
-      if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then e = ARGV[3] end
-      redis.call('HSET', meta, 'e', e)
+    local r = rooms[meta]
+    if not r then
+      local m = redis.call('HMGET', meta, 'e', 's')
+      r = {e = m[1], s = tonumber(m[2]) or 0, new = {}, chan = ARGV[a + 3], name = ARGV[a + 4]}
+      if not r.e then
+        r.e = ARGV[a + 1]
+        -- the room had history (the process knew seqs) and Redis lost it: a new epoch
+        if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then r.e = ARGV[3] end
+        redis.call('HSET', meta, 'e', r.e)
+      end
+      rooms[meta] = r
+      order[#order + 1] = meta
     end
-    local seq = redis.call('HINCRBY', meta, 's', 1)
+    r.s = r.s + 1
     local id = redis.call('INCR', KEYS[1])
-    local head = id .. ' ' .. seq .. ' ' .. e
+    r.id = id
+    local head = id .. ' ' .. r.s .. ' ' .. r.e
     local entry = 'm ' .. head .. ' ' .. ARGV[a]
-    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], seq .. '-1', 'm', entry)
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], r.s .. '-1', 'm', entry)
     if sent ~= '' then redis.call('SET', sent, head, 'EX', ARGV[2]) end
-    redis.call('ZADD', KEYS[2], id, ARGV[a + 4])
-    redis.call('PUBLISH', ARGV[a + 3], entry)
+    r.new[#r.new + 1] = entry
     out[#out + 1] = 0
     out[#out + 1] = head
+  end
+end
+for _, meta in ipairs(order) do
+  local r = rooms[meta]
+  if r.id then
+    redis.call('HSET', meta, 's', r.s)
+    redis.call('ZADD', KEYS[2], r.id, r.name)
+    redis.call('PUBLISH', r.chan, table.concat(r.new, '\\n'))
   end
 end
 return out
@@ -224,7 +246,8 @@ class RedisStore(Store):
         self.cap = history_cap
         self.window = window
         self.client = connect(url)
-        self.script = self.client.register_script(APPEND_LUA)
+        self.script = ScriptCall(self.client, APPEND_LUA)
+        self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
         self.names = RedisNames(self.client, self.process)
         self.accounts = AccountStore(accounts_db, notify)
         self.tasks: set[asyncio.Task] = set()
@@ -307,15 +330,21 @@ class RedisStore(Store):
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
+        room_keys = self.room_keys
         for start in range(0, len(messages), SCRIPT_BATCH):
             chunk = messages[start : start + SCRIPT_BATCH]
             keys = [PREFIX + "next_id", PREFIX + "rooms"]
             args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
             for m in chunk:
-                cmid = m.client_msg_id
-                keys += [meta_key(m.room), stream_key(m.room), sent_key(m.user_key, cmid) if cmid else ""]
-                args += [body(m), m.epoch, m.seq, channel(m.room), m.room]
-            results = await self.script(keys=keys, args=args)
+                cmid, room = m.client_msg_id, m.room
+                rk = room_keys.get(room)
+                if rk is None:
+                    if len(room_keys) > ROOM_KEYS_KEPT:
+                        room_keys.clear()
+                    rk = room_keys[room] = (meta_key(room), stream_key(room), channel(room))
+                keys += (rk[0], rk[1], sent_key(m.user_key, cmid) if cmid else "")
+                args += (body(m), m.epoch, m.seq, rk[2], room)
+            results = await self.script(keys, args)
             for i, m in enumerate(chunk):
                 mid, seq, epoch = results[2 * i + 1].split(b" ")
                 m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
@@ -392,5 +421,6 @@ class RedisStore(Store):
             await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
         if self.writer is not None:
             self.writer.cancel()
+        await self.script.aclose()
         await self.client.aclose(close_connection_pool=True)
         await asyncio.to_thread(self.accounts.close)
