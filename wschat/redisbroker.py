@@ -13,7 +13,8 @@ room's channel, both text (never pickle):
   the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
   lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
   (name -> process), read after each subscription (`Hub.remote_members`). Every process keeps
-  `wschat:alive:<process>` alive (TTL 30 s, refreshed every 10 s); one whose key expired has
+  `wschat:alive:<process>` alive (TTL `--redis-ttl`, 30 s by default, refreshed every third of
+  it); one whose key expired has
   died: its users leave every room (`Hub.process_gone`) and the hashes forget them.
 
 `publish` delivers to this process's members only: frames are built where they are delivered.
@@ -49,8 +50,6 @@ from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect
 
 log = logging.getLogger("wschat.redisbroker")
 
-ALIVE_TTL = 30
-HEARTBEAT = 10.0
 HDEL_IF_LUA = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
@@ -104,7 +103,7 @@ class RedisBroker:
 
     async def start(self) -> None:
         """Subscribe to this process's channel; then read and publish in tasks of their own."""
-        await self.client.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+        await self.client.set(alive_key(self.process), 1, ex=self.store.ttl)
         self.pubsub = await self._subscribe_all()
         self.connected = True
         self._spawn(self._read_loop())
@@ -273,12 +272,12 @@ class RedisBroker:
     async def _heartbeat(self) -> None:
         """Keep this process alive in Redis; notice the processes that died."""
         while True:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(self.store.ttl / 3)
             hub = self.hub
             processes = sorted({p for r in hub.rooms.values() for p in r.remote.values()} if hub else ())
             try:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+                pipe.set(alive_key(self.process), 1, ex=self.store.ttl)
                 for process in processes:
                     pipe.exists(alive_key(process))
                 _, *alive = await pipe.execute()

@@ -60,7 +60,7 @@ from wschat.records import (
     RoomState,
     Snapshot,
 )
-from wschat.redisnames import RedisNames
+from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisscript import ScriptCall
 from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
 
@@ -239,6 +239,7 @@ class RedisStore(Store):
         history_cap: int = 10_000,
         window: int = 1000,
         accounts_db: str = ":memory:",
+        ttl: int = NAME_TTL,
     ) -> None:
         self.url = url
         self.process = process or secrets.token_hex(6)  # this process, for names and private messages
@@ -248,7 +249,8 @@ class RedisStore(Store):
         self.client = connect(url)
         self.script = ScriptCall(self.client, APPEND_LUA)
         self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
-        self.names = RedisNames(self.client, self.process)
+        self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
+        self.names = RedisNames(self.client, self.process, ttl)
         self.accounts = AccountStore(accounts_db, notify)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
