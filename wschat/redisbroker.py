@@ -30,6 +30,11 @@ Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a pri
 for one of its connections, `Forward`) and `t <connection>` (that session was taken over on
 another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
 `wschat.redisnames`); `release` frees one there.
+
+`wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
+registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
+password change (their connections here close, `wschat.features.accounts.sessions_ended`).
+Bans need no message: every process re-reads moderation from Redis every two seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
+from wschat.features import accounts
 from wschat.hub import Hub
+from wschat.redisaccounts import NEWS
 from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
 
 log = logging.getLogger("wschat.redisbroker")
@@ -65,6 +72,9 @@ def alive_key(process: str) -> str:
 
 
 Run = Callable[[list[Effect]], None]
+
+
+NEWS_CHANNEL = NEWS.encode()
 
 
 def _position(entry: bytes) -> tuple[int, str]:
@@ -181,7 +191,7 @@ class RedisBroker:
     async def _subscribe_all(self) -> PubSub:
         pubsub = self.reader.pubsub()
         try:
-            await pubsub.subscribe(self.own_channel, *(channel(r) for r in self.members))
+            await pubsub.subscribe(self.own_channel, NEWS, *(channel(r) for r in self.members))
         except BaseException:
             await pubsub.aclose()
             raise
@@ -219,7 +229,9 @@ class RedisBroker:
         if hub is None:
             return
         kind, now = data[:2], time.time()
-        if kind == b"m ":
+        if chan == NEWS_CHANNEL:
+            self._news(hub, data.decode(), now)
+        elif kind == b"m ":
             self._stored(hub, chan, data, now)
         elif kind == b"p ":
             _, process, event, who = data.decode().split(" ", 3)
@@ -231,6 +243,17 @@ class RedisBroker:
             self.run([Send((int(cid),), frame)])
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
+
+    def _news(self, hub: Hub, news: str, now: float) -> None:
+        """What another process did to accounts (wschat.redisaccounts): act on it here too."""
+        kind, process, rest = news.split(" ", 2)
+        if process == self.process:
+            return  # done here already
+        if kind == "a":
+            accounts.registered_elsewhere(hub, rest)
+        elif kind in ("x", "X"):
+            key, session_id = rest.rsplit(" ", 1)
+            self.run(accounts.sessions_ended(hub, key, session_id, all_but=kind == "X"))
 
     def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
         """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
@@ -44,7 +43,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
-from wschat.accountstore import AccountStore
 from wschat.features import fold
 from wschat.records import (
     Append,
@@ -60,9 +58,10 @@ from wschat.records import (
     RoomState,
     Snapshot,
 )
+from wschat.redisaccounts import RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisscript import ScriptCall
-from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
+from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
 
@@ -226,7 +225,7 @@ class RedisStore(Store):
         ClaimName: "claim_name",
         FindUser: "find_user",
         Forward: "forward",
-        # accounts stay in this host's SQLite database (shared by its processes)
+        # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
@@ -238,7 +237,6 @@ class RedisStore(Store):
         process: str = "",
         history_cap: int = 10_000,
         window: int = 1000,
-        accounts_db: str = ":memory:",
         ttl: int = NAME_TTL,
     ) -> None:
         self.url = url
@@ -251,7 +249,7 @@ class RedisStore(Store):
         self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
-        self.accounts = AccountStore(accounts_db, notify)
+        self.accounts = RedisAccounts(self.client, notify, self.process)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
@@ -271,15 +269,11 @@ class RedisStore(Store):
                 snap.rooms["general"] = general
             recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
             snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
+            snap.accounts = await self.accounts.names()
+            # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
+            snap.moderation = await self.accounts.moderation(time.time())
         except (RedisError, OSError) as exc:
             raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
-        try:  # accounts stay in this host's SQLite database
-            snap.accounts = await asyncio.to_thread(self.accounts.open)
-            snap.sent_ids += await asyncio.to_thread(self.accounts.sent_ids, SENT_IDS_LOADED)
-            # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
-            snap.moderation = await asyncio.to_thread(self.accounts.moderation, time.time())
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"Cannot use the accounts database {self.accounts.path}: {exc}") from None
         return snap
 
     # -- commands
@@ -350,6 +344,10 @@ class RedisStore(Store):
             for i, m in enumerate(chunk):
                 mid, seq, epoch = results[2 * i + 1].split(b" ")
                 m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
+
+    def account(self, command: Command, done: Done) -> None:
+        """An accounts, private-message or moderation command, run against Redis."""
+        self._run(done, self.accounts.work(command), type(command).__name__)
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._run(done, self._room_state(command.room), f"loading #{command.room}")
@@ -425,4 +423,4 @@ class RedisStore(Store):
             self.writer.cancel()
         await self.script.aclose()
         await self.client.aclose(close_connection_pool=True)
-        await asyncio.to_thread(self.accounts.close)
+        await asyncio.to_thread(self.accounts.close)  # its hashing thread
