@@ -35,6 +35,8 @@ another process: `Hub.taken_over`). Names are claimed through the store (`names_
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
 password change (their connections here close, `wschat.features.accounts.sessions_ended`).
 Bans need no message: every process re-reads moderation from Redis every two seconds.
+`wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
+`live.remote_read` keeps it, tells the user's connections here and a small room's members.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts
+from wschat.features import accounts, live
 from wschat.hub import Hub
 from wschat.redisaccounts import NEWS
+from wschat.redisreads import READS
+from wschat.redisreads import parse as parse_read
 from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
 
 log = logging.getLogger("wschat.redisbroker")
@@ -75,6 +79,7 @@ Run = Callable[[list[Effect]], None]
 
 
 NEWS_CHANNEL = NEWS.encode()
+READS_CHANNEL = READS.encode()
 
 
 def _position(entry: bytes) -> tuple[int, str]:
@@ -191,7 +196,7 @@ class RedisBroker:
     async def _subscribe_all(self) -> PubSub:
         pubsub = self.reader.pubsub()
         try:
-            await pubsub.subscribe(self.own_channel, NEWS, *(channel(r) for r in self.members))
+            await pubsub.subscribe(self.own_channel, NEWS, READS, *(channel(r) for r in self.members))
         except BaseException:
             await pubsub.aclose()
             raise
@@ -231,6 +236,10 @@ class RedisBroker:
         kind, now = data[:2], time.time()
         if chan == NEWS_CHANNEL:
             self._news(hub, data.decode(), now)
+        elif chan == READS_CHANNEL:
+            process, key, room, seq, private = parse_read(data)
+            if process != self.process:  # this process shared its own already
+                self.run(live.remote_read(hub, key, room, seq, private))
         elif kind == b"m ":
             self._stored(hub, chan, data, now)
         elif kind == b"p ":

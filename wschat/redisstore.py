@@ -56,11 +56,13 @@ from wschat.records import (
     ReadPage,
     ReadRange,
     RoomState,
+    SaveReads,
     Snapshot,
 )
 from wschat.redisaccounts import RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
-from wschat.redisscript import ScriptCall
+from wschat.redisreads import RedisReads
+from wschat.redisscript import APPEND_LUA, ScriptCall
 from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
@@ -73,62 +75,6 @@ SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends wi
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
 MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
 POOL_WAIT = 10.0  # seconds a command may wait for a free connection
-
-# One call stores a batch, the same atomic step for each message in turn:
-# KEYS: next_id, rooms, then per message: meta, stream, sent (or "" without a client_msg_id)
-# ARGV: retention, sent TTL, a fresh epoch, then per message: body, the room's epoch as the
-#       process knows it, the last seq it knows, channel, room name
-# Each room's meta hash is read once per call and written once at its end, with one ZADD and
-# one PUBLISH per room (its new entries joined by newlines: orjson escapes every newline inside
-# the JSON), in seq order; per message only the client_msg_id check, INCR, XADD and SET remain.
-# Returns per message: 1 and the stored copy's "id seq epoch" for a repeat, else 0 and the new.
-APPEND_LUA = """
-local out = {}
-local rooms, order = {}, {}
-for i = 0, (#KEYS - 2) / 3 - 1 do
-  local meta, stream, sent = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local a = 4 + 5 * i
-  local hit = false
-  if sent ~= '' then hit = redis.call('GET', sent) end
-  if hit then
-    out[#out + 1] = 1
-    out[#out + 1] = hit
-  else
-    local r = rooms[meta]
-    if not r then
-      local m = redis.call('HMGET', meta, 'e', 's')
-      r = {e = m[1], s = tonumber(m[2]) or 0, new = {}, chan = ARGV[a + 3], name = ARGV[a + 4]}
-      if not r.e then
-        r.e = ARGV[a + 1]
-        -- the room had history (the process knew seqs) and Redis lost it: a new epoch
-        if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then r.e = ARGV[3] end
-        redis.call('HSET', meta, 'e', r.e)
-      end
-      rooms[meta] = r
-      order[#order + 1] = meta
-    end
-    r.s = r.s + 1
-    local id = redis.call('INCR', KEYS[1])
-    r.id = id
-    local head = id .. ' ' .. r.s .. ' ' .. r.e
-    local entry = 'm ' .. head .. ' ' .. ARGV[a]
-    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], r.s .. '-1', 'm', entry)
-    if sent ~= '' then redis.call('SET', sent, head, 'EX', ARGV[2]) end
-    r.new[#r.new + 1] = entry
-    out[#out + 1] = 0
-    out[#out + 1] = head
-  end
-end
-for _, meta in ipairs(order) do
-  local r = rooms[meta]
-  if r.id then
-    redis.call('HSET', meta, 's', r.s)
-    redis.call('ZADD', KEYS[2], r.id, r.name)
-    redis.call('PUBLISH', r.chan, table.concat(r.new, '\\n'))
-  end
-end
-return out
-"""
 
 
 def meta_key(room: str) -> str:
@@ -225,6 +171,7 @@ class RedisStore(Store):
         ClaimName: "claim_name",
         FindUser: "find_user",
         Forward: "forward",
+        SaveReads: "save_reads",
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -249,6 +196,7 @@ class RedisStore(Store):
         self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
+        self.reads = RedisReads(self.client, self.process)
         self.accounts = RedisAccounts(self.client, notify, self.process)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
@@ -269,6 +217,7 @@ class RedisStore(Store):
                 snap.rooms["general"] = general
             recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
             snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
+            snap.read_positions = await self.reads.load()
             snap.accounts = await self.accounts.names()
             # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
             snap.moderation = await self.accounts.moderation(time.time())
@@ -348,6 +297,9 @@ class RedisStore(Store):
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
         self._run(done, self.accounts.work(command), type(command).__name__)
+
+    def save_reads(self, command: SaveReads, done: Done) -> None:
+        self._run(done, self.reads.save(command.positions), "saving read positions")
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._run(done, self._room_state(command.room), f"loading #{command.room}")

@@ -1,0 +1,41 @@
+"""Read positions under --redis: saved in Redis and shared with every process at once.
+
+Hubs on a real redis-server (tests/clusternode.py): a position saved on one process reaches the
+room's members on another as a `receipt` and is stored; the user who comes back through another
+process is given it there; a process started later loads it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from clusternode import Node
+from redisserver import RedisServer
+from test_redis_cluster import alice_and_bob
+
+
+async def test_a_read_position_is_shared_with_every_process_and_stored(redis_server: RedisServer) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    nodes = [a, b]
+    try:
+        await alice_and_bob(a, b)
+        for i in range(3):
+            a.send(1, {"type": "chat", "message": f"m{i}", "client_msg_id": f"c{i}"})
+        await b.wait(1, "chat", 3)
+        b.send(1, {"type": "read", "room": "general", "seq": 3})
+        await a.wait(1, "receipt", username="bob", seq=3, room="general")  # alice, on the other process
+        client = redis.Redis.from_url(redis_server.url)
+        assert client.hget("wschat:reads", "bob\ngeneral") == b"3 0"
+        client.close()
+        # bob leaves b and comes back through a: his position is given to him there
+        b.run(b.hub.disconnect(1, time.time()))
+        await a.wait(1, "user_leave", username="bob")
+        a.login(2, "bob")
+        await a.wait(2, "read_position", room="general", seq=3)
+        c = await Node.start(redis_server.url)  # a process started later loads what Redis holds
+        nodes.append(c)
+        assert c.hub.reads.get("bob", "general") == (3, False)
+    finally:
+        for node in nodes:
+            await node.stop()
