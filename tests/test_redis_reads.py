@@ -1,8 +1,8 @@
-"""Read positions under --redis: saved in Redis and shared with every process at once.
+"""Read positions and search under --redis, on hubs over a real redis-server (tests/clusternode.py).
 
-Hubs on a real redis-server (tests/clusternode.py): a position saved on one process reaches the
-room's members on another as a `receipt` and is stored; the user who comes back through another
-process is given it there; a process started later loads it.
+A position saved on one process reaches the room's members on another as a `receipt` and is
+stored; the user who comes back through another process is given it there; a process started
+later loads it. A search on one process finds what any process stored, edited or deleted.
 """
 
 from __future__ import annotations
@@ -39,3 +39,32 @@ async def test_a_read_position_is_shared_with_every_process_and_stored(redis_ser
     finally:
         for node in nodes:
             await node.stop()
+
+
+async def test_search_under_redis_finds_messages_stored_by_any_process_in_their_current_state(
+    redis_server: RedisServer,
+) -> None:
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        await alice_and_bob(a, b)
+        for i, text in enumerate(["the quick brown fox", "a quick résumé", "nothing here"]):
+            a.send(1, {"type": "chat", "message": text, "client_msg_id": f"s{i}"})
+        await a.wait(1, "ack", 3)
+        seqs = {f["client_msg_id"]: f["seq"] for f in a.frames(1, "ack")}
+        b.send(1, {"type": "search", "query": "QUICK"})  # on the other process; case ignored
+        await b.wait(1, "search_results")
+        found = b.frames(1, "search_results")[0]["results"]
+        assert [m["message"] for m in found] == ["a quick résumé", "the quick brown fox"]  # newest first
+        a.send(1, {"type": "delete", "room": "general", "target": seqs["s0"]})
+        a.send(1, {"type": "edit", "room": "general", "target": seqs["s2"], "message": "quick after all"})
+        await b.wait(1, "edit")
+        b.send(1, {"type": "search", "query": "quick"})
+        await b.wait(1, "search_results", 2)
+        found = b.frames(1, "search_results")[1]["results"]
+        assert [m["message"] for m in found] == ["quick after all", "a quick résumé"]  # deleted one gone
+        b.send(1, {"type": "search", "query": "resume"})  # accents ignored, as in one process
+        await b.wait(1, "search_results", 3)
+        assert [m["message"] for m in b.frames(1, "search_results")[2]["results"]] == ["a quick résumé"]
+    finally:
+        await a.stop()
+        await b.stop()

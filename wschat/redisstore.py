@@ -57,12 +57,14 @@ from wschat.records import (
     ReadRange,
     RoomState,
     SaveReads,
+    Search,
     Snapshot,
 )
 from wschat.redisaccounts import RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisreads import RedisReads
 from wschat.redisscript import APPEND_LUA, ScriptCall
+from wschat.redissearch import RedisSearch
 from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
@@ -172,6 +174,7 @@ class RedisStore(Store):
         FindUser: "find_user",
         Forward: "forward",
         SaveReads: "save_reads",
+        Search: "search",
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -197,6 +200,7 @@ class RedisStore(Store):
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
         self.reads = RedisReads(self.client, self.process)
+        self.searcher = RedisSearch(self._after, self._epoch, history_cap)
         self.accounts = RedisAccounts(self.client, notify, self.process)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
@@ -301,6 +305,15 @@ class RedisStore(Store):
     def save_reads(self, command: SaveReads, done: Done) -> None:
         self._run(done, self.reads.save(command.positions), "saving read positions")
 
+    def search(self, command: Search, done: Done) -> None:
+        self._run(done, self.searcher.search(command), "searching")
+
+    async def _after(self, room: str, after_seq: int, count: int) -> list[Message]:
+        return await self._range(ReadRange(room, after_seq, count))
+
+    async def _epoch(self, room: str) -> str:
+        return (await self.client.hget(meta_key(room), "e") or b"").decode()
+
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._run(done, self._room_state(command.room), f"loading #{command.room}")
 
@@ -374,5 +387,6 @@ class RedisStore(Store):
         if self.writer is not None:
             self.writer.cancel()
         await self.script.aclose()
+        await self.searcher.aclose()
         await self.client.aclose(close_connection_pool=True)
         await asyncio.to_thread(self.accounts.close)  # its hashing thread
