@@ -2,8 +2,8 @@
 
 A registration on one process is a registered name on the other; a device token made on one
 logs in on the other; a session revoked on one is gone on the other; a private message stored
-for an offline account on one is delivered at its log-in on the other; a ban given on one
-closes the banned user's connection on the other and refuses them there. A host that grows
+for an offline account on one is delivered at its log-in on the other; a kick or a ban given on
+one takes the user out on the other, and a ban refuses them there. A host that grows
 from SQLite to Redis brings its accounts, device sessions and stored private messages along.
 """
 
@@ -92,6 +92,17 @@ async def test_a_ban_given_on_one_process_closes_and_refuses_the_user_on_the_oth
         troll, made = await account(b.port, "register", "Troll", password=PASSWORD)
         assert made["type"] == "username_accepted", made
         clients += [op, troll]
+        # A kick given on a takes Troll (on b) out of the room, then off the server.
+        await op.send({"type": "kick", "username": "Troll", "room": "general", "reason": "calm down"})
+        told = await troll.expect("moderation", action="kick")
+        assert (told["by"], told["reason"]) == ("Op", "calm down")
+        await troll.expect("left", room="general")
+        await op.expect("moderation", action="kick", room="general")  # the room's event, on a
+        await op.send({"type": "kick", "username": "Troll", "reason": "out"})
+        assert await closed_with(troll) == 4002  # CLOSE_KICKED
+        troll, made = await account(b.port, "login", "Troll", password=PASSWORD)
+        assert made["type"] == "username_accepted", made  # a kick is not a ban
+        clients.append(troll)
         await op.send({"type": "ban", "username": "Troll", "reason": "spam"})
         await op.expect("moderation", action="ban")
         # b re-reads moderation from Redis (every 2 s) and closes Troll's connection.

@@ -27,9 +27,10 @@ published before the subscription took effect. The reader has no socket timeout 
 reconnect storms); `health_check_interval` pings the connection while it is idle.
 
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
-for one of its connections, `Forward`) and `t <connection>` (that session was taken over on
-another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
-`wschat.redisnames`); `release` frees one there.
+for one of its connections, `Forward`), `t <connection>` (that session was taken over on
+another process: `Hub.taken_over`) and `k <connection> <by>`, room and reason on lines of their
+own (a moderator elsewhere kicked it: `moderation.kicked_here`). Names are claimed through the
+store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
 
 `wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
@@ -52,7 +53,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts, live
+from wschat.features import accounts, live, moderation
 from wschat.hub import Hub
 from wschat.redisaccounts import NEWS
 from wschat.redisreads import READS
@@ -252,6 +253,10 @@ class RedisBroker:
             self.run([Send((int(cid),), frame)])
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
+        elif kind == b"k ":  # a moderator on another process kicked one of this process's connections
+            head, room, reason = data[2:].decode().split("\n", 2)
+            cid, by = head.split(" ", 1)
+            self.run(moderation.kicked_here(hub, int(cid), room, by, reason, now))
 
     def _news(self, hub: Hub, news: str, now: float) -> None:
         """What another process did to accounts (wschat.redisaccounts): act on it here too."""

@@ -1,32 +1,27 @@
-"""History in Redis (cluster mode): one atomic Lua step per room message, rooms as streams. I/O.
+"""The store in cluster mode: history in Redis, one atomic Lua step per room message. I/O.
 
 Every process that names the same Redis shares this history. Keys (prefix `wschat:`):
-
-- `room:<room>:meta`: a hash, `e` the room's epoch and `s` its last seq;
-- `room:<room>:stream`: its messages, entry id `<seq>-1`, trimmed to the retention (MAXLEN ~);
-- `sent:<len>:<user key>:<client_msg_id>`: "id seq epoch" of a stored message, for a day, so a
-  resend to any process is recognised;
-- `next_id` (message ids, cluster-wide), `epoch` (the history's), `rooms` (a sorted set of
-  rooms by their latest message id, for `list_rooms`).
+`room:<room>:meta` (a hash: `e` the room's epoch, `s` its last seq), `room:<room>:stream` (its
+messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:<client_msg_id>`
+("id seq epoch" of a stored message, for a day: a resend to any process is recognised),
+`next_id`, `epoch` (the history's) and `rooms` (rooms by their latest message id).
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
-stored copy's id, seq and epoch, `Message.duplicate`), take the next seq from the meta hash (a
-lost room, meta and stream gone while the process knew seqs, gets a new epoch), take an id,
-XADD, remember the id; then each room's new entries are published together, one PUBLISH per
-room and call (entries joined by newlines). One writer task sends what queued up meanwhile, in
-order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each in turn), packed
-in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round trips, and
-each process reads one pub/sub message per room and batch rather than one per message.
-The store writes the id, seq and epoch into each `Message` before calling `done(None)`;
-`done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that did run
-is then recognised as a repeat).
+stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
+stream gone while the process knew seqs, gets a new epoch), take an id, XADD, remember the id;
+then each room's new entries are published together, one PUBLISH per room and call. One writer
+task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call,
+packed in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round
+trips and each process reads one pub/sub message per room and batch. The id, seq and epoch are
+written into each `Message` before `done(None)`; `done(exc)` if Redis failed (the senders get
+`store_failed` and resend: a script that did run is then recognised as a repeat). What crosses
+Redis is text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
 
-What crosses Redis is text made here and by `orjson`, never pickle: an entry (and a published
-message) is `m <id> <seq> <epoch> <json>`, the JSON holding the message's other fields.
-
+The other commands go to their own modules: accounts, private messages and moderation
+(`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
+search (`wschat.redissearch`); `Forward` and `RemoteKick` reach another process's channel.
 Commands run on the event loop (redis-py's asyncio client) with a socket timeout, so a Redis
-that stopped answering turns sends into `store_failed` instead of hanging them. Results reach
-the hub through `notify`, like every store's.
+that stopped answering turns them into `store_failed` instead of hanging them.
 """
 
 from __future__ import annotations
@@ -44,6 +39,7 @@ from redis.exceptions import RedisError
 
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.features import fold
+from wschat.features.mod_records import RemoteKick
 from wschat.records import (
     Append,
     ClaimName,
@@ -175,6 +171,7 @@ class RedisStore(Store):
         Forward: "forward",
         SaveReads: "save_reads",
         Search: "search",
+        RemoteKick: "remote_kick",
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -359,11 +356,17 @@ class RedisStore(Store):
         self._run(done, self.names.find(command), f"finding {command.key}")
 
     def forward(self, command: Forward, done: Done) -> None:
-        self._run(done, self._forward(command), "forwarding a private message")
+        data = b"d " + str(command.cid).encode() + b" " + command.data
+        self._run(done, self._to_process(command.process, data), "forwarding a private message")
 
-    async def _forward(self, c: Forward) -> bool:
-        data = b"d " + str(c.cid).encode() + b" " + c.data
-        return bool(await self.client.publish(process_channel(c.process), data))
+    def remote_kick(self, command: RemoteKick, done: Done) -> None:
+        c = command
+        data = f"k {c.cid} {c.by}\n{c.room}\n{c.reason}".encode()
+        self._run(done, self._to_process(c.process, data), "kicking on another process")
+
+    async def _to_process(self, process: str, data: bytes) -> bool:
+        """Publish on a process's own channel; whether it is there (subscribed)."""
+        return bool(await self.client.publish(process_channel(process), data))
 
     async def ping(self) -> bool:
         """Whether Redis answers now (for /healthz)."""
