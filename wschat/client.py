@@ -6,9 +6,10 @@ those events look: escaping, colour, layout), `wschat.commands` (parsing, backof
 `wschat.lineedit` (the line being typed). This module only moves events between them and the
 outside world:
 
-- the connection loop connects (`wschat.reach`: trust in the certificate, failures that are
-  final), feeds every frame to `ClientState.frame()`, sends what `ClientState.pump()` says is
-  due, and on loss waits out the backoff schedule;
+- the connection loop (`wschat.clientconn`, a part of `App`) connects (`wschat.reach`: trust
+  in the certificate, failures that are final), feeds every frame to `ClientState.frame()`,
+  and on loss waits out the backoff schedule; `App.pump` sends what `ClientState.pump()` says
+  is due;
 - the input loop reads lines (`wschat.console`) and feeds them to `ClientState.line()`;
 - `App.run()` ends on /quit, end of input, Ctrl+C or a fatal answer, flushing the outbox first
   (bounded by --flush-timeout) except after Ctrl+C.
@@ -28,15 +29,14 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from wschat import clientjobs
 from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE, parse_args, script_problem
 from wschat.clientauth import PasswordUnavailable, TokenFile, device_label, password_for, tokens_for
+from wschat.clientconn import ConnectionLoop
 from wschat.clientframes import SaveToken
-from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect, Job, QuitRequested, Send, Show, Stop
-from wschat.commands import backoff
+from wschat.clientstate import ClientState, Effect, Job, QuitRequested, Send, Show, Stop
 from wschat.console import (
     Console,
     NoAddress,
@@ -48,19 +48,17 @@ from wschat.console import (
     unicode_ok,
 )
 from wschat.display import Display, Notice, Revised
-from wschat.protocol import CLOSE_SESSION_ENDED
-from wschat.reach import Connector, GiveUp, connect_error
-from wschat.render import Renderer, Style, color_enabled, escape, links_enabled, seconds
+from wschat.reach import Connector, connect_error
+from wschat.render import Renderer, Style, color_enabled, escape, links_enabled
 from wschat.trust import KnownServersError
 from wschat.trustio import Trust, TrustSetupError, trust_for
 
 __all__ = ["App", "connect_error", "main", "parse_args", "run_client"]
 
 BANNER = "Welcome to WebSocket Chat!\n" + "=" * 40
-NORMAL_CLOSE = (1000, 1001, 1006)  # closes that need no explanation beyond "connection lost"
 
 
-class App:
+class App(ConnectionLoop):
     def __init__(
         self,
         opts: argparse.Namespace,
@@ -272,104 +270,9 @@ class App:
             if self.quitting.is_set():  # lines after /quit are not for us
                 return
 
-    async def connection_loop(self) -> None:
-        st = self.state
-        delays, attempt = backoff(), 0
-        await self.until(lambda: not st.naming, float("inf"))
-        if st.interactive:  # a script needs no progress report
-            self.say(f"Connecting to {self.address.display}...")
-        while True:
-            await self.until(lambda: not st.naming, float("inf"))
-            try:
-                ws = await self.connector.open()
-            except GiveUp as exc:  # retrying cannot help, and must not wear the user down
-                self.give_up(exc.status, str(exc))
-                return
-            except Exception as exc:  # any other way of failing to connect is reported, then retried
-                attempt += 1
-                delay = next(delays)
-                reason = connect_error(exc, self.address.url.startswith("wss:"))
-                self.say(
-                    f"Cannot reach {self.address.display}: {reason} - reconnecting in {seconds(delay)} "
-                    f"(attempt {attempt})",
-                    "offline",
-                )
-                await asyncio.sleep(delay)
-                continue
-            logins = st.logins
-            await self.session(ws)
-            if st.logins > logins:  # it worked for a while: start the schedule again
-                delays, attempt = backoff(), 0
-            if not self.after_close(ws.close_code or 1006, ws.close_reason or ""):
-                return
-            if st.naming:  # the server gave up waiting for a name: reconnect once one is typed
-                continue
-            attempt += 1
-            delay = next(delays)
-            self.say(f"Connection lost - reconnecting in {seconds(delay)} (attempt {attempt})", "offline")
-            await asyncio.sleep(delay)
-
-    def after_close(self, code: int, reason: str) -> bool:
-        """Explain an unusual close; False if reconnecting would be wrong."""
-        if code == CLOSE_TAKEOVER:
-            self.give_up(1, "Another connection logged in with this name and took over; not reconnecting.")
-            return False
-        if code == CLOSE_SESSION_ENDED:  # revoked, or the password changed on another device
-            if self.tokens is not None:
-                self.tokens.save(None)
-            again = f"run again with --login {self.state.name} to type your password"
-            self.give_up(1, f"This device's session was ended (revoked, or the password changed); {again}.")
-            return False
-        if code not in NORMAL_CLOSE and reason:
-            self.say(f"The server closed the connection: {reason}", "offline")
-        return True
-
     def give_up(self, status: int, sentence: str) -> None:
         self.status, self.final = status, sentence
         self.request_quit(hurry=True)
-
-    async def session(self, ws: ClientConnection) -> None:
-        """One connection, from open to close."""
-        self.ws, self.outq = ws, asyncio.Queue()
-        writer = asyncio.create_task(self._writer(ws, self.outq))
-        self.state.opened(self.loop.time())
-        self.apply([])
-        try:
-            async for raw in ws:
-                self.on_raw(raw)
-        except ConnectionClosed:
-            pass
-        finally:
-            writer.cancel()
-            self.ws = self.outq = None
-            self.state.closed()
-            self.apply([])
-            if self.quitting.is_set():
-                with contextlib.suppress(Exception):
-                    await ws.close()
-
-    async def _writer(self, ws: ClientConnection, q: asyncio.Queue[str]) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await ws.send(await q.get())
-
-    def on_raw(self, raw: str | bytes) -> None:
-        if isinstance(raw, bytes):
-            return
-        try:
-            frame = json.loads(raw)
-        except ValueError:
-            self.say("The server sent something that is not JSON; ignored.", "error")
-            return
-        if not isinstance(frame, dict):
-            return
-        try:
-            effects = self.state.frame(frame, self.loop.time())
-        except Exception as exc:  # a frame we cannot show must not end the chat
-            kind = escape(frame.get("type"))
-            self.say(f"Could not show a '{kind}' frame: {escape(exc)}", "error")
-            return
-        self.apply(effects)
 
 
 async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:

@@ -17,7 +17,7 @@ per message:
   failed with 1008 (websockets answers each ping, which costs as much as a message).
 - Until the opening handshake is done, only the request's head goes to websockets; bytes after
   it (a second pipelined HTTP request, frames sent too early) wait for the handshake to finish
-  and are dropped if it ends in an HTTP response.
+  and are dropped if it ends in an HTTP response (`wschat.handshake`, a part of the class).
 
 Sending bypasses websockets too: `ws_frame` builds an unmasked server frame that the owner writes
 to the transport itself (websockets still handles the handshake, pings, pongs and closing).
@@ -29,23 +29,17 @@ import struct
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode, apply_mask
-from websockets.http11 import Request
 from websockets.protocol import Protocol as WSProtocol
 from websockets.protocol import State
 
+from wschat.handshake import Handshake
 from wschat.ratelimit import TokenBucket
 
 PING_FRAME = b"\x89\x00"
 MAX_FRAGMENTS = 1000  # pieces of one fragmented message
-MAX_EARLY_BYTES = 65536  # bytes kept that arrive after the handshake request, before the answer
 # Pings and pongs a connection may send: a keepalive needs one every few seconds at most.
 CONTROL_RATE, CONTROL_BURST = 2.0, 30.0
-# Replaces a connection's handshake request once it is no longer needed: its headers cost
-# about 3 KB a connection, which matters at 10,000 idle connections.
-_HANDSHAKE_DONE = Request("/", Headers())
-_HEAD_END = b"\r\n\r\n"
 
 
 class Owner(Protocol):
@@ -93,7 +87,7 @@ def ws_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
-class ChatConnection(ServerConnection):
+class ChatConnection(ServerConnection, Handshake):
     """A websockets connection whose complete data frames go straight to its owner."""
 
     def __init__(self, owner: Owner, *args: Any, **kwargs: Any) -> None:
@@ -120,10 +114,6 @@ class ChatConnection(ServerConnection):
     held = b""  # input not parsed yet, kept while paused
     held_frames: list[tuple[Opcode, bytes]] | None = None  # parsed by websockets, kept while paused
     control: TokenBucket | None = None  # pings and pongs
-    head_done = False  # the handshake request's head has gone to websockets
-    request_line_seen = False  # the request line was looked at for a take-over
-    head_tail = b""  # the last bytes of the request head so far, to find its end across reads
-    early = b""  # bytes after the request head, before the handshake is answered
     half_open = False  # counted as a connection still in its handshake
     name = ""  # the name the chat accepted, for the log
     drop_reason = ""  # why the server cut the connection off without a close frame
@@ -190,57 +180,6 @@ class ChatConnection(ServerConnection):
     def _enforce_close_deadline(self) -> None:
         if self.protocol.state is not State.CLOSED:
             self.transport.abort()
-
-    # -- the handshake
-
-    def _request_head(self, data: bytes) -> bytes:
-        """The part of `data` that belongs to the handshake request's head; keep the rest.
-
-        websockets parses whatever follows the request as frames even before it has answered
-        it, and a second pipelined HTTP request there ends in an AssertionError inside
-        websockets. A client must wait for the answer before it sends more (RFC 6455 4.1).
-        """
-        if self.head_done:
-            if len(self.early) + len(data) <= MAX_EARLY_BYTES:
-                self.early += data
-            return b""
-        seen = self.head_tail + data
-        end = seen.find(_HEAD_END)
-        if end < 0:
-            self.head_tail = seen[-3:]
-            return data
-        cut = end + len(_HEAD_END) - len(self.head_tail)
-        self.head_done, self.head_tail = True, b""
-        self.early = data[cut : cut + MAX_EARLY_BYTES]
-        return data[:cut]
-
-    def _take_over(self, data: bytes) -> bool:
-        """Give the connection to the owner's protocol for this request (see `Owner.take_over`)."""
-        self.request_line_seen = True
-        line, sep, _ = data.partition(b"\r\n")
-        parts = line.split(b" ")
-        if not sep or len(parts) != 3 or parts[0] not in (b"GET", b"HEAD"):
-            return False
-        proto = self.owner.take_over(self, parts[0].decode(), parts[1].decode("latin-1"))
-        if proto is None:
-            return False
-        transport, self.transport = self.transport, _Detached(self.transport)
-        self.closing = True
-        transport.set_protocol(proto)
-        proto.connection_made(transport)
-        # websockets' handshake waits for a request it will never see: end it now (it then
-        # aborts `self.transport`, the detached stand-in, and forgets the connection)
-        if not self.request_rcvd.done():
-            self.request_rcvd.set_result(None)
-        return True
-
-    def handshake_done(self) -> None:
-        """The connection is open: forget the request, parse what the client sent meanwhile."""
-        self.request = _HANDSHAKE_DONE
-        self.response = None
-        early, self.early = self.early, b""
-        if early and self.protocol.state is State.OPEN:
-            self.data_received(early)
 
     # -- the fast frame path
 
@@ -436,26 +375,3 @@ class ChatConnection(ServerConnection):
 
     def is_closed(self) -> bool:
         return self.protocol.state is State.CLOSED
-
-
-class _Detached:
-    """What websockets holds as the transport of a connection taken over: it does nothing."""
-
-    def __init__(self, real: Any) -> None:
-        self.get_extra_info = real.get_extra_info
-
-    def abort(self) -> None:
-        pass
-
-    close = abort
-    pause_reading = abort
-    resume_reading = abort
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return True
-
-    def get_write_buffer_size(self) -> int:
-        return 0
