@@ -153,7 +153,7 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
             hub.broker.release(key, cid)
         return []
     s.claiming = False
-    if isinstance(result, BaseException) or result.status != "ok":
+    if (isinstance(result, BaseException) or result.status != "ok") and not s.name:
         s.account, s.session_id = False, ""  # no name: not logged in as anyone
     if isinstance(result, BaseException):
         text = "The server could not check that name (its storage is unreachable); try again shortly."
