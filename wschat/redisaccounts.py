@@ -117,9 +117,11 @@ class RedisAccounts:
     async def moderation(self, now: float) -> ModState:
         return await self.mod.read(now)
 
-    def work(self, command: Any) -> Coroutine[Any, Any, Any]:
-        """The coroutine that carries out `command` (the store runs it and reports Redis errors)."""
-        return self.methods[type(command).__name__](command)
+    def work(self, command: Any) -> Coroutine[Any, Any, Any] | None:
+        """The coroutine that carries out `command` (the store runs it and reports Redis errors);
+        None for a command this store does not know."""
+        method = self.methods.get(type(command).__name__)
+        return None if method is None else method(command)
 
     def close(self) -> None:
         self.hashing.shutdown(wait=True)

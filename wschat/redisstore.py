@@ -297,7 +297,11 @@ class RedisStore(Store):
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
-        self._run(done, self.accounts.work(command), type(command).__name__)
+        work = self.accounts.work(command)
+        if work is None:
+            self.notify(done, TypeError(f"the Redis store cannot execute {type(command).__name__}"))
+            return
+        self._run(done, work, type(command).__name__)
 
     def save_reads(self, command: SaveReads, done: Done) -> None:
         self._run(done, self.reads.save(command.positions), "saving read positions")
