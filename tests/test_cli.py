@@ -36,6 +36,7 @@ NUMERIC = [
     ("--daily-upload-mb", ["-1", "x"]),
     ("--media-quota", ["0", "inf"]),
     ("--workers", ["0", "two"]),
+    ("--redis-ttl", ["2", "x"]),
 ]
 
 
