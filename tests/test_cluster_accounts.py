@@ -153,6 +153,9 @@ async def test_accounts_of_a_host_that_grows_to_redis_come_along(
         token, session_id = made["session_token"], made["session_id"]
         bob, _ = await account(alone.port, "register", "Bob", password=PASSWORD)
         await bob.close()
+        eve, _ = await account(alone.port, "register", "Eve", password=PASSWORD)
+        await eve.close()
+        await admin(db, "ban", "Eve", "--reason", "spam")  # moderation comes along too
         await alice.send({"type": "private", "to": "Bob", "message": "kept", "client_msg_id": "k1"})
         assert (await alice.expect("ack", client_msg_id="k1")).get("stored") is True
         await alice.close()
@@ -169,5 +172,7 @@ async def test_accounts_of_a_host_that_grows_to_redis_come_along(
         await bob.close()
         _, refused = await account(grown.port, "set_username", "alice")
         assert refused["code"] == "name_registered"
+        _, refused = await account(grown.port, "login", "Eve", password=PASSWORD)
+        assert refused["code"] == "banned" and "spam" in refused["message"]
     finally:
         await grown.astop()
