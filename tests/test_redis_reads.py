@@ -68,3 +68,23 @@ async def test_search_under_redis_finds_messages_stored_by_any_process_in_their_
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_after_a_pubsub_reconnect_missed_registrations_and_positions_are_read_again(
+    redis_server: RedisServer,
+) -> None:
+    """Pub/sub is at most once: what was published while a process was disconnected (simulated
+    here by writing Redis directly) is read from Redis when its subscriber reconnects."""
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        await alice_and_bob(a, b)
+        client.zadd("wschat:accounts", {"Zed": 1.0})  # registered while nobody listened
+        client.hset("wschat:reads", "bob\ngeneral", "7 0")  # a position saved likewise
+        client.client_kill_filter(_type="pubsub")
+        await a.wait(1, "receipt", username="bob", seq=7)  # alice, on a, learns it after the reconnect
+        assert a.hub.accounts.registered.get("zed") == "Zed"  # read in the same refresh, before it
+    finally:
+        client.close()
+        await a.stop()
+        await b.stop()

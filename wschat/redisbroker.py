@@ -38,6 +38,8 @@ password change (their connections here close, `wschat.features.accounts.session
 Bans need no message: every process re-reads moderation from Redis every two seconds.
 `wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
 `live.remote_read` keeps it, tells the user's connections here and a small room's members.
+After a reconnect, registered names and read positions are read from Redis again, for what was
+published meanwhile.
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ class RedisBroker:
                     log.info("Redis pub/sub reconnected; catching up %d rooms", len(self.members))
                     for room in list(self.members):
                         await self._catch_up(room)
+                    await self._refresh_shared()
                 msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if msg is not None and msg["type"] == "message":
                     self._received(msg["channel"], msg["data"])
@@ -257,6 +260,19 @@ class RedisBroker:
             head, room, reason = data[2:].decode().split("\n", 2)
             cid, by = head.split(" ", 1)
             self.run(moderation.kicked_here(hub, int(cid), room, by, reason, now))
+
+    async def _refresh_shared(self) -> None:
+        """After a reconnect: registrations and read positions published meanwhile were missed
+        (pub/sub is at most once); read them from Redis instead."""
+        hub = self.hub
+        if hub is None:
+            return
+        names = await self.store.accounts.names()
+        positions = await self.store.reads.load()
+        for name in names:
+            accounts.registered_elsewhere(hub, name)
+        for key, room, seq, private in positions:
+            self.run(live.remote_read(hub, key, room, seq, private))
 
     def _news(self, hub: Hub, news: str, now: float) -> None:
         """What another process did to accounts (wschat.redisaccounts): act on it here too."""
