@@ -37,7 +37,7 @@ async def test_prompts_for_address_and_name_and_asks_again_when_the_name_is_take
     server: ChatServer, terms: list[Term]
 ) -> None:
     bob = await logged_in(server.port, "Bob")
-    t = Term()
+    t = Term("--browse", "0")  # no mDNS query onto the real LAN (tests/test_lan_discovery.py browses)
     terms.append(t)
     await t.expect("Welcome to WebSocket Chat!")
     await t.expect("Enter server address (default: localhost:8765): ")

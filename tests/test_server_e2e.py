@@ -348,7 +348,7 @@ async def test_echo_endpoint_echoes(server: ChatServer) -> None:
 
 
 def test_banner_lists_local_and_network_addresses() -> None:
-    srv = ServerProcess("--host", "0.0.0.0")
+    srv = ServerProcess("--host", "0.0.0.0", "--no-mdns")  # tests send nothing onto the real LAN
     try:
         srv.wait_ready()
         banner = srv.banner

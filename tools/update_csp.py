@@ -40,6 +40,8 @@ def policy(html: str) -> str:
             "style-src " + " ".join(styles),
             "img-src data: http: https:",  # shared images come from the chat server, wherever the page is
             "connect-src ws: wss:",
+            "manifest-src 'self'",  # the installable page's manifest and service worker (wschat.webapp)
+            "worker-src 'self'",
             "base-uri 'none'",
             "form-action 'none'",
         )

@@ -123,3 +123,26 @@ def banner(
     lines += [f"  {note}" for note in notes]
     lines += [RULE, closing]
     return "\n".join(lines)
+
+
+def web_urls(host: str, port: int, *, tls: bool = False, dual_stack: bool = False) -> list[str]:
+    """The web client's addresses for others, the banner's "Web client" first (the one its QR
+    code and the /join page show): every network address, or the one address listened on."""
+    http = "https" if tls else "http"
+    if host in WILDCARDS:
+        network = network_addresses() if host != "::" or dual_stack else []
+        if host == "::":
+            network += [f"[{ip}]" for ip in ipv6_addresses()]
+        return [f"{http}://{ip}:{port}/" for ip in network] or [f"{http}://localhost:{port}/"]
+    return [f"{http}://{hostport(host, port)}/"]
+
+
+def qr_notes(url: str, *, color: bool) -> list[str]:
+    """The banner's lines for the QR code of `url`: a heading and the code (wschat.qr), or a
+    sentence when the address is too long for a code that fits 40 columns."""
+    from wschat import qr  # segno only when the banner shows a code
+
+    code = qr.terminal(url, color=color)
+    if not code:
+        return [f"(The address is too long for a QR code here; {url}join shows one.)"]
+    return [f"Scan to open {url} on a phone:", *code]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from wschat.banner import certificate_names
 from wschat.hub import Config
+from wschat.lan import add_arguments as add_lan_arguments
 from wschat.names import name_key
 from wschat.tls import TLSSetupError, fingerprint, self_signed, server_context
 
@@ -400,5 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
         "moderate every room (repeatable; without it, the first account registered is the operator). "
         "'chat-server.py admin --help' lists what the host can do without a client",
     )
+    add_lan_arguments(ap)  # --name, --no-mdns, --no-qr, --version
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

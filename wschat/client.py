@@ -48,6 +48,7 @@ from wschat.console import (
     unicode_ok,
 )
 from wschat.display import Display, Notice, Revised
+from wschat.mdns import print_servers
 from wschat.reach import Connector, connect_error
 from wschat.render import Renderer, Style, color_enabled, escape, links_enabled
 from wschat.trust import KnownServersError
@@ -322,7 +323,7 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
         if interactive:  # a script's output is the conversation, not the furniture
             console.show(BANNER)
         if where is None:
-            where = await ask_address(console, renderer, settle)
+            where = await ask_address(console, renderer, settle, opts.browse)
         if state.naming:
             console.show("")
         apps.append(App(opts, console, state, renderer, *where))
@@ -339,6 +340,8 @@ async def run_client(opts: argparse.Namespace) -> tuple[int, str | None]:
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
+    if opts.list:  # the chat servers on the LAN, and exit (wschat.mdns)
+        sys.exit(print_servers(opts.browse))
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:

@@ -12,6 +12,7 @@ import argparse
 from wschat import __version__
 from wschat.address import DEFAULT_ADDRESS
 from wschat.commands import HELP
+from wschat.lan import BROWSE_SECONDS
 from wschat.names import InvalidName, check_room
 from wschat.trust import KNOWN_ENV, KNOWN_FILE
 
@@ -32,8 +33,12 @@ address forms:
   ws://host:port     as the server prints it
   wss://host[:port]  TLS (port 443 unless given)
   [::1]:8765         IPv6
-  Without an address the client asks for one (default {DEFAULT_ADDRESS}), as it
-  does for a missing --username; piped input cannot answer (see scripts below).
+  Without an address the client first lists the chat servers announced on this
+  network (mDNS, about 2 s; --browse), then asks for one: type a number from the
+  list, an address, or Enter for the first server found ({DEFAULT_ADDRESS} when
+  none was). A server with TLS found this way is trusted by the certificate
+  fingerprint it announces. --list prints what it finds and exits. The question
+  is asked as for a missing --username; piped input cannot answer (see scripts).
 
 commands while chatting:
 {commands}
@@ -134,6 +139,19 @@ exit status:
         metavar="SECONDS",
         help="at /quit or end of input, how long to wait for unsent messages to be stored (default 10)",
     )
+    ap.add_argument(
+        "--list",
+        action="store_true",
+        help="list the chat servers announced on this network (mDNS) and exit",
+    )
+    ap.add_argument(
+        "--browse",
+        type=float,
+        default=BROWSE_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to look for servers on the network when no address is given, or with --list "
+        f"(default {BROWSE_SECONDS:g}; 0: do not look)",
+    )
     ap.add_argument("--version", action="version", version=f"wschat {__version__}")
     return ap
 
@@ -150,6 +168,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts.room = list(dict.fromkeys(rooms))
     if opts.flush_timeout < 0:
         ap.error("--flush-timeout must be 0 or more")
+    if not 0 <= opts.browse <= 60:
+        ap.error("--browse must be 0 to 60 seconds")
     opts.account = "login" if opts.login else "register" if opts.register else None
     if opts.account:
         opts.username = opts.login or opts.register

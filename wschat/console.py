@@ -8,8 +8,9 @@
   through `aioconsole`.
 
 Both print exactly the text they are given: what to show, and how it looks, is decided by
-`wschat.clientstate` and `wschat.render`. Also here: `ask_address()` (the start-up question),
-`handle_signals()` (Ctrl+C, SIGTERM, Ctrl+Z) and `unicode_ok()` (can the output show emojis).
+`wschat.clientstate` and `wschat.render`. Also here: `ask_address()` (the start-up question,
+after the servers found on the LAN), `handle_signals()` (Ctrl+C, SIGTERM, Ctrl+Z) and
+`unicode_ok()` (can the output show emojis).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from typing import Any, Protocol
 
 import aioconsole
 
-from wschat.address import DEFAULT_ADDRESS, Address, AddressError, parse_address
+from wschat.address import Address, AddressError, parse_address
 from wschat.clientargs import EXIT_USAGE
 from wschat.display import Notice
+from wschat.lan import BROWSE_SECONDS, BadChoice, Found, choose, listing, prompt
 from wschat.lineedit import Edited, EndOfInput, LineEditor, Submitted
+from wschat.mdns import browse
 from wschat.render import Renderer, escape, rows
-from wschat.trust import KnownServersError
+from wschat.trust import KnownServersError, normalise_fingerprint
 from wschat.trustio import Trust, TrustSetupError
 
 try:
@@ -275,22 +278,50 @@ class NoAddress(Exception):
 
 
 async def ask_address(
-    console: Console, renderer: Renderer, settle: Callable[[Address], Trust]
+    console: Console,
+    renderer: Renderer,
+    settle: Callable[[Address], Trust],
+    browse_seconds: float = BROWSE_SECONDS,
 ) -> tuple[Address, Trust]:
-    """Ask for the server address until it is usable; NoAddress at end of input or if the known
-    servers file is unusable (asking again cannot help)."""
+    """List the chat servers announced on the LAN (`wschat.mdns`, for `browse_seconds`; 0: do not
+    look), then ask for the server address, a number from the list or Enter for the first one,
+    until it is usable; NoAddress at end of input or if the known servers file is unusable
+    (asking again cannot help)."""
     console.show("\nServer Connection")
+    servers: list[Found] = []
+    if browse_seconds > 0:
+        console.show("Looking for chat servers on this network...")
+        servers, problem = await asyncio.to_thread(browse, browse_seconds)
+        for line in [*([problem] if problem else []), *listing(servers, browse_seconds)]:
+            console.show(escape(line))  # names come from the network: no escape sequences
     while True:
         try:
-            text = await console.readline(f"Enter server address (default: {DEFAULT_ADDRESS}): ")
+            text = await console.readline(prompt(servers))
         except EOFError:
             raise NoAddress("No server address given (end of input).", 1) from None
         if isinstance(console, TerminalConsole):
             console.show(console.last_prompt + escape(text))
         try:
-            address = parse_address(text)
+            choice = choose(text, servers)
+            if isinstance(choice, Found):
+                return _found_server(console, choice, settle)
+            address = parse_address(choice)
             return address, settle(address)
         except KnownServersError as exc:
             raise NoAddress(str(exc), EXIT_USAGE) from None
-        except (AddressError, TrustSetupError) as exc:
+        except (AddressError, TrustSetupError, BadChoice) as exc:
             console.show(renderer.render(Notice(str(exc), "error")))
+
+
+def _found_server(
+    console: Console, server: Found, settle: Callable[[Address], Trust]
+) -> tuple[Address, Trust]:
+    """A server picked from the list; with TLS, the certificate it announced is pinned for this
+    connection, unless --cafile or the known servers file already says what to trust."""
+    address = parse_address(server.address)
+    trust = settle(address)
+    pin = normalise_fingerprint(server.fingerprint) if server.tls else None
+    if pin and trust.ca_context is None and trust.pin is None:
+        trust.pin = pin
+        console.show(escape(f"Trusting the certificate {server.name} announced: SHA-256 {pin}"))
+    return address, trust

@@ -95,6 +95,7 @@ class Lifecycle:
             raise StartupError(bind_error(exc, opts.host, opts.port)) from None
         self.port = self.ws_server.sockets[0].getsockname()[1]
         self.routes.origins = own_origins(opts.host, self.port, tls=tls) | frozenset(opts.allow_origin)
+        self.routes.app.listening(opts, self.port, self.dual_stack, self.fingerprint)
         self.old_handler = self.loop.get_exception_handler()
         self.loop.set_exception_handler(self.admission.loop_exception)
         self._spawn(self._ticker())

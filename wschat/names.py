@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 from wschat import protocol as p
 from wschat.protocol import ProtocolError
@@ -68,6 +68,9 @@ def _bad_char(ch: str) -> str | None:
     return None
 
 
+# A guest's name is checked twice on its way in (the accounts feature, then the sessions): the
+# second time is a cache hit. Both are pure; the caches are small and bounded.
+@lru_cache(maxsize=1024)
 def check_username(raw: str) -> tuple[str, str]:
     """Validate a requested username.
 
@@ -122,6 +125,7 @@ def skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", mapped)
 
 
+@lru_cache(maxsize=1024)
 def lookalike_keys(name: str) -> frozenset[str]:
     """Keys such that two names sharing any of them look alike (case ignored).
 
@@ -135,6 +139,7 @@ def lookalike_keys(name: str) -> frozenset[str]:
     return frozenset((skeleton(folded), skeleton(name_key(as_written))))
 
 
+@lru_cache(maxsize=1024)  # on every chat message, with the few room names in use
 def check_room(raw: str) -> str:
     """Validate and normalise a room name ('#Dev' -> 'dev'). Raises InvalidName (code bad_room)."""
     room = unicodedata.normalize("NFKC", raw.strip()).removeprefix("#").lower()

@@ -1,8 +1,9 @@
 """HTTP on the chat's port: which requests may become WebSockets, and the plain HTTP routes.
 
 - `/` and `/demo` serve the web client and the demo page, `/healthz` the server's figures as
-  JSON (503 when a process of several cannot reach Redis); anything else is 404, any method
-  but GET and HEAD 405.
+  JSON (503 when a process of several cannot reach Redis), `/join` the printable join page and
+  `/manifest.webmanifest`, `/icons/...`, `/sw.js` what makes the page installable
+  (`wschat.webapp`); anything else is 404, any method but GET and HEAD 405.
 - A WebSocket handshake is accepted at `/` (the chat) and `/echo`, and only from a page this
   server serves itself, an `--allow-origin`, a page opened from disk (unless
   `--strict-origin`) or a client that sends no Origin at all (see `Routes.check_origin`).
@@ -29,6 +30,7 @@ from websockets.http11 import Request, Response
 
 from wschat import __version__
 from wschat.banner import WILDCARDS, ipv6_addresses, network_addresses
+from wschat.webapp import AppFiles, page_file
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"/": "chat-web-client.html", "/demo": "websocket-demo.html"}
@@ -101,10 +103,11 @@ class Routes:
         self.strict_origin = strict_origin
         self.stats = stats
         self.started = time.monotonic()
+        self.app = AppFiles(tls=tls)  # the installable page and /join (wschat.webapp)
         self.pages: dict[str, bytes | None] = {}
         for path, name in PAGES.items():
             try:
-                self.pages[path] = (ROOT / name).read_bytes()
+                self.pages[path] = page_file(name).read_bytes()  # installed by pip too
             except OSError:
                 self.pages[path] = None
 
@@ -177,6 +180,11 @@ class Routes:
             resp.headers["Cache-Control"] = "no-cache"
             resp.headers["X-Frame-Options"] = "DENY"
             resp.headers["Referrer-Policy"] = "no-referrer"
+        elif self.app.handles(path):
+            status, kind, body, extra = self.app.get(path)
+            resp = response(status, kind, body)
+            for name, value in extra.items():
+                resp.headers[name] = value
         else:
             return text_response(404, f"Nothing at {path}. The web client is at /.")
         if request.method == "HEAD":

@@ -1,5 +1,9 @@
 """History persistence behind one interface, `execute(command, done)`: memory and SQLite.
 
+This module owns the SQLite store and `open_store`; the interface `Store` is in
+`wschat.store_base`, the memory store in `wschat.store_memory`, the search index's upkeep in
+`wschat.store_index` (all importable from here).
+
 A store owns its threads; it never touches the event loop. Results come back through the
 `notify(callback, *args)` function given at construction (the server passes
 `loop.call_soon_threadsafe`), so callbacks always run on the caller's thread, never inside a
@@ -20,13 +24,14 @@ last commit in one transaction (group commit), so the cost of a commit is shared
 sent a message meanwhile: every write command (`Append` today) goes through that thread, and its
 `writers` entry writes a list of them inside the shared transaction. Reads run on two reader
 threads: one for room loads (someone waits to enter a room) and one for history pages, so a
-crowd paging old history never delays a join.
+crowd paging old history never delays a join. The writer thread also indexes committed messages
+for search, after acknowledging them (`wschat.store_index`); a search goes through it so that
+everything acknowledged is indexed before the reader queries.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -34,15 +39,13 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
 from typing import Any, ClassVar
 
-from wschat import store_rich
+from wschat import store_index, store_rich, store_schema
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.accountstore import AccountStore
-from wschat.features import fold
 from wschat.records import (
     Append,
     Command,
@@ -55,158 +58,32 @@ from wschat.records import (
     Search,
     Snapshot,
 )
+from wschat.store_base import SENT_IDS_LOADED, Done, Notify, Store, StoreError
+from wschat.store_memory import MemoryStore
+from wschat.store_schema import COLUMNS as _COLUMNS
+from wschat.store_schema import INSERT as _INSERT
+from wschat.store_schema import SCHEMA as _SCHEMA
+from wschat.store_schema import add_file_column as _add_file_column
+from wschat.store_schema import message as _message
+
+# the interface and the memory store live in modules of their own; callers import them from here
+__all__ = [
+    "SENT_IDS_LOADED",
+    "Done",
+    "MemoryStore",
+    "Notify",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "open_store",
+]
 
 log = logging.getLogger("wschat.store")
 
-Notify = Callable[..., Any]
-Done = Callable[[Any], None]
-SENT_IDS_LOADED = 200_000
-
-
-class StoreError(Exception):
-    """The store cannot be used; str(self) is one sentence naming the file and the problem."""
-
-
-class Store:
-    notify: Notify  # runs a callback on the caller's thread: the server's loop.call_soon_threadsafe
-    # command class -> the name of the method that executes it: method(command, done)
-    executors: ClassVar[dict[type[Command], str]] = {}
-    # another store's commands (the media store's), set by attach(); empty and read-only until then
-    attached: Mapping[type[Command], Callable[[Any, Done], None]] = MappingProxyType({})
-
-    def load(self) -> Snapshot:
-        raise NotImplementedError
-
-    def attach(self, executors: dict[type[Command], Callable[[Any, Done], None]]) -> None:
-        """Commands that another store carries out (the media store) but that come through here."""
-        self.attached = {**self.attached, **executors}
-
-    def execute(self, command: Command, done: Done) -> None:
-        """Carry out `command`; `done(result)` or `done(exc)` later, on the caller's thread."""
-        if (other := self.attached.get(type(command))) is not None:
-            other(command, done)
-            return
-        method = self.executors.get(type(command))
-        if method is None:
-            self.notify(done, TypeError(f"this store cannot execute {type(command).__name__}"))
-            return
-        getattr(self, method)(command, done)
-
-    def close(self) -> None:
-        """Finish pending writes. Idempotent."""
-
-    # accounts and their sessions (wschat.accountstore), in the same database
-    accounts: AccountStore
-
-    def account(self, command: Command, done: Done) -> None:
-        self.accounts.execute(command, done)
-
-
-class MemoryStore(store_rich.RichMemory, Store):
-    """History in this process only: gone when the server stops."""
-
-    executors: ClassVar[dict[type[Command], str]] = {
-        Append: "append",
-        ReadPage: "read_page",
-        LoadRoom: "load_room",
-        ReadMessage: "read_message",
-        SaveReads: "save_reads",
-        Search: "search",
-        **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
-    }
-
-    def __init__(self, notify: Notify, *, history_cap: int = 10_000) -> None:
-        self.notify = notify
-        self.accounts = AccountStore(":memory:", notify)
-        self.cap = history_cap
-        self.rooms: dict[str, list[Message]] = {}
-        self.epoch = secrets.token_urlsafe(9)
-
-    def load(self) -> Snapshot:
-        accounts = self.accounts.open()
-        return Snapshot(epoch=self.epoch, accounts=accounts, moderation=self.accounts.moderation(time.time()))
-
-    def close(self) -> None:
-        self.accounts.close()
-
-    def load_room(self, command: LoadRoom, done: Done) -> None:
-        msgs = self.rooms.get(command.room)
-        state = None
-        if msgs:
-            state = RoomState(self.epoch, msgs[-1].seq, msgs[0].seq, msgs[-1000:])
-        self.notify(done, state)
-
-    def append(self, command: Append, done: Done) -> None:
-        for m in command.messages:
-            msgs = self.rooms.setdefault(m.room, [])
-            msgs.append(m)
-            if m.kind != "chat":
-                fold.into_list(msgs, m)
-            if len(msgs) > 2 * self.cap:
-                del msgs[: -self.cap]
-        self.notify(done, None)
-
-    def read_page(self, command: ReadPage, done: Done) -> None:
-        older = [
-            m for m in self.rooms.get(command.room, ())
-            if m.seq < command.before_seq and m.kind == "chat" and not m.deleted
-        ]  # fmt: skip
-        self.notify(done, older[-command.limit :])
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rooms (
-    name TEXT PRIMARY KEY,
-    epoch TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    room TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    username TEXT NOT NULL,
-    user_key TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    text TEXT NOT NULL,
-    ts REAL NOT NULL,
-    client_msg_id TEXT,
-    UNIQUE (room, seq)
-);
-CREATE INDEX IF NOT EXISTS messages_sent_ids ON messages (id) WHERE client_msg_id IS NOT NULL;
-"""
-# the base columns, a shared file's JSON object (wschat.features.files), then rich messaging's
-_COLUMNS = "id, room, seq, username, user_key, client_id, text, ts, client_msg_id, file"
-_COLUMNS += "".join(f", {name}" for name, _ in store_rich.COLUMNS)  # rich messaging (wschat.store_rich)
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * (10 + len(store_rich.COLUMNS)))})"
 _STOP = object()
 
 
-def _row(m: Message) -> tuple:
-    file = json.dumps(m.file) if m.file is not None else None
-    head = (m.id, m.room, m.seq, m.username, m.user_key, m.client_id, m.text, m.ts, m.client_msg_id, file)
-    return head + store_rich.row_extra(m)
-
-
-def _message(row: tuple) -> Message:
-    m = Message(*row[:9])
-    if row[9] is not None:
-        m.file = json.loads(row[9])
-    return store_rich.message_extra(m, row[10:])
-
-
-def _add_file_column(db: sqlite3.Connection) -> None:
-    """Databases made before file sharing get the `file` column (a shared file's JSON object)."""
-    if "file" not in {row[1] for row in db.execute("PRAGMA table_info(messages)")}:
-        db.execute("ALTER TABLE messages ADD COLUMN file TEXT")
-
-
-store_rich.RichSQLite.to_message = staticmethod(_message)  # rows -> Messages, as this module reads them
-
-
-class SQLiteStore(store_rich.RichSQLite, Store):
+class SQLiteStore(store_index.IndexedSearch, store_rich.RichSQLite, Store):
     """SQLite in WAL mode; `synchronous` is "full" (survives power loss) or "normal"."""
 
     columns = _COLUMNS  # for the rich-messaging reads (wschat.store_rich.RichSQLite)
@@ -281,6 +158,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         db.executescript(_SCHEMA)
         _add_file_column(db)
         store_rich.migrate(db)
+        self.fts_mark = store_index.migrate(db)
         # One epoch per database, made when the file is: history is lost exactly when the file is.
         db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_urlsafe(9),))
         snap = Snapshot(epoch=db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
@@ -294,6 +172,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         ).fetchall()
         snap.known_rooms = [name for (name,) in reversed(recent_rooms) if name != "general"]
         snap.next_id = (db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0) + 1
+        self.last_id = snap.next_id - 1
         rows = db.execute(
             "SELECT user_key, client_msg_id, room, id, seq FROM messages "
             "WHERE client_msg_id IS NOT NULL ORDER BY id DESC LIMIT ?",
@@ -320,7 +199,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
 
     def _write_loop(self) -> None:
         while True:
-            item = self.queue.get()
+            item = self._next_write()  # the search index catches up while nothing is queued
             if item is _STOP:
                 break
             items = [item]
@@ -332,7 +211,12 @@ class SQLiteStore(store_rich.RichSQLite, Store):
                         stop = True
                         break
                     items.append(nxt)
-            self._commit(items)
+            searches = [it for it in items if type(it[0]) is Search]  # queued by search()
+            if searches:
+                items = [it for it in items if type(it[0]) is not Search]
+            if items:
+                self._commit(items)
+            self._after_commit(searches)
             if stop:
                 break
         self.db.close()
@@ -369,7 +253,12 @@ class SQLiteStore(store_rich.RichSQLite, Store):
         messages = [m for c in commands if isinstance(c, Append) for m in c.messages]
         new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
         self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
-        self.db.executemany(_INSERT, [_row(m) for m in messages])
+        late = store_index.unstored_below(self.db, messages, self.fts_mark)
+        plain, full = store_schema.rows(messages)
+        self.db.executemany(store_schema.INSERT_PLAIN, plain)
+        self.db.executemany(_INSERT, full)
+        if late:
+            store_index.index_ids(self.db, late)
         store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])
         self._trim(messages)
 
@@ -377,6 +266,7 @@ class SQLiteStore(store_rich.RichSQLite, Store):
             for m in messages:
                 self.known_rooms.add(m.room)
                 self.first_seq.setdefault(m.room, m.seq)
+            self.last_id = max(self.last_id, max(m.id for m in messages))
 
         return committed
 

@@ -34,6 +34,14 @@ COLUMNS = (
     ("edited_at", "REAL NOT NULL DEFAULT 0"),
     ("deleted", "INTEGER NOT NULL DEFAULT 0"),
 )
+
+
+def is_plain(m: Message) -> bool:
+    """Whether every column of `COLUMNS` would hold its default (the usual chat message): the
+    store then leaves them to SQLite (wschat.store_schema.rows). A new column: test it here."""
+    return m.kind == "chat" and not (m.target or m.reply_to or m.meta or m.edited_at or m.deleted)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reactions (
     room TEXT NOT NULL,
@@ -54,42 +62,13 @@ CREATE INDEX IF NOT EXISTS messages_replies ON messages (room, reply_to) WHERE r
 """
 
 
-# Search: an FTS5 index of the chat messages' text, kept in step with `messages` by triggers
-# (external content: the text is stored once). unicode61 with remove_diacritics 2 folds case
-# and accents, so "cafe" finds "Café". Room events are not indexed; a deleted message's text
-# is '' (so nothing of it is found), and search also skips deleted rows.
-_FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
-    text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages WHEN old.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages
-WHEN old.kind = 'chat' BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
-"""
-
-
 def migrate(db: sqlite3.Connection) -> None:
     """Add what rich messaging needs to a database of any earlier version."""
     present = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
     for name, declaration in COLUMNS:
         if name not in present:
             db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
-    db.executescript(_SCHEMA)
-    had_index = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-    db.executescript(_FTS)
-    if not had_index:  # an older database: index the messages it already has
-        db.execute(
-            "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages "
-            "WHERE kind = 'chat' AND deleted = 0"
-        )
+    db.executescript(_SCHEMA)  # the search index is wschat.store_index's
 
 
 def fts_query(tokens: tuple[str, ...]) -> str:

@@ -85,6 +85,8 @@ class ModBook:
 
     def applies(self, what: str, s: Session, room: str | None, now: float) -> Restriction | None:
         """The ban or mute of `s` on the whole server, else in `room`; None if none."""
+        if not self.restrictions:  # the usual case (nobody banned or muted), on every chat message
+            return None
         subject = subject_of(s)
         found = self.find(what, "", subject, now)
         if found is None and room is not None:
