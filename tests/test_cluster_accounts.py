@@ -26,6 +26,18 @@ def two(redis_server: RedisServer, *extra: str) -> tuple[ServerProcess, ServerPr
     return ServerProcess(*args).wait_ready(), ServerProcess(*args).wait_ready()
 
 
+async def known_as_registered(port: int, name: str) -> None:
+    """Until the process at `port` refuses `name` to a guest as registered: it has had the news
+    of the registration (pub/sub, a moment after the registration is answered elsewhere)."""
+    for _ in range(100):
+        guest, answer = await account(port, "set_username", name)
+        await guest.close()
+        if answer.get("code") == "name_registered":
+            return
+        await asyncio.sleep(0.05)  # a retry's pace; the answer is the event
+    raise AssertionError(f"{name} never known as registered on port {port}")
+
+
 async def test_accounts_sessions_and_stored_private_messages_hold_on_every_process(
     redis_server: RedisServer,
 ) -> None:
@@ -38,6 +50,7 @@ async def test_accounts_sessions_and_stored_private_messages_hold_on_every_proce
         bob, bob_made = await account(b.port, "register", "Bob", password=PASSWORD, device="desk")
         bob_token = bob_made["session_token"]
         await bob.close()
+        await known_as_registered(a.port, "bob")
 
         # Alice's private message to Bob (offline) is stored on a; Bob gets it on b.
         await alice.send({"type": "private", "to": "Bob", "message": "see you at 5", "client_msg_id": "p1"})
