@@ -48,6 +48,11 @@ class Client:
 
     @classmethod
     async def open(cls, port: int, path: str = "/", **kwargs: Any) -> Client:
+        # No bound on websockets' queue of unread frames: with one (16 by default) it stops
+        # reading the socket while the queue is full, and a test client that has not looked at
+        # everything it was sent then waited 10 s (close_timeout) for the server's close frame
+        # behind them. The clients that must stop reading are raw sockets (rawws.RawClient).
+        kwargs.setdefault("max_queue", None)
         ws = await connect(f"ws://127.0.0.1:{port}{path}", open_timeout=TIMEOUT, **kwargs)
         return cls(ws)
 

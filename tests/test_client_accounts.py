@@ -114,16 +114,16 @@ async def test_logout_forgets_the_token_and_a_revoked_device_stops(
     await again.expect("Welcome, Alice! (logged in to your account)")
     other = await Client.open(server.port)
     await other.send({"type": "login", "username": "Alice", "password": PASSWORD})
-    await other.expect("username_accepted")  # takes the terminal's connection over (4000)
-    assert await again.exit_status() == 1
+    await other.expect("username_accepted")  # a second device: the terminal stays online
+    await other.send({"type": "join", "room": "porch"})
+    await again.expect("You are in #porch now (joined on another of your devices).")
     await other.send({"type": "sessions"})
     listing = (await other.expect("sessions"))["sessions"]
     terminal = next(s for s in listing if not s["current"])
     await other.send({"type": "revoke_session", "id": terminal["id"]})
     await other.expect("session_revoked")
-    revoked = client(terms, server.port, tokens, "--login", "Alice")
-    await revoked.expect("This device's session has ended")
-    assert await revoked.exit_status() == 1
+    await again.expect("was ended (revoked, or the password changed)")  # revoked while online: 4001
+    assert await again.exit_status() == 1
     assert json.loads(tokens.read_text()) == {}
 
 
@@ -208,3 +208,62 @@ async def test_revoking_this_devices_own_session_stops_the_client_and_forgets_th
     assert await t.exit_status() == 1
     assert "This device's session was ended (revoked, or the password changed)" in t.output()
     assert json.loads(tokens.read_text()) == {}
+
+
+async def test_profile_commands_whois_and_going_away_by_itself(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    bob = await logged_in(server.port, "Bob")
+    t = await register(terms, server.port, tmp_path / "s.json", "Alice")
+    t.type("/status on a train")
+    assert (await bob.expect("profile", username="Alice"))["status"] == "on a train"
+    t.type("/busy")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "busy"
+    await t.expect("You are busy; status: on a train.")
+    t.type("/back")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "online"
+    t.type("/whois bob")
+    await t.expect("Bob [B] (guest)")
+    await bob.send({"type": "set_profile", "status": "lunch", "presence": "away"})
+    await t.expect("Bob (away): lunch")
+    t.type("/users")
+    await t.expect("online in #general")
+    await t.expect("Bob (away): lunch")  # the user list says who is away
+    t.type("/autoaway 1s")
+    await t.expect("You will be shown as away after 1 s without typing.")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "away"  # idle
+    t.type("I am back")
+    assert (await bob.expect("profile", username="Alice"))["presence"] == "online"  # typed
+    await bob.expect("chat", message="I am back")
+    t.type("/quit")
+    assert await t.exit_status() == 0
+
+
+async def test_passwd_reads_both_passwords_without_echo_and_logs_the_other_devices_out(
+    server: ChatServer, terms: list[Term], tmp_path: Path
+) -> None:
+    t = await register(terms, server.port, tmp_path / "s.json", "Alice")
+    phone = await Client.open(server.port)
+    await phone.send({"type": "login", "username": "Alice", "password": PASSWORD})
+    await phone.expect("username_accepted")
+    t.type("/passwd")
+    await t.expect("Current password: ")
+    t.type("not the password")
+    await t.expect("New password")
+    t.type("a brand new secret")
+    await t.expect("The same new password again: ")
+    t.type("a brand new secret")
+    await t.expect("The current password is wrong; nothing was changed.")
+    t.type("/passwd")
+    await t.expect("Current password: ")
+    t.type(PASSWORD)
+    await t.expect("New password")
+    t.type("a brand new secret")
+    await t.expect("The same new password again: ")
+    t.type("a brand new secret")
+    await t.expect("Your password is changed")
+    await asyncio.wait_for(phone.ws.wait_closed(), 10)
+    assert phone.ws.close_code == 4001  # the other device
+    assert "a brand new secret" not in t.output() and PASSWORD not in t.output()  # never echoed
+    t.type("/quit")
+    assert await t.exit_status() == 0

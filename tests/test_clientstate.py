@@ -26,12 +26,27 @@ EPOCH = "e1"
 
 def make(name: str | None = "alice", interactive: bool = True, rooms: list[str] | None = None) -> ClientState:
     ids = (f"m{i}" for i in itertools.count(1))
-    return ClientState(
+    s = ClientState(
         name=name,
         rooms=rooms,
         interactive=interactive,
         new_id=lambda: next(ids),
     )
+    s.presence.away_after = 0  # no automatic away here (the test below)
+    return s
+
+
+def test_profile_presence_goes_away_when_idle_and_comes_back_on_typing() -> None:
+    s = ClientState(name="alice")
+    online(s)
+    frames, wake = s.pump(1.0)
+    assert frames == [] and wake == 601.0  # ten minutes after the last input (none: the login)
+    frames, wake = s.pump(601.0)
+    assert frames == [{"type": "set_profile", "presence": "away"}] and wake is None
+    sent = [e.frame for e in s.edited("h", 700.0) if hasattr(e, "frame")]
+    assert sent[0] == {"type": "set_profile", "presence": "online"}  # then typing
+    s.line("/busy", 701.0)  # chosen: never away by itself, and said again after a reconnect
+    assert s.pump(2000.0)[1] is None
 
 
 def chat(seq: int, text: str = "", user: str = "bob", room: str = "general", **extra: Any) -> dict[str, Any]:
@@ -665,3 +680,13 @@ def test_quiet_shows_no_notice_for_typed_lines_but_their_problems() -> None:
     s.closed()
     assert s.line("queued while down", 0) == [] and len(s.outbox) == 1
     assert "Unknown command" in shown(s.line("/dance", 0))
+
+
+def test_moderation_events_in_a_rooms_history_are_told_after_its_messages() -> None:
+    s = make()
+    event = {"type": "moderation", "by": "Op", "room": "general"}
+    kick = {**event, "action": "kick", "username": "Eve", "seq": 2}
+    topic = {**event, "action": "topic", "topic": "be kind", "seq": 3}
+    text = shown(online(s, [chat(1, "hello"), kick, topic]))
+    assert text.index("hello") < text.index("Op kicked Eve out (#general)") < text.index("Op set the topic")
+    assert s.topics["general"] == "be kind"

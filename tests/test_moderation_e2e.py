@@ -203,17 +203,20 @@ async def test_the_admin_command_line_works_on_a_running_servers_database(tmp_pa
         assert "from the host" in (await answer(c, "username_accepted", "username_error"))["message"]
         assert "ban" in await admin(db, "bans")
         await admin(db, "unban", "Bob")
-        await admin(db, "reset-password", "Bob", stdin="a brand new secret\n")
         for _ in range(100):  # until the server has re-read the bans (every 2 s)
-            c = await Client.open(srv.port)
-            await c.send({"type": "login", "username": "Bob", "password": "a brand new secret"})
-            got = await answer(c, "username_accepted", "username_error")
-            await c.close()
+            bob = await Client.open(srv.port)
+            await bob.send({"type": "login", "username": "Bob", "password": PASSWORD})
+            got = await answer(bob, "username_accepted", "username_error")
             if got["type"] == "username_accepted":
                 break
+            await bob.close()
             assert got["code"] == "banned"
             await asyncio.sleep(0.1)  # polling for the re-read; the answer is the event
         assert got["type"] == "username_accepted"
+        await admin(db, "reset-password", "Bob", stdin="a brand new secret\n")
+        assert await closed_with(bob) == 4001  # the server noticed the reset (every 2 s)
+        c = await account(srv.port, "Bob", "login", password="a brand new secret")
+        await c.close()
         audit = await admin(db, "audit")
         assert "ban" in audit and "unban" in audit and "admin (host)" in audit
         await admin(db, "revoke", "Op")

@@ -84,6 +84,24 @@ def test_a_mute_ends_at_the_tick_with_a_room_event_by_the_server() -> None:
     assert only(h.take(2), "chat")[0]["message"] == "hello!"
 
 
+def test_a_muted_user_shares_no_file_and_a_newcomer_sees_the_mute_in_its_history() -> None:
+    h = ModHarness(admins=frozenset({"op"}))
+    h.member(1, "Op", "10.0.0.1", account=True)
+    h.member(2, "Bob", "10.0.0.2")
+    h.chat(1, "before")
+    h.send(1, {"type": "mute", "room": "general", "username": "Bob", "seconds": 60})
+    h.take(2)
+    h.send(2, {"type": "upload_begin", "room": "general", "name": "a.txt", "size": 3, "sha256": "0" * 64})
+    refused = only(h.take(2), "error")
+    assert refused[0]["code"] == "muted" and "your file was not sent" in refused[0]["message"]
+    h.chat(1, "after")
+    h.member(3, "Carol", "10.0.0.3")  # a newcomer: the mute is in its recent history, in seq order
+    h.send(3, {"type": "join", "room": "general"})
+    history = only(h.take(3), "history")[0]["messages"]
+    kinds = [(m["type"], m.get("message") or m.get("action")) for m in history]
+    assert kinds == [("chat", "before"), ("moderation", "mute"), ("chat", "after")]
+
+
 def test_a_ban_the_store_holds_now_closes_the_connection_at_the_re_read() -> None:
     h = ModHarness()
     h.member(1, "Bob", "10.0.0.2", account=True)

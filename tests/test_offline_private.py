@@ -31,8 +31,8 @@ async def test_30_messages_to_an_offline_account_reach_two_devices_once_in_order
     srv = ServerProcess("--burst", "100", db=db).wait_ready()
     try:
         bob, phone_login = await login(srv.port, "Bob", "register", device="phone")
-        lap, laptop = await login(srv.port, "Bob", device="laptop")  # takes the phone's connection over
-        await bob.ws.wait_closed()
+        lap, laptop = await login(srv.port, "Bob", device="laptop")  # a second device, both online
+        await bob.close()
         await lap.close()  # Bob is offline on both devices
         alice, _ = await login(srv.port, "Alice", "register")
         await alice.expect("history")

@@ -55,7 +55,7 @@ def test_every_request_kind_has_exactly_one_handler() -> None:
     sample = {"username": "a", "message": "m", "to": "b", "room": "r", "before_seq": 1,
               "target": 1, "key": "+1", "seq": 1, "epoch": "e", "query": "q",
               "password": "pw", "id": "i", "old": "o", "new": "n", "with": "w",
-              "topic": "t", "invite_only": True}  # fmt: skip
+              "topic": "t", "invite_only": True, "status": "s"}  # fmt: skip
     samples = {  # frames whose fields exclude one another
         "upload_begin": {"name": "f.txt", "size": 1, "sha256": "0" * 64, "room": "r"},
         "upload_cancel": {"upload_id": "u"},

@@ -255,7 +255,7 @@ async def test_history_requests_from_clients_that_never_read_are_answered_one_at
     never read: the old server built every answer at once, one 70 MB write per client."""
     srv = ServerProcess(
         *("--rate", "1000", "--burst", "1000", "--max-message-chars", str(MESSAGE_CHARS)),
-        *("--ping-interval", "3"),  # bounds how long the old server kept them
+        *("--ping-interval", "1"),  # bounds how long the old server kept them (two sweeps: 2 s)
         *where,
     ).wait_ready()
     rss = PeakRss(srv.proc.pid)

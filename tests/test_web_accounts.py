@@ -4,6 +4,7 @@ out), and stored private messages (waiting, delivered, paged back; a guest's not
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -89,11 +90,7 @@ async def test_the_account_dialog_lists_devices_logs_one_out_changes_the_passwor
     page = await pages.new()
     await account_page(page, server.port, "register", "Dana", remember=True)
     await connected(page)
-    phone, _ = await python_account(server.port, "login", "Dana", device="phone")  # takes the page over
-    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")
-    await phone.close()
-    await page.click("#retryBtn")  # "Reconnect here": with the device token, no password
-    await connected(page)
+    phone, _ = await python_account(server.port, "login", "Dana", device="phone")  # both online
     await page.click("#accountBtn")
     dialog = page.locator("#accountDlg")
     await expect(dialog).to_be_visible()
@@ -101,6 +98,9 @@ async def test_the_account_dialog_lists_devices_logs_one_out_changes_the_passwor
     await expect(dialog.locator(".sessions li").filter(has_text="this device")).to_have_count(1)
     await dialog.get_by_role("button", name="Log out phone").click()
     await expect(dialog.locator(".sessions li")).to_have_count(1)
+    await asyncio.wait_for(phone.ws.wait_closed(), 10)  # the phone, online, is logged out at once
+    assert phone.ws.close_code == 4001
+    await connected(page)
     await page.fill("#oldPass", "wrong password")
     await page.fill("#newPass", "a brand new password")
     await dialog.get_by_role("button", name="Change password").click()
@@ -204,3 +204,68 @@ async def test_a_server_for_accounts_only_turns_a_guest_to_the_log_in(
     )
     await expect(page.locator("#modeSet input[value='login']")).to_be_checked()
     await expect(page.locator("#passField")).to_be_visible()
+
+
+async def test_the_page_stays_online_beside_another_device_of_its_account(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    kim = await clients(server.port, "Kim")
+    page = await pages.new()
+    await account_page(page, server.port, "register", "Lou")
+    await connected(page)
+    phone, _ = await python_account(server.port, "login", "Lou", device="phone")  # not a takeover
+    await phone.send({"type": "join", "room": "porch"})
+    await phone.expect("history", room="porch")
+    await expect(page.locator("#roomList .nav-item").filter(has_text="porch")).to_be_visible()
+    await phone.send({"type": "private", "to": "Kim", "message": "sent from the phone"})
+    await kim.expect("private", message="sent from the phone")
+    await page.locator("#dmList .nav-item").filter(has_text="Kim").click()
+    await expect(bubble(page, "sent from the phone")).to_be_visible()
+    await phone.send({"type": "leave", "room": "porch"})
+    await expect(page.locator("#roomList .nav-item").filter(has_text="porch")).to_have_count(0)
+    await connected(page)
+    await phone.close()
+
+
+async def test_profiles_in_the_online_list_the_profile_dialog_and_away_when_idle(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    kim = await clients(server.port, "Kim")
+    await kim.send({"type": "set_profile", "status": "at lunch", "presence": "away"})
+    await kim.expect("profile", username="Kim")
+    page = await pages.new()
+    await page.clock.install()  # time flows; the idle wait below is fast-forwarded
+    await account_page(page, server.port, "register", "Pam")
+    await connected(page)
+    await page.locator("#usersBtn").click()
+    kim_row = page.locator("#usersList .user-item").filter(has_text="Kim")
+    await expect(kim_row.locator(".presence")).to_have_text("away")
+    await expect(kim_row.locator(".ustatus")).to_have_text("at lunch")
+    await page.get_by_role("button", name="Profile of Kim").click()
+    dialog = page.locator("#profileDlg")
+    await expect(dialog.locator("#profileName")).to_have_text("Kim")
+    await expect(dialog.locator("#profilePresence")).to_have_text("Away · guest")
+    await expect(dialog.locator("#profileForm")).to_be_hidden()  # someone else's: not editable
+    await page.click("#profileClose")
+    await page.click("#profileBtn")  # our own: editable
+    await expect(dialog.locator("#profileName")).to_have_text("Pam")
+    await page.fill("#statusInput", "writing tests")
+    await page.select_option("#presenceSel", "busy")
+    await page.select_option("#awaySel", "60")
+    await dialog.get_by_role("button", name="Save").click()
+    told = await kim.expect("profile", username="Pam")
+    assert (told["presence"], told["status"]) == ("busy", "writing tests")
+    await expect(page.locator("#meState")).to_have_text("busy · writing tests")
+    await page.click("#profileBtn")
+    await page.select_option("#presenceSel", "online")
+    await dialog.get_by_role("button", name="Save").click()
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "online"
+    # idle: 35 s, a message arrives (the connection is alive, Pam is not active), 30 s more
+    await page.clock.fast_forward(35_000)
+    await kim.send({"type": "chat", "room": "general", "message": "anyone there?"})
+    await expect(bubble(page, "anyone there?")).to_be_visible()
+    await page.clock.fast_forward(30_000)
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "away"
+    await page.keyboard.press("Shift")  # back
+    assert (await kim.expect("profile", username="Pam"))["presence"] == "online"
+    await connected(page)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from browser import FIXTURES, Pages, bubble, connected, join, served
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 from support import Client
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -47,8 +47,11 @@ async def test_a_moderator_uses_the_user_and_message_menus(pages: Pages, servers
     await theirs.hover()
     await expect(theirs.locator("[data-act=moderate]")).to_have_count(0)  # not for a guest
     await msg.locator("[data-act=moderate]").click()
-    await msg.get_by_role("button", name="Mute Bob in #general for 10 minutes").click()
+    await msg.get_by_role("combobox", name="How long to mute Bob").select_option("3600")
+    await msg.get_by_role("button", name="Mute Bob in #general for the time chosen").click()
     await expect(page.locator(".notice", has_text="Alice muted Bob until")).to_have_count(1)
+    await msg.get_by_role("button", name="Unmute Bob in #general").click()
+    await expect(page.locator(".notice", has_text="Alice unmuted Bob")).to_have_count(1)
 
     await page.click("#usersBtn")
     tools = page.get_by_role("group", name="Moderate Bob")
@@ -57,6 +60,31 @@ async def test_a_moderator_uses_the_user_and_message_menus(pages: Pages, servers
     await expect(guest.get_by_role("group", name="Moderate Alice")).to_have_count(0)
     ban = tools.get_by_role("button", name="Ban Bob from #general")
     await ban.click()  # asks once
+    await expect(tools.get_by_role("button", name="Kick Bob off the server")).to_be_visible()  # an operator
     await tools.get_by_role("button", name="Really: Ban Bob from #general").click()
     await expect(page.locator(".notice", has_text="Alice banned Bob")).to_have_count(1)
+    await room_settings(page, guest)
+    await page.reload()  # a newcomer's history carries the room's moderation events
+    await connected(page)
+    await expect(page.locator(".notice", has_text="Alice banned Bob")).to_have_count(1)
+    await expect(page.locator(".notice", has_text="Alice set the topic: be kinder")).to_have_count(1)
     await carol.close()
+
+
+async def room_settings(page: Page, guest: Page) -> None:
+    """The room's settings dialog: topic, lifting a ban, an invitation; not for a guest."""
+    await page.keyboard.press("Escape")
+    await page.click("#roomModBtn")
+    dialog = page.locator("#modDlg")
+    await expect(dialog.locator("#modTopic")).to_have_value("be kind")
+    await page.fill("#modTopic", "be kinder")
+    await dialog.get_by_role("button", name="Set topic").click()
+    await expect(page.locator("#convTopic")).to_have_text("be kinder")
+    await page.fill("#modLiftName", "Bob")
+    await dialog.get_by_role("button", name="Unban").click()
+    await expect(page.locator(".notice", has_text="Alice lifted the ban on Bob")).to_have_count(1)
+    await page.fill("#modInviteName", "Carol")
+    await dialog.get_by_role("button", name="Invite").click()
+    await expect(page.locator(".notice", has_text="Alice invited Carol")).to_have_count(1)
+    await page.click("#modClose")
+    await expect(guest.locator("#roomModBtn")).to_be_hidden()  # not a moderator

@@ -38,17 +38,22 @@ from wschat.features.account_records import (
     CreateAccount,
     DeviceSession,
     EndSession,
+    ReadSessionEnds,
     ReadSessions,
     SetPassword,
 )
 from wschat.features.mod_records import Moderate, ModState, ReadModeration
 from wschat.features.private_records import MarkDelivered, ReadConversation, ReadMissed, StorePrivate
+from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
 from wschat.modstore import SCHEMA as MODERATION_SCHEMA
 from wschat.modstore import moderate
 from wschat.modstore import read as read_moderation
 from wschat.privatestore import SCHEMA as PRIVATE_SCHEMA
 from wschat.privatestore import mark_delivered, read_conversation, read_missed, start_cursor, store
 from wschat.privatestore import migrate as migrate_private
+from wschat.profilestore import SCHEMA as PROFILE_SCHEMA
+from wschat.profilestore import read as read_profile
+from wschat.profilestore import save as save_profile
 from wschat.records import Command
 
 log = logging.getLogger("wschat.accounts")
@@ -56,6 +61,7 @@ log = logging.getLogger("wschat.accounts")
 COMMANDS: tuple[type[Command], ...] = (
     CreateAccount, CheckPassword, CheckToken, EndSession, ReadSessions, SetPassword,
     StorePrivate, MarkDelivered, ReadMissed, ReadConversation, Moderate, ReadModeration,
+    ReadProfile, SaveProfile, ReadSessionEnds,
 )  # fmt: skip
 _HASHING = (CreateAccount, CheckPassword, SetPassword)
 
@@ -75,6 +81,12 @@ CREATE TABLE IF NOT EXISTS account_sessions (
     last_used REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS account_sessions_by_account ON account_sessions (account);
+-- the host's admin command line ended these accounts' sessions (wschat.features.session_watch)
+CREATE TABLE IF NOT EXISTS session_ends (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -109,6 +121,7 @@ class AccountStore:
         db.executescript(PRIVATE_SCHEMA)
         migrate_private(db)
         db.executescript(MODERATION_SCHEMA)
+        db.executescript(PROFILE_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]
 
@@ -264,6 +277,19 @@ class AccountStore:
 
     def _readmoderation(self, c: ReadModeration) -> ModState:
         return self._locked(lambda db, cmd: read_moderation(db, cmd.now), c)
+
+    def _readsessionends(self, c: ReadSessionEnds) -> tuple[int, list[str]]:
+        latest = self._sql("SELECT coalesce(max(seq), 0) FROM session_ends")[0][0]
+        if c.after < 0:
+            return latest, []
+        rows = self._sql("SELECT account FROM session_ends WHERE seq > ? AND seq <= ?", (c.after, latest))
+        return latest, [key for (key,) in rows]
+
+    def _readprofile(self, c: ReadProfile) -> StoredProfile:  # wschat.profilestore
+        return self._locked(read_profile, c)
+
+    def _saveprofile(self, c: SaveProfile) -> None:
+        self._locked(save_profile, c)
 
     def _setpassword(self, c: SetPassword) -> int | None:
         rows = self._sql("SELECT hash FROM accounts WHERE key = ?", (c.key,))

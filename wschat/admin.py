@@ -117,8 +117,10 @@ def _reset(db: sqlite3.Connection, name: str) -> None:
     db.execute("BEGIN IMMEDIATE")
     db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
     ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
+    # the running server looks at this counter every 2 s and closes the account's connections
+    db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
     db.execute("COMMIT")
-    print(f"{shown}'s password is reset; {ended} session(s) ended (those devices log in again).")
+    print(f"{shown}'s password is reset; {ended} session(s) ended (its devices online are logged out).")
 
 
 def _subject(db: sqlite3.Connection, opts: argparse.Namespace) -> tuple[str, str]:

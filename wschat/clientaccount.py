@@ -16,6 +16,7 @@ from wschat.clientframes import (
     CONNECTED,
     NAMING,
     OFFLINE,
+    Job,
     SaveToken,
     Send,
     Show,
@@ -25,7 +26,7 @@ from wschat.clientframes import (
     as_str,
     note,
 )
-from wschat.commands import Conversation, Logout, Revoke, Sessions
+from wschat.commands import Conversation, Logout, Passwd, Revoke, Sessions
 from wschat.render import seconds
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ def command(st: ClientState, cmd: Any) -> list[Effect]:
         return [Send({"type": "logout"})]
     if isinstance(cmd, Sessions):
         return [Send({"type": "sessions"})]
+    if isinstance(cmd, Passwd):  # the passwords are read by the I/O layer, never by the state
+        if not st.interactive:
+            return [note("/passwd needs a terminal to read the passwords without echo.", "error")]
+        return [Job("passwd", {})]
     if isinstance(cmd, Conversation):
         frame: dict[str, Any] = {"type": "fetch_private", "with": cmd.name, "limit": cmd.count}
         before = st.conversation_before.get(cmd.name.casefold())

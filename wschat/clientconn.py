@@ -23,8 +23,8 @@ from websockets.exceptions import ConnectionClosed
 from wschat.address import Address
 from wschat.clientauth import TokenFile
 from wschat.clientstate import CLOSE_TAKEOVER, ClientState, Effect
+from wschat.codes import CLOSE_SESSION_ENDED
 from wschat.commands import backoff
-from wschat.protocol import CLOSE_SESSION_ENDED
 from wschat.reach import Connector, GiveUp, connect_error
 from wschat.render import escape, seconds
 

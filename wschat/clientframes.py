@@ -184,6 +184,9 @@ class FrameHandlers:
     def _on_presence(self, frame: dict[str, Any], now: float) -> list[Effect]:
         joined = frame.get("type") == "user_join"
         names = self._names(frame.get("usernames")) or self._names([frame.get("username")])
+        if frame.get("reason") == "disconnect":  # gone from the chat: its profile is not known now
+            for gone in names:
+                self.presence.cards.pop(gone.casefold(), None)  # type: ignore[attr-defined]
         if joined:
             self._release_held(names + self._names(frame.get("users_list")))
             if frame.get("resumed") is True:
@@ -202,7 +205,7 @@ class FrameHandlers:
         room = as_str(frame.get("room")) or GENERAL
         event = d.UserList(room, len(names) if count is None else count, names, self.me)
         self._release_held(names)
-        return [Show(event)]
+        return [Show(event), *self.presence.of_users(names)]  # type: ignore[attr-defined]
 
     def _on_rooms(self, frame: dict[str, Any], now: float) -> list[Effect]:
         raw = frame.get("rooms")
@@ -339,17 +342,25 @@ class FrameHandlers:
             view.seen.add(lo, max([*seqs, last or 0]))
         quiet = room in self.login_rooms and self.reconnecting
         self.login_rooms.discard(room)
+        told = self._moderation_lines(room, events)  # kicks, bans, topics...: after the messages
         if mode == "resume":
-            return out + self._resumed(room, new, as_int(frame.get("skipped"))) + self._history_events(events)
+            resumed = self._resumed(room, new, as_int(frame.get("skipped")))
+            return out + resumed + self._history_events(events) + told
         if not self.interactive:  # a script needs what happens from now on, not the past
             return out
         if new:
             out.append(
                 Show(d.HistoryPage(f"Recent messages in #{room} ({len(new)}):", tuple(new), "end of history"))
             )
+            out += told
         elif not quiet and msgs == [] and room == self.current and not self.reconnecting:
             out.append(note(f"No messages in #{room} yet.", "history"))
         return out
+
+    def _moderation_lines(self, room: str, events: list[dict[str, Any]]) -> list[Effect]:
+        from wschat import clientmod  # it imports this module
+
+        return clientmod.history_lines(self, room, [e for e in events if e.get("type") == "moderation"])
 
     def _page(
         self, room: str, view: RoomView, frame: dict[str, Any], seqs: list[int], new: list[d.ChatMessage]

@@ -26,10 +26,31 @@ PIECE = 1 << 20
 
 
 def start(app: App, job: Job) -> None:
-    runner = {"hash": _hash, "send": _send, "download": _download}[job.kind]
+    runner = {"hash": _hash, "send": _send, "download": _download, "passwd": _passwd}[job.kind]
     task = asyncio.ensure_future(runner(app, **job.args))
     app.jobs.add(task)
     task.add_done_callback(app.jobs.discard)
+
+
+async def _passwd(app: App) -> None:
+    """/passwd: the current and the new password (twice) read without echo, then `change_password`."""
+    ask = getattr(app.console, "secret", None)
+    if ask is None:
+        app.say("/passwd needs a full terminal (this one cannot hide what you type).", "error")
+        return
+    try:
+        old = await ask("Current password: ")
+        new = await ask("New password (at least 8 characters): ")
+        again = await ask("The same new password again: ")
+    except EOFError:
+        app.say("No password read; nothing was changed.", "error")
+        return
+    if new != again:
+        app.say("The two new passwords differ; nothing was changed.", "error")
+    elif not old or not new:
+        app.say("An empty password; nothing was changed.", "error")
+    else:
+        app.send({"type": "change_password", "old": old, "new": new})
 
 
 def _sha256(path: str) -> tuple[int, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from wschat import clientaccount, clientmod
+from wschat import clientaccount, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -123,6 +123,8 @@ class TypedLines:
             return clientaccount.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, clientmod.Moderate):
             return clientmod.command(self, cmd)  # type: ignore[arg-type]
+        if isinstance(cmd, clientprofile.ProfileCmd):
+            return clientprofile.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, Users):
             room = cmd.room or self.current
             if room is None:

@@ -150,6 +150,8 @@ class LoginFrames:
             out.append(Show(d.RoomJoined(room, count, names, self.me, switched=True)))
         elif room in self.login_rooms and not self.reconnecting and self.interactive:
             out.append(Show(d.RoomJoined(room, count, names, self.me, switched=False)))
+        elif room not in self.login_rooms and self.interactive:  # joined on another device of yours
+            out.append(note(f"You are in #{room} now (joined on another of your devices).", "ok"))
         return out
 
     def _on_left(self, frame: dict[str, Any], now: float) -> list[Effect]:

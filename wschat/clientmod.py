@@ -180,6 +180,17 @@ def on_room_info(st: ClientState, frame: dict[str, Any], now: float) -> list[Eff
     return out
 
 
+def history_lines(st: ClientState, room: str, events: list[dict[str, Any]]) -> list[Effect]:
+    """Moderation events in a room's history (recent or resumed), as lines after its messages."""
+    out: list[Effect] = []
+    for f in events:
+        f = {**f, "room": as_str(f.get("room")) or room}
+        if f.get("action") == "topic":
+            st.topics[room] = as_str(f.get("topic"))
+        out.append(note(_sentence(f), "system"))
+    return out
+
+
 FRAMES = {"moderation": on_moderation, "room_info": on_room_info}
 
 # The commands join the command table and /help (before "/help" itself) when this is imported

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wschat import clientaccount, clientmod
+from wschat import clientaccount, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -61,6 +61,7 @@ from wschat.clientlines import TypedLines
 from wschat.clientlogin import LoginFrames
 from wschat.clientrich import TALK, RichFrames
 from wschat.clienttyping import OwnTyping
+from wschat.codes import CLOSE_TAKEOVER
 from wschat.commands import (
     History,
     Join,
@@ -71,7 +72,6 @@ from wschat.commands import (
     Users,
     parse_line,
 )
-from wschat.protocol import CLOSE_TAKEOVER
 from wschat.ratelimit import TokenBucket
 from wschat.roomview import NO_SEQ_BELOW, RoomView, SeqSet
 
@@ -141,6 +141,7 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
         self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
         self.topics: dict[str, str] = {}  # room -> its topic (wschat.clientmod)
+        self.presence = clientprofile.Presence()  # this device's presence (wschat.clientprofile)
         self.my_last: dict[str, int] = {}
         self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
         self.read_pos: dict[str, int] = {}
@@ -219,6 +220,9 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
             wake = self._pump_pages(now, frames)
             out_wake = self._pump_outbox(now, frames)
             wake = out_wake if wake is None or (out_wake is not None and out_wake < wake) else wake
+            if self.interactive:  # a person: away after a while idle (wschat.clientprofile)
+                away = self.presence.pump(now, self.gen, frames)
+                wake = away if wake is None or (away is not None and away < wake) else wake
         return frames, wake
 
     def _pump_outbox(self, now: float, frames: list[dict[str, Any]]) -> float | None:
@@ -251,6 +255,8 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         """A line the user typed (a name while naming, else a message or a command)."""
         talks = not self.naming and isinstance(parse_line(text), TALK)
         out: list[Effect] = [Send(f) for f in self.own_typing.stop(now)]  # the line is done
+        if self.online:
+            out += [Send(f) for f in self.presence.active(now)]  # back from an automatic away
         out += self._typed(text, now)
         if talks:  # what was shown in the room the user talks in has been read
             out += self._mark_read()
@@ -259,7 +265,8 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
     def edited(self, text: str, now: float) -> list[Effect]:
         """The line being typed is now `text` (not yet sent): maybe tell the room we type."""
         says = self.online and self.interactive and isinstance(parse_line(text), (Say, Reply))
-        return [Send(f) for f in self.own_typing.edited(self.current if says else None, now)]
+        back = self.presence.active(now) if self.online else []  # back from an automatic away
+        return [Send(f) for f in (*back, *self.own_typing.edited(self.current if says else None, now))]
 
     def frame(self, frame: dict[str, Any], now: float) -> list[Effect]:
         handler = _HANDLERS.get(as_str(frame.get("type")))
@@ -293,6 +300,7 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "upload_done": ClientState._on_upload_done,
     **clientaccount.FRAMES,
     **clientmod.FRAMES,
+    **clientprofile.FRAMES,
     "reaction": ClientState._on_room_event,
     "edit": ClientState._on_room_event,
     "delete": ClientState._on_room_event,

@@ -100,6 +100,11 @@ class Sessions:
 
 
 @dataclass(frozen=True, slots=True)
+class Passwd:
+    """Change the account's password (both read with getpass, wschat.clientjobs)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Revoke:
     id: str
 
@@ -166,11 +171,11 @@ class Usage:
 
 Command = (
     Nothing | Say | Help | Quit | Users | Rooms | Join | Leave | Msg | History | Drop | Unknown | Usage
-    | Logout | Sessions | Revoke | Conversation
+    | Logout | Sessions | Revoke | Conversation | Passwd
     | React | Reply | EditMsg | DeleteMsg | Unread | SearchMsgs
     | Upload | Download
 )  # fmt: skip
-ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation)
+ACCOUNT_COMMANDS = (Logout, Sessions, Revoke, Conversation, Passwd)
 RICH = (React, Reply, EditMsg, DeleteMsg, Unread, SearchMsgs)  # answered by wschat.clientrich
 
 HELP: list[tuple[str, str]] = [
@@ -188,6 +193,7 @@ HELP: list[tuple[str, str]] = [
     ("/sessions", "your account's devices (with --login or --register)"),
     ("/revoke ID", "end one of your account's sessions (its id from /sessions)"),
     ("/logout", "log this device out of your account and quit (forgets its session token)"),
+    ("/passwd", "change your account's password (asked for without echo); your other devices log out"),
     ("/react N EMOJI", "react to message N (the [N] before it); again with -EMOJI to take it back"),
     ("/reply N text", "answer message N (the reply quotes it)"),
     ("/edit [N] text", "change your message N, or your last message in this room without N"),
@@ -340,6 +346,7 @@ _COMMANDS: dict[str, Callable[[str], Command]] = {
     **dict.fromkeys(("download", "get"), _download),
     **dict.fromkeys(("conversation", "conv"), lambda arg: _conversation(arg)),
     "logout": lambda _: Logout(),
+    "passwd": lambda _: Passwd(),
     "sessions": lambda _: Sessions(),
     "revoke": lambda arg: Revoke(arg) if arg else Usage("Usage: /revoke ID (the id from /sessions)"),
     "react": _react,

@@ -19,10 +19,12 @@ import asyncio
 import codecs
 import collections
 import contextlib
+import getpass
 import itertools
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -177,6 +179,34 @@ class TerminalConsole:
 
     def refresh(self) -> None:
         self._write(self._input_line())
+
+    async def secret(self, prompt: str) -> str:
+        """A password read with getpass (no echo): the line editor lets go of the terminal
+        meanwhile. On a daemon thread, so that quitting never waits for it. EOFError at end of input."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = loop.create_future()
+
+        def read() -> None:
+            try:
+                got = getpass.getpass(prompt)
+            except BaseException:  # EOFError, or the terminal went away
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(EOFError()))
+            else:
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(got))
+
+        loop.remove_reader(self.fd)
+        self._write("\r\x1b[K")
+        try:
+            if self.saved is not None and termios is not None:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            threading.Thread(target=read, name="chat-getpass", daemon=True).start()
+            return await done
+        finally:
+            if termios is not None:
+                with contextlib.suppress(termios.error):
+                    termios.tcsetattr(self.fd, termios.TCSANOW, self.mode)
+            loop.add_reader(self.fd, self._readable)
+            self.refresh()
 
     async def readline(self, prompt: str | None = None) -> str:
         self.asking = prompt

@@ -15,8 +15,8 @@ import re
 import unicodedata
 from functools import cache, lru_cache
 
-from wschat import protocol as p
-from wschat.protocol import ProtocolError
+from wschat import codes as p  # the codes only: the terminal client needs no frame registry
+from wschat.inbound import ProtocolError
 
 MAX_NAME_CHARS = 32
 RESERVED = frozenset({"system", "server"})

@@ -201,4 +201,5 @@ def decode(text: str, limits: Limits = _DEFAULT_LIMITS) -> Request:
 # Feature modules add their frame types to the registry above when they are imported; importing
 # them here makes `decode` know every type however the modules are first imported.
 from wschat.features import mod_wire as _moderation  # noqa: E402, F401
+from wschat.features import profile_wire as _profiles  # noqa: E402, F401
 from wschat.features import wire as _rich  # noqa: E402

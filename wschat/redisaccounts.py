@@ -8,7 +8,8 @@ are in `wschat.redisprivate`, moderation in `wschat.redismod`. Keys (prefix `wsc
 
 - `acct:<key>`: a hash {name, hash, created}; `accounts`: a sorted set of the registered
   names by creation time (the start-up snapshot, the admin's list);
-- `sess:<key>`: a hash, session id -> JSON `[token SHA-256 in hex, device, created, last used]`.
+- `sess:<key>`: a hash, session id -> JSON `[token SHA-256 in hex, device, created, last used]`;
+- `profile:<key>`: a hash {status, last_seen} (`wschat.features.profiles`).
 
 What other processes must act on is published on `wschat:news` (`wschat.redisbroker` reads
 it): `a <process> <name>` (an account was registered: its name is no longer a guest's),
@@ -42,6 +43,7 @@ from wschat.features.account_records import (
     SetPassword,
 )
 from wschat.features.mod_records import ModState
+from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
 from wschat.names import name_key
 from wschat.redismod import RedisModeration
 from wschat.redisprivate import RedisPrivate
@@ -108,6 +110,9 @@ class RedisAccounts:
             "ReadConversation": self.private.read_conversation,
             "Moderate": self.mod.moderate,
             "ReadModeration": lambda c: self.mod.read(c.now),
+            "ReadProfile": self._read_profile,
+            "SaveProfile": self._save_profile,
+            "ReadSessionEnds": self._session_ends,
         }
 
     async def names(self) -> list[str]:
@@ -212,6 +217,26 @@ class RedisAccounts:
         await self.private.forget_sessions([s.decode() for s in ended])
         await self._news("X", c.key, c.keep or "-")
         return len(ended)
+
+    async def _session_ends(self, c: Any) -> tuple[int, list[str]]:
+        # The host admin's password resets reach every process at once on wschat:news (`X`):
+        # there is no change counter to watch under --redis (wschat.features.session_watch).
+        return (0, [])
+
+    # -- profiles (wschat.features.profiles): `profile:<key>`, a hash {status, last_seen}
+
+    async def _read_profile(self, c: ReadProfile) -> StoredProfile:
+        status, seen = await self.client.hmget(f"{A}profile:{c.key}", ["status", "last_seen"])
+        return StoredProfile((status or b"").decode(), float(seen) if seen is not None else None)
+
+    async def _save_profile(self, c: SaveProfile) -> None:
+        fields: dict[str, Any] = {}
+        if c.status is not None:
+            fields["status"] = c.status
+        if c.last_seen is not None:
+            fields["last_seen"] = c.last_seen
+        if fields:
+            await self.client.hset(f"{A}profile:{c.key}", mapping=fields)
 
     # -- for the admin command line
 

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
+from typing import Any
 
 CERT_NAME, KEY_NAME = "cert.pem", "key.pem"
 VALID_DAYS = 825  # the longest validity Apple platforms accept for a TLS server certificate
@@ -129,15 +130,39 @@ def _coverage(cert_path: str, names: list[str], addresses: list[str]) -> tuple[l
 
 def _create(cert_path: str, key_path: str, names: list[str], addresses: list[str]) -> None:
     try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     except ImportError:
         raise TLSSetupError(
             "--self-signed needs the cryptography package: pip install -r requirements.txt"
         ) from None
     key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem = _certificate(key, names, addresses)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    folder = os.path.dirname(cert_path) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(key_path)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from the start
+        with os.fdopen(fd, "wb") as f:
+            f.write(key_pem)
+        Path(cert_path).write_bytes(cert_pem)
+    except OSError as exc:
+        raise TLSSetupError(
+            f"Cannot write the certificate into {folder} ({exc.strerror or exc}); "
+            "choose another folder with --db, or give --certfile and --keyfile."
+        ) from None
+
+
+def _certificate(key: Any, names: list[str], addresses: list[str]) -> bytes:
+    """A self-signed server certificate (PEM) for `key`, valid for these names and addresses."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "wschat"),
@@ -148,6 +173,17 @@ def _create(cert_path: str, key_path: str, names: list[str], addresses: list[str
     alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(addresses)]
     now = datetime.datetime.now(datetime.UTC)
     public = key.public_key()
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -158,39 +194,10 @@ def _create(cert_path: str, key_path: str, names: list[str], addresses: list[str
         .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
     )
-    folder = os.path.dirname(cert_path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(key_path)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from the start
-        with os.fdopen(fd, "wb") as f:
-            f.write(key_pem)
-        Path(cert_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    except OSError as exc:
-        raise TLSSetupError(
-            f"Cannot write the certificate into {folder} ({exc.strerror or exc}); "
-            "choose another folder with --db, or give --certfile and --keyfile."
-        ) from None
+    return cert.public_bytes(serialization.Encoding.PEM)

@@ -93,3 +93,15 @@ class SetPassword(Command):
     old: str
     new: str
     keep: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSessionEnds(Command):
+    """The accounts whose sessions the host's admin command line ended after change `after`
+    (`admin reset-password`), from its change counter (the `session_ends` table).
+
+    Result: (the latest change number, the account keys changed after `after`); `after` < 0
+    asks only for the latest number (at start-up).
+    """
+
+    after: int

@@ -34,7 +34,7 @@ from wschat.features.account_records import (
     ReadSessions,
     SetPassword,
 )
-from wschat.hub import sessions
+from wschat.hub import devices, sessions
 from wschat.hub.state import Session
 from wschat.names import InvalidName, check_username, lookalike_keys
 
@@ -224,6 +224,7 @@ def _logged_in(
         s.account, s.session_id = False, ""
     else:
         out.append(offline.after_login(hub, s))  # private messages this device has not seen
+        out += sessions.rooms.profiles.after_login(hub, s)  # the account's stored status
     return out
 
 
@@ -333,14 +334,13 @@ def _password_set(hub: Hub, context: tuple[int, str, str], result: Any, now: flo
 
 
 def _end_connections(hub: Hub, key: str, which: Any) -> list[Effect]:
-    """Close the account's connections (on this server) that `which(session)` picks."""
-    cid = hub.by_key.get(key)
-    if cid is None:
-        return []
-    other = hub.sessions[cid]
-    if not other.account or not which(other):
-        return []
-    return [Close(cid, p.CLOSE_SESSION_ENDED, "this device's session has ended")]
+    """Close the account's connections (its devices on this server) that `which(session)` picks."""
+    out: list[Effect] = []
+    for cid in devices.connections(hub, key):
+        other = hub.sessions.get(cid)
+        if other is not None and other.account and which(other):
+            out.append(Close(cid, p.CLOSE_SESSION_ENDED, "this device's session has ended"))
+    return out
 
 
 def registered_elsewhere(hub: Hub, name: str) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import fold, wire
-from wschat.hub import cluster, history, rooms
+from wschat.hub import cluster, devices, history, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import name_key
 from wschat.records import Append, Message, ReadMessage
@@ -144,7 +144,7 @@ def _committed(hub: Hub, ctx: tuple[Message, str], result: Any, now: float) -> l
     room = hub.rooms[ev.room]  # loaded: a room with messages in flight is never unloaded
     room.inflight -= 1
     if isinstance(result, BaseException):
-        holder = hub.by_key.get(ev.user_key)
+        holder = devices.sender(hub, ev.user_key, ev.client_id)
         if holder is None:
             return []
         msg = f"The server could not save your {ev.kind} (its storage failed); try again in a few seconds."

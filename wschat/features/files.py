@@ -37,7 +37,7 @@ from wschat.features.media_rules import (
     StoredFile,
     human_size,
 )
-from wschat.hub import rooms
+from wschat.hub import devices, rooms
 from wschat.hub.state import Session
 from wschat.names import name_key
 from wschat.records import Append, Message
@@ -114,6 +114,8 @@ def upload_begin(hub: Hub, s: Session, req: p.UploadBegin, now: float) -> list[E
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]  # this file was posted already
     room = rooms.member_room(hub, s, req.room).name if req.room is not None else None
+    if (muted := mod_hooks.upload_refusal(hub, s, room, now, cmid)) is not None:
+        return muted
     if req.to is not None and name_key(req.to) not in hub.by_key and not _stored_for(hub, s, req.to):
         return [_refuse(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     if req.size == 0:
@@ -335,7 +337,7 @@ def _post_private(
     pid = f"p{hub.run_id}-{seq}"
     hub.next_private += 1
     frame = outbound.private(pid, seq, s.name, t.name, text, now, s.client_id, cmid, file)
-    out: list[Effect] = [Send((s.cid,) if t.cid == s.cid else (s.cid, t.cid), frame)]
+    out: list[Effect] = [Send(devices.both_ends(hub, s, t.key), frame)]
     if cmid is not None:
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
@@ -347,3 +349,6 @@ HANDLERS = {p.UploadBegin: upload_begin, p.UploadCancel: upload_cancel}
 from wschat.hub.handlers import HANDLERS as _REGISTRY  # noqa: E402  (see wschat.hub.handlers)
 
 _REGISTRY.update((kind, (handler, True)) for kind, handler in HANDLERS.items())
+
+# Moderation's hooks (a muted user's uploads); imported last, as wschat.hub.rooms does.
+from wschat.features import mod_hooks  # noqa: E402

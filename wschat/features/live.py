@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import wire
-from wschat.hub import rooms
+from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import name_key
 from wschat.records import SaveReads
@@ -64,8 +64,8 @@ def _flush_typing(hub: Hub, room: Room, now: float) -> list[Effect]:
     room.typing_dirty = False
     room.typing_next = now + TYPING_EVERY
     sessions = hub.sessions
-    typists = {c: sessions[c].name for c in room.typing if c in sessions}
-    everyone = list(typists.values())
+    # a user typing on two devices is listed once
+    everyone = list(dict.fromkeys(sessions[c].name for c in room.typing if c in sessions))
     # each member is sent the list without itself, and only if that changed for it; members
     # that see the same list share one frame, built once
     groups: dict[tuple, list[int]] = {}
@@ -73,8 +73,8 @@ def _flush_typing(hub: Hub, room: Room, now: float) -> list[Effect]:
     shown_all = (tuple(everyone[: wire.TYPING_SHOWN]), len(everyone))
     head = everyone[: wire.TYPING_SHOWN + 1]
     for cid in room.members:
-        own = typists.get(cid)
-        if own is None:
+        own = sessions[cid].name
+        if own not in everyone:
             seen = shown_all
         else:  # names are unique: leaving its own out of the first few is enough
             seen = (tuple([n for n in head if n != own][: wire.TYPING_SHOWN]), len(everyone) - 1)
@@ -156,10 +156,9 @@ def remote_read(hub: Hub, key: str, room_name: str, seq: int, private: bool) -> 
     return out
 
 
-def _connections(hub: Hub, key: str) -> list[int]:
-    """The user's connections (one per name today; accounts may allow several)."""
-    cid = hub.by_key.get(key)
-    return [cid] if cid is not None else []
+def _connections(hub: Hub, key: str) -> tuple[int, ...]:
+    """The user's connections: all of an account's devices (wschat.hub.devices)."""
+    return devices.connections(hub, key)
 
 
 def _read_private(hub: Hub, s: Session, req: wire.Read) -> list[Effect]:
@@ -168,7 +167,8 @@ def _read_private(hub: Hub, s: Session, req: wire.Read) -> list[Effect]:
         return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.")]
     if req.private:
         return []
-    return [Send((target,), wire.receipt(s.name, req.seq, to=hub.sessions[target].name))]
+    frame = wire.receipt(s.name, req.seq, to=hub.sessions[target].name)
+    return [Send(_connections(hub, name_key(req.to or "")), frame)]
 
 
 def entered(hub: Hub, s: Session, room: Room) -> list[Effect]:

@@ -66,7 +66,9 @@ def entered(hub: Hub, s: Session, room: Room, now: float) -> list[Effect]:
     if not (mine or rules.creator or rules.topic or rules.invite_only):
         return out  # nothing to say: no topic, no rules, not yours (most rooms, most people)
     creator = hub.accounts.registered.get(rules.creator, "") if rules.creator else ""
-    out.append(Send((s.cid,), mod_wire.room_info(room.name, rules.topic, rules.invite_only, creator, mine)))
+    operator = book.is_operator(hub, s)
+    info = mod_wire.room_info(room.name, rules.topic, rules.invite_only, creator, mine, operator)
+    out.append(Send((s.cid,), info))
     return out
 
 
@@ -99,14 +101,23 @@ def _login_check(hub: Hub, s: Session, req: p.Login, now: float) -> list[Effect]
     return _server_ban(hub, s, f"account:{name_key(req.username.strip())}", now)
 
 
-def _muted(hub: Hub, s: Session, room: str | None, now: float, cmid: str | None) -> list[Effect] | None:
+def _muted(
+    hub: Hub, s: Session, room: str | None, now: float, cmid: str | None, what: str = "message"
+) -> list[Effect] | None:
     r = hub.moderation.applies("mute", s, room, now)
     if r is None:
         return None
     where = "on this server" if not r.scope else f"in #{r.scope}"
-    text = f"You are muted {where}{_why(r, now)}; your message was not sent."
+    text = f"You are muted {where}{_why(r, now)}; your {what} was not sent."
     retry = max(1.0, round(r.until - now, 1)) if r.until else None
     return [Send((s.cid,), outbound.error(p.MUTED, text, retry_after=retry, client_msg_id=cmid))]
+
+
+def upload_refusal(
+    hub: Hub, s: Session, room: str | None, now: float, cmid: str | None
+) -> list[Effect] | None:
+    """Called by `files.upload_begin`: a muted user shares no files where it may not talk."""
+    return _muted(hub, s, room, now, cmid, "file")
 
 
 def _chat_check(hub: Hub, s: Session, req: p.Chat, now: float) -> list[Effect] | None:

@@ -168,10 +168,13 @@ def moderation(action: str, by: str, ts: float, **fields: Any) -> bytes:
     return outbound.encode(frame)
 
 
-def room_info(room: str, topic: str, invite_only: bool, creator: str, moderator: bool) -> bytes:
-    """`room_info`: a room's topic and rules, and whether you may moderate it."""
+def room_info(
+    room: str, topic: str, invite_only: bool, creator: str, moderator: bool, operator: bool = False
+) -> bytes:
+    """`room_info`: a room's topic and rules, whether you may moderate it, and whether you are
+    one of the server's operators (who may act on the whole server)."""
     frame = {"type": "room_info", "room": room, "topic": topic, "invite_only": invite_only}
-    frame.update(creator=creator, moderator=moderator)
+    frame.update(creator=creator, moderator=moderator, operator=operator)
     return outbound.encode(frame)
 
 

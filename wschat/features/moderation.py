@@ -20,7 +20,7 @@ from wschat.effects import Close, Effect, Send
 from wschat.features import events, mod_wire
 from wschat.features.mod_book import subject_of
 from wschat.features.mod_records import Moderate, RemoteKick, Restriction
-from wschat.hub import rooms
+from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import check_room, name_key
 from wschat.records import Append, FindUser, Message, UserPlace
@@ -118,8 +118,8 @@ def _shown(other: Session | None, username: str) -> str:
 
 
 def _out_of_room(hub: Hub, target: Session, room: Room, frame: bytes, now: float, out: list[Effect]) -> None:
-    """Tell `target` why, then take it out of `room` (the others see it leave)."""
-    out.append(Send((target.cid,), frame))
+    """Tell `target` (every device of it) why, then take it out of `room` (the others see it leave)."""
+    out.append(Send(devices.connections(hub, target.key) or (target.cid,), frame))
     out.append(Send((target.cid,), outbound.left(room.name)))
     rooms.leave(hub, target, room, "leave", now, out)
 
@@ -153,8 +153,9 @@ def kick(hub: Hub, s: Session, req: mod_wire.Kick, now: float) -> list[Effect]:
     out: list[Effect] = [record(hub, s, "kick", where, subject, other.name, value=req.reason, now=now)]
     if room is None:
         frame = notice("kick", s.name, now, username=other.name, reason=req.reason)
-        bye = Close(other.cid, p.CLOSE_KICKED, "kicked by an operator")
-        return [*out, Send((s.cid, other.cid), frame), bye]
+        gone = devices.connections(hub, other.key)
+        byes = [Close(cid, p.CLOSE_KICKED, "kicked by an operator") for cid in gone]
+        return [*out, Send((s.cid, *gone), frame), *byes]
     if other.cid not in room.members:
         raise Refused(p.NOT_IN_ROOM, f"{other.name} is not in #{room.name}.")
     frame = notice("kick", s.name, now, room=room.name, username=other.name, reason=req.reason)
@@ -223,7 +224,7 @@ def mute(hub: Hub, s: Session, req: mod_wire.Mute, now: float) -> list[Effect]:
     if room is not None:
         out.append(room_event(hub, s, room, "mute", now, req.reason, username=shown, until=until))
     else:
-        targets = (s.cid,) if other is None else (s.cid, other.cid)
+        targets = (s.cid,) if other is None else (s.cid, *devices.connections(hub, other.key))
         out.append(Send(targets, notice("mute", s.name, now, username=shown, until=until, reason=req.reason)))
     return out
 
@@ -240,7 +241,7 @@ def unmute(hub: Hub, s: Session, req: mod_wire.Unmute, now: float) -> list[Effec
     if room is not None:
         out.append(room_event(hub, s, room, "unmute", now, username=shown))
     else:
-        targets = (s.cid,) if other is None else (s.cid, other.cid)
+        targets = (s.cid,) if other is None else (s.cid, *devices.connections(hub, other.key))
         out.append(Send(targets, notice("unmute", s.name, now, username=shown)))
     return out
 
@@ -347,7 +348,8 @@ def invite(hub: Hub, s: Session, req: mod_wire.Invite, now: float) -> list[Effec
     hub.moderation.rules_to_change(room.name).invited.add(key)
     out = [record(hub, s, "invite", room.name, key, shown, now=now)]
     if other is not None and other.cid not in room.members:
-        out.append(Send((other.cid,), notice("invite", s.name, now, room=room.name, username=shown)))
+        frame = notice("invite", s.name, now, room=room.name, username=shown)
+        out.append(Send(devices.connections(hub, other.key), frame))
     return [*out, room_event(hub, s, room, "invite", now, username=shown)]
 
 

@@ -26,7 +26,7 @@ from wschat.features.private_records import (
     StorePrivate,
     conversation_key,
 )
-from wschat.hub import handlers
+from wschat.hub import devices, handlers
 from wschat.hub.state import Session
 from wschat.names import name_key
 from wschat.records import FindUser, Forward, UserPlace
@@ -46,10 +46,11 @@ def _frame(m: StoredPrivate, *, offline: bool = False) -> bytes:
     )  # fmt: skip
 
 
-def _online_account(hub: Hub, key: str) -> Session | None:
-    cid = hub.by_key.get(key)
-    s = hub.sessions.get(cid) if cid is not None else None
-    return s if s is not None and s.account else None
+def _devices(hub: Hub, key: str) -> list[Session]:
+    """The account's devices online here (every one is given each message, once)."""
+    sessions = hub.sessions
+    found = (sessions.get(cid) for cid in devices.connections(hub, key))
+    return [s for s in found if s is not None and s.account]
 
 
 def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
@@ -74,41 +75,41 @@ def store(
     to_key = name_key(recipient)
     conversation = conversation_key(s.key, to_key)
     m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file)
-    return [hub.ask(StorePrivate([m]), _stored, m)]
+    return [hub.ask(StorePrivate([m]), _stored, (m, s.cid))]
 
 
-def _stored(hub: Hub, m: StoredPrivate, result: Any, now: float) -> list[Effect]:
+def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: float) -> list[Effect]:
+    m, cid = context
     cmid = m.client_msg_id
     repeats = hub.ids.stored(m.sender_key, cmid) if cmid is not None else 0
-    sender = _online_account(hub, m.sender_key)
+    senders = _devices(hub, m.sender_key)
+    # the device that sent it is acknowledged; another of the account if it went meanwhile
+    sender = next((d for d in senders if d.cid == cid), senders[0] if senders else None)
     if isinstance(result, BaseException):
         if sender is None:
             return []
         text = "The server could not save your private message; it was not delivered. Send it again."
         frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
         return [Send((sender.cid,), frame)]
-    recipient = _online_account(hub, m.recipient_key)
-    if recipient is not None:
+    recipients = _devices(hub, m.recipient_key)
+    if recipients:
         m.delivered = now
     out: list[Effect] = []
-    cursors = {}
-    targets = []
-    for end in (sender, recipient):
-        if end is not None and end.cid not in targets:
-            targets.append(end.cid)
-            cursors[end.session_id] = m.id
-    if targets:
-        out.append(Send(tuple(targets), _frame(m)))
+    ends = {d.cid: d for d in (*senders, *recipients)}  # a note to oneself: each device once
+    cursors = {d.session_id: m.id for d in ends.values()}
+    if ends:
+        out.append(Send(tuple(ends), _frame(m)))
     if cmid is not None:
         pid = _pid(m)
         hub.ids.remember(m.sender_key, cmid, "@" + m.recipient, pid, m.seq)
         if sender is not None:
             ack = outbound.ack(cmid, pid, m.seq, to=m.recipient, stored=True)
             out.extend(Send((sender.cid,), ack) for _ in range(1 + repeats))
-    if recipient is not None and sender is not None:
-        out.append(Send((sender.cid,), outbound.delivered(_pid(m), m.recipient, m.seq, now)))
+    if recipients and senders:
+        frame = outbound.delivered(_pid(m), m.recipient, m.seq, now)
+        out.append(Send(tuple(d.cid for d in senders), frame))
     if cursors:
-        ids = [m.id] if recipient is not None else []
+        ids = [m.id] if recipients else []
         out.append(hub.ask(MarkDelivered(ids, now, cursors), _written, None))
     if recipient is None and hub.broker.names_by_store:  # cluster mode: online on another process?
         out.append(hub.ask(FindUser(m.recipient_key), _found, m))
@@ -163,9 +164,9 @@ def _missed(hub: Hub, context: tuple[int, str], result: Any, now: float) -> list
             newly.append(m)
         out.append(Send((cid,), _frame(m, offline=True)))
     for m in newly:
-        sender = _online_account(hub, m.sender_key)
-        if sender is not None and sender.cid != cid:
-            out.append(Send((sender.cid,), outbound.delivered(_pid(m), m.recipient, m.seq, now)))
+        told = tuple(d.cid for d in _devices(hub, m.sender_key) if d.cid != cid)
+        if told:
+            out.append(Send(told, outbound.delivered(_pid(m), m.recipient, m.seq, now)))
     ids = [m.id for m in newly]
     out.append(hub.ask(MarkDelivered(ids, now, {session_id: messages[-1].id}), _written, None))
     if len(messages) == ReadMissed(s.key, session_id).limit:  # more waiting: the next batch

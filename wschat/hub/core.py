@@ -24,10 +24,10 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live, mod_hooks
+from wschat.features import files, live, mod_hooks, profiles, session_watch
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
-from wschat.hub import cluster, history, rooms, sessions
+from wschat.hub import cluster, devices, history, rooms, sessions
 from wschat.hub.dedup import SentIds
 from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
@@ -55,6 +55,8 @@ class Hub:
         self.sessions: dict[int, Session] = {}
         self.by_key: dict[str, int] = {}
         self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
+        # name key -> every connection of that user, in log-in order (wschat.hub.devices)
+        self.devices: dict[str, dict[int, None]] = {}
         # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
         # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
         self.unnamed: dict[int, tuple[float, float]] = {}
@@ -85,6 +87,8 @@ class Hub:
             rooms.install(self, GENERAL, None)
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
         self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
+        self.profiles = profiles.ProfileBook()  # wschat.features.profiles' state
+        self.session_watch = session_watch.Watch()  # sessions ended by the host's admin command
 
     # ------------------------------------------------------------ entry points
 
@@ -168,6 +172,10 @@ class Hub:
         """Cluster mode: connection `cid`'s session was taken over on another process."""
         return sessions.taken_over(self, cid, now)
 
+    def connections_of(self, key: str) -> tuple[int, ...]:
+        """Every online connection here of the user with name key `key` (an account's devices)."""
+        return devices.connections(self, key)
+
     def tick(self, now: float) -> list[Effect]:
         out: list[Effect] = []
         sessions.expire_unnamed(self, now, out)
@@ -177,11 +185,13 @@ class Hub:
                 rooms.flush_presence(self, room, now, out)
         out += live.tick(self, now)
         out += mod_hooks.tick(self, now)
+        out += session_watch.tick(self, now)
         return out
 
     def shutdown_notice(self, now: float) -> list[Effect]:
         text = "The server is shutting down; your client will reconnect when it is back."
-        return [Send(tuple(self.by_key.values()), outbound.system(text, now))]
+        everyone = tuple(cid for cids in self.devices.values() for cid in cids)
+        return [Send(everyone, outbound.system(text, now))]
 
     def stats(self) -> dict[str, int]:
         return {"connections": len(self.sessions), "users": len(self.by_key), "rooms": len(self.rooms)}

@@ -16,7 +16,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import accounts, offline, wire
-from wschat.hub import cluster, history, rooms, sessions
+from wschat.hub import cluster, devices, history, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
 from wschat.records import Append, FindUser, Forward, Message, ReadMessage, ReadPage
@@ -87,7 +87,7 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
     room.inflight -= 1
     cmid = m.client_msg_id
     repeats = hub.ids.stored(m.user_key, cmid) if cmid is not None else 0
-    holder = hub.by_key.get(m.user_key)
+    holder = devices.sender(hub, m.user_key, m.client_id)  # the device that sent it
     if isinstance(result, BaseException):
         if holder is None:
             return []
@@ -140,8 +140,7 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     pid = f"p{hub.run_id}-{seq}"
     hub.next_private += 1
     frame = outbound.private(pid, seq, s.name, t.name, req.message, now, s.client_id, cmid)
-    targets = (s.cid,) if t.cid == s.cid else (s.cid, t.cid)
-    out: list[Effect] = [Send(targets, frame)]
+    out: list[Effect] = [Send(devices.both_ends(hub, s, t.key), frame)]
     if cmid is not None:
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
@@ -256,4 +255,4 @@ MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
 
 # Feature modules add their handlers to HANDLERS when they are imported (at their end);
 # importing them here, after HANDLERS exists, registers them whichever module comes first.
-from wschat.features import events, files, live, mod_hooks, moderation, search  # noqa: E402, F401
+from wschat.features import events, files, live, mod_hooks, moderation, profiles, search  # noqa: E402, F401

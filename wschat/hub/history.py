@@ -132,7 +132,8 @@ def on_entry(hub: Hub, room: Room, since: p.Position | None) -> bytes:
         # everything missed, room events included (each once); a deleted message only as its event
         payloads = (m.payload for m in msgs if not m.deleted)
         return outbound.history(room.name, room.epoch, "resume", payloads, skipped=skipped or None)
-    payloads = (m.payload for m in recent(hub, window) if shown(m))
+    # moderation events (kick, mute, ban, topic...) among them are told too, as the events they are
+    payloads = (m.payload for m in recent(hub, window) if shown(m) or m.kind == "moderation")
     changed = True if since is not None else None
     # last_seq: the events after the last message shown are folded into the messages already
     last = window[-1].seq if window else None

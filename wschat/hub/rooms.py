@@ -12,7 +12,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import live
-from wschat.hub import history
+from wschat.hub import devices, history
 from wschat.hub.state import GENERAL, Loading, Room, Session
 from wschat.names import check_room
 from wschat.records import LoadRoom, RoomState
@@ -51,13 +51,14 @@ def member_room(hub: Hub, s: Session, raw: str) -> Room:
 
 
 def names(hub: Hub, room: Room) -> list[str]:
-    """Who is in the room: here, then on the other processes (cluster mode)."""
-    sessions = hub.sessions
-    return [sessions[c].name for c in room.members] + list(room.remote)
+    """Who is in the room: here, then on the other processes (cluster mode); each user once."""
+    sessions, doubles = hub.sessions, room.doubles
+    return [sessions[c].name for c in room.members if c not in doubles] + list(room.remote)
 
 
 def online(room: Room) -> int:
-    return len(room.members) + len(room.remote)
+    """How many users are in the room (a user on several devices counts once)."""
+    return len(room.members) - len(room.doubles) + len(room.remote)
 
 
 def enter(
@@ -76,16 +77,25 @@ def enter(
             raise p.ProtocolError(p.TOO_MANY_ROOMS, "You are in too many rooms; leave one first.")
         room.members[s.cid] = None
         s.rooms[name] = None
+        if s.account and devices.counted_elsewhere(hub, s, room):
+            room.doubles[s.cid] = None  # the user is here already, on another device
     small = online(room) <= hub.config.large_room
     listed = names(hub, room) if small else None
     out.append(Send((s.cid,), outbound.joined(name, room.epoch, online(room), listed)))
     out.append(Send((s.cid,), history.on_entry(hub, room, since)))
     out += live.entered(hub, s, room)
+    out += profiles.entered(hub, s, room)
     out += mod_hooks.entered(hub, s, room, now)
-    if rejoin:
+    if rejoin or s.cid in room.doubles:
         return
     hub.broker.presence(name, s.name, "resume" if resumed else "join")
     announce_join(hub, room, s.name, resumed, now, out, s.cid)
+    for other in devices.siblings(hub, s):  # the room is the user's: its other devices enter too
+        if name not in other.rooms:
+            try:
+                enter(hub, other, name, None, True, now, out)
+            except p.ProtocolError as exc:
+                out.append(hub.error(other, exc.code, f"#{name}: {exc}"))
 
 
 def announce_join(
@@ -161,10 +171,27 @@ def _loaded(hub: Hub, name: str, state: RoomState | BaseException | None, now: f
 
 
 def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[Effect]) -> None:
-    """Take `s` out of `room`; `reason` is "leave" (it asked) or "disconnect" (it is gone)."""
+    """Take `s` out of `room`; `reason` is "leave" (it asked) or "disconnect" (it is gone).
+
+    A user on several devices leaves a room on all of them when it asks (each is told `left`);
+    a device that disconnects leaves silently while another device of the user stays in the room.
+    """
     del room.members[s.cid]
     del s.rooms[room.name]
+    double = room.doubles.pop(s.cid, 0) is None
     out += live.stop_typing(hub, s, room, now)
+    staying = devices.present_in(hub, s, room)
+    if staying and reason == "disconnect":
+        if not double:  # another device stands for the user in the room from now on
+            room.doubles.pop(staying[0], None)
+        return
+    for cid in staying:
+        other = hub.sessions[cid]
+        del room.members[cid]
+        del other.rooms[room.name]
+        room.doubles.pop(cid, None)
+        out += live.stop_typing(hub, other, room, now)
+        out.append(Send((cid,), outbound.left(room.name)))
     hub.broker.presence(room.name, s.name, reason)
     announce_leave(hub, room, s.name, reason, now, out)
     if not room.members and room.last_seq == 0 and room.name != GENERAL:
@@ -231,4 +258,4 @@ def listing(hub: Hub, s: Session) -> bytes:
 
 
 # Moderation's hooks (see wschat.features.mod_hooks); imported last, as handlers does its features.
-from wschat.features import mod_hooks  # noqa: E402
+from wschat.features import mod_hooks, profiles  # noqa: E402

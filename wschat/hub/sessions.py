@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
-from wschat.hub import rooms
+from wschat.hub import devices, rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
 from wschat.records import ClaimName, NameClaim
@@ -62,7 +62,13 @@ def accept(
         return _claim(hub, s, name, key, looks, req, account)
     out: list[Effect] = []
     holder = hub.by_key.get(key)
-    takeover = holder is not None
+    if account is not None and holder is not None and hub.sessions[holder].account:
+        _replace_device(hub, key, account[1], now, out)  # another device of it stays online
+        if key in hub.by_key:
+            _grant(hub, s, name, key, looks, req, hub.new_token(), bool(out), account, now, out)
+            return out
+        holder = None
+    takeover = holder is not None or bool(out)
     if holder is not None:
         out.append(Close(holder, p.CLOSE_TAKEOVER, "logged in again from another connection"))
         out.extend(logout(hub, holder, now))
@@ -71,6 +77,13 @@ def accept(
         return [Send((s.cid,), outbound.username_error(p.NAME_TAKEN, text))]
     _grant(hub, s, name, key, looks, req, hub.new_token(), takeover, account, now, out)
     return out
+
+
+def _replace_device(hub: Hub, key: str, session_id: str, now: float, out: list[Effect]) -> None:
+    """An account's device logs in again: its older connection goes (4000), its other devices stay."""
+    for cid in devices.same_device(hub, key, session_id):
+        out.append(Close(cid, p.CLOSE_TAKEOVER, "logged in again from another connection"))
+        out.extend(logout(hub, cid, now))
 
 
 def _grant(
@@ -91,10 +104,14 @@ def _grant(
     # An account from entering its first room on (moderation tells accounts from guests there).
     s.account, s.session_id = (True, account[1]) if account is not None else (False, "")
     s.name, s.key, s.token, s.looks = name, key, token, looks
-    hub.by_key[key] = s.cid
+    hub.by_key.setdefault(key, s.cid)  # an account's further device: its first one stays there
     for look in looks:
-        hub.by_look[look] = s.cid
+        hub.by_look.setdefault(look, s.cid)
     wanted = _wanted_rooms(hub, s, req, out)
+    for other in devices.siblings(hub, s):  # the account's rooms are this device's too
+        for room_name in other.rooms:
+            wanted.setdefault(room_name, None)
+    devices.add(hub, s)
     cfg = hub.config
     limits = {
         "max_message_chars": cfg.max_message_chars,
@@ -235,13 +252,17 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
     hub.unnamed.pop(cid, None)
     if s is None or not s.name:
         return []
+    heir = devices.remove(hub, s)  # another device of the account that now holds the name
     if hub.by_key.get(s.key) == cid:
         del hub.by_key[s.key]
     hub.broker.release(s.key, cid)
+    if heir is not None:
+        hub.broker.claim(s.key, heir)
     for look in s.looks:
         if hub.by_look.get(look) == cid:
             del hub.by_look[look]
     out: list[Effect] = []
+    rooms.profiles.gone(hub, s, now, out)  # its presence; an account's "last seen"
     for room_name in list(s.rooms):
         rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
     return out

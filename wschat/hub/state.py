@@ -77,6 +77,8 @@ class Room:
     last_seq: int = 0  # highest seq assigned (possibly not yet committed)
     first_seq: int = 1  # lowest seq the store still holds
     members: dict[int, None] = field(default_factory=dict)  # join order
+    # members that are another device of a user counted here already (wschat.hub.devices)
+    doubles: dict[int, None] = field(default_factory=dict)
     window: list[Message] = field(default_factory=list)  # committed, seq order
     window_bytes: int = 0
     inflight: int = 0  # messages handed to the store and not yet committed

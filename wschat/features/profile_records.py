@@ -1,0 +1,36 @@
+"""The profiles feature's store commands and their result. NO I/O.
+
+The store executes them (`wschat.profilestore`, in the accounts' database, on the accounts
+thread); a cluster-wide variant (Redis) may execute the same commands. Only accounts have stored
+profiles: a guest's status lives while it is online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wschat.records import Command
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    """What the store keeps of an account's profile."""
+
+    status: str = ""
+    last_seen: float | None = None  # when its last device went offline
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProfile(Command):
+    """The stored profile of account `key`. Result: StoredProfile (empty if none was saved)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveProfile(Command):
+    """Save account `key`'s status (None: unchanged) and last-seen time (None: unchanged)."""
+
+    key: str
+    status: str | None = None
+    last_seen: float | None = None

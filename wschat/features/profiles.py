@@ -1,0 +1,176 @@
+"""Profiles in the hub: status messages, presence (online, away, busy), last seen, `whois`. NO I/O.
+
+A user's presence is its devices' together: busy if one of them says busy, else online if one
+is online, else away (the clients set away by themselves after a while idle). The status is the
+user's (an account's is stored, `wschat.features.profile_records`; a guest's lives while it is
+online). When either changes, a `profile` frame goes to the user's devices and to the members of
+its rooms (rooms up to `large_room` members: in a larger one a change is not pushed, `whois`
+still tells). An account's last device going records its "last seen" time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.features import profile_wire as wire
+from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
+from wschat.hub import devices, rooms
+from wschat.hub.state import Room, Session
+from wschat.names import name_key
+
+if TYPE_CHECKING:
+    from wschat.hub.core import Hub
+
+
+class ProfileBook:
+    """The profiles of the users online here."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}  # name key -> status message
+        self.presence: dict[int, str] = {}  # connection -> "away" or "busy" (absent: online)
+        self.shown: dict[str, str] = {}  # name key -> the presence last told (absent: online)
+
+
+def _book(hub: Hub) -> ProfileBook:
+    return hub.profiles
+
+
+def presence_of(hub: Hub, key: str) -> str:
+    """The user's presence: offline, or its devices' together (busy, else online, else away)."""
+    cids = devices.connections(hub, key)
+    if not cids:
+        return "offline"
+    said = {_book(hub).presence.get(cid, "online") for cid in cids}
+    return "busy" if "busy" in said else "online" if "online" in said else "away"
+
+
+def card(hub: Hub, s: Session) -> dict[str, Any]:
+    return wire.card(s.name, presence_of(hub, s.key), _book(hub).status.get(s.key, ""))
+
+
+def _plain(hub: Hub, s: Session) -> bool:
+    """Online, no status: what a client assumes of anyone listed without a card."""
+    return presence_of(hub, s.key) == "online" and not _book(hub).status.get(s.key)
+
+
+def audience(hub: Hub, key: str) -> tuple[int, ...]:
+    """Who hears of the user's profile changing: its devices and the members of its small rooms."""
+    mine = devices.connections(hub, key)
+    targets: dict[int, None] = dict.fromkeys(mine)
+    if mine:
+        for room_name in hub.sessions[mine[0]].rooms:  # the rooms are the user's (all devices)
+            room = hub.rooms[room_name]
+            if rooms.online(room) <= hub.config.large_room:
+                targets.update(room.members)
+    return tuple(targets)
+
+
+def _frame(hub: Hub, s: Session) -> bytes:
+    status = _book(hub).status.get(s.key, "")
+    return wire.profile(s.name, presence_of(hub, s.key), status, account=s.account)
+
+
+def _announce(hub: Hub, s: Session, force: bool) -> list[Effect]:
+    """The user's `profile` to its audience, if its presence changed (or `force`)."""
+    book = _book(hub)
+    presence = presence_of(hub, s.key)
+    if not force and book.shown.get(s.key, "online") == presence:
+        return []
+    book.shown[s.key] = presence
+    return [Send(audience(hub, s.key), _frame(hub, s))]
+
+
+def set_profile(hub: Hub, s: Session, req: wire.SetProfile, now: float) -> list[Effect]:
+    book = _book(hub)
+    out: list[Effect] = []
+    if req.presence == "online":
+        book.presence.pop(s.cid, None)
+    elif req.presence is not None:
+        book.presence[s.cid] = req.presence
+    changed = req.status is not None and req.status != book.status.get(s.key, "")
+    if changed:
+        book.status[s.key] = req.status or ""
+        if s.account:
+            out.append(hub.ask(SaveProfile(s.key, status=req.status), _saved, None))
+    return out + _announce(hub, s, changed or req.presence is not None)
+
+
+def _saved(hub: Hub, context: Any, result: Any, now: float) -> list[Effect]:
+    return []  # a status not saved (storage failed) lasts while the user is online
+
+
+def after_login(hub: Hub, s: Session) -> list[Effect]:
+    """An account's first device logged in: read its stored status."""
+    if devices.connections(hub, s.key) != (s.cid,):
+        return []  # another device has it already
+    return [hub.ask(ReadProfile(s.key), _read, s.cid)]
+
+
+def _read(hub: Hub, cid: int, result: Any, now: float) -> list[Effect]:
+    s = hub.sessions.get(cid)
+    if s is None or not isinstance(result, StoredProfile) or not result.status:
+        return []
+    book = _book(hub)
+    if s.key in book.status:  # set meanwhile on a device: that one is newer
+        return []
+    book.status[s.key] = result.status
+    return _announce(hub, s, True)
+
+
+def entered(hub: Hub, s: Session, room: Room) -> list[Effect]:
+    """After `joined`: the profiles of the room's members that are not plain (away, busy, or
+    with a status) to `s`, and `s`'s to them if it is not plain; nothing for a room of plain ones."""
+    if rooms.online(room) > hub.config.large_room:
+        return []
+    sessions = hub.sessions
+    members = [sessions[c] for c in room.members if c not in room.doubles and c != s.cid]
+    cards = {o.name: card(hub, o) for o in members if not _plain(hub, o)}
+    out: list[Effect] = [Send((s.cid,), wire.profiles(room.name, cards))] if cards else []
+    if not _plain(hub, s) and s.cid not in room.doubles:  # a further device: the room knows it
+        out.append(Send(tuple(c for c in room.members if c != s.cid), _frame(hub, s)))
+    return out
+
+
+def gone(hub: Hub, s: Session, now: float, out: list[Effect]) -> None:
+    """Connection `s` went: its presence with it; the last device going records "last seen"."""
+    book = _book(hub)
+    book.presence.pop(s.cid, None)
+    left = devices.connections(hub, s.key)
+    if left:
+        out += _announce(hub, hub.sessions[left[0]], False)
+        return
+    book.status.pop(s.key, None)
+    book.shown.pop(s.key, None)
+    if s.account:
+        out.append(hub.ask(SaveProfile(s.key, last_seen=now), _saved, None))
+
+
+def whois(hub: Hub, s: Session, req: wire.Whois, now: float) -> list[Effect]:
+    key = name_key(req.username.strip())
+    online = devices.connections(hub, key)
+    if online:
+        return [Send((s.cid,), _frame(hub, hub.sessions[online[0]]))]
+    name = hub.accounts.registered.get(key)
+    if name is None:
+        return [hub.error(s, p.NO_SUCH_USER, f"{req.username[:40]} is not online and has no account.")]
+    return [hub.ask(ReadProfile(key), _whois_read, (s.cid, name))]
+
+
+def _whois_read(hub: Hub, context: tuple[int, str], result: Any, now: float) -> list[Effect]:
+    cid, name = context
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if not isinstance(result, StoredProfile):
+        return [hub.error(s, p.STORE_FAILED, "The server could not read that profile; ask again shortly.")]
+    frame = wire.profile(name, "offline", result.status, account=True, last_seen=result.last_seen)
+    return [Send((cid,), frame)]
+
+
+HANDLERS = {wire.SetProfile: set_profile, wire.Whois: whois}
+
+from wschat.hub.handlers import HANDLERS as _REGISTRY  # noqa: E402  (see wschat.hub.handlers)
+
+_REGISTRY.update((kind, (handler, True)) for kind, handler in HANDLERS.items())
