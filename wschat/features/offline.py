@@ -111,7 +111,7 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
     if cursors:
         ids = [m.id] if recipients else []
         out.append(hub.ask(MarkDelivered(ids, now, cursors), _written, None))
-    if recipient is None and hub.broker.names_by_store:  # cluster mode: online on another process?
+    if not recipients and hub.broker.names_by_store:  # cluster mode: online on another process?
         out.append(hub.ask(FindUser(m.recipient_key), _found, m))
     return out
 
@@ -130,9 +130,10 @@ def _forwarded(hub: Hub, m: StoredPrivate, result: Any, now: float) -> list[Effe
     # That device's cursor is not moved (it is on another process): at its next log-in it is
     # given the message again, which clients recognise by its id.
     out: list[Effect] = [hub.ask(MarkDelivered([m.id], now, {}), _written, None)]
-    sender = _online_account(hub, m.sender_key)
-    if sender is not None:
-        out.append(Send((sender.cid,), outbound.delivered(_pid(m), m.recipient, m.seq, now)))
+    senders = _devices(hub, m.sender_key)
+    if senders:
+        frame = outbound.delivered(_pid(m), m.recipient, m.seq, now)
+        out.append(Send(tuple(d.cid for d in senders), frame))
     return out
 
 
