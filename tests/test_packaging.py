@@ -79,6 +79,9 @@ def test_the_installed_commands_answer_version_and_help(venv: Path, tmp_path: Pa
     assert out.returncode == 0 and out.stdout.strip() == f"wschat {__version__}"
     out = run([str(venv / "bin" / "wschat-client"), "--help"], tmp_path)
     assert out.returncode == 0 and "--list" in out.stdout and "address forms" in out.stdout
+    assert out.stdout.startswith("usage: wschat-client "), "help names the command the user typed"
+    out = run([str(venv / "bin" / "wschat-server"), "--help"], tmp_path)
+    assert out.returncode == 0 and out.stdout.startswith("usage: wschat-server "), out.stdout[:200]
     out = run([str(venv / "bin" / "wschat-client"), "--version"], tmp_path)
     assert out.stdout.strip() == f"wschat {__version__}"
     where = run([str(venv / "bin" / "python"), "-c", "import wschat; print(wschat.__file__)"], tmp_path)

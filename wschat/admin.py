@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import time
 
+from wschat import program_name
 from wschat.accountstore import SCHEMA as ACCOUNTS_SCHEMA
 from wschat.accountstore import hasher
 from wschat.features.accounts import MIN_PASSWORD_CHARS
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from wschat.cli import DEFAULT_DB
 
     ap = argparse.ArgumentParser(
-        prog="chat-server.py admin",
+        prog=program_name("chat-server.py") + " admin",
         description="Manage accounts and moderation on the host, while the server runs or not.",
     )
     ap.add_argument("--db", default=DEFAULT_DB, help=f"the server's database (default {DEFAULT_DB})")

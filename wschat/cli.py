@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from wschat import program_name
 from wschat.argtypes import amount, count, port_number, seconds
 from wschat.banner import certificate_names
 from wschat.hub import Config
@@ -116,7 +117,7 @@ def server_tls(opts: argparse.Namespace) -> tuple[ssl.SSLContext | None, str, li
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="chat-server.py",
+        prog=program_name("chat-server.py"),
         description="A real-time chat server: WebSocket chat, web client and health check on one port.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

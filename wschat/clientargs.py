@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from wschat import __version__
+from wschat import __version__, program_name
 from wschat.address import DEFAULT_ADDRESS
 from wschat.commands import HELP
 from wschat.lan import BROWSE_SECONDS
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     width = max(len(u) for u, _ in HELP)
     commands = "\n".join(f"  {usage.ljust(width)}  {text}" for usage, text in HELP)
     ap = argparse.ArgumentParser(
-        prog="chat-client.py",
+        prog=program_name("chat-client.py"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Terminal client for the wschat server: chat in rooms, private messages, history.",
         epilog=f"""\
