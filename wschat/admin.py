@@ -5,6 +5,7 @@ ban and unban, show the bans and the audit. It opens the server's SQLite databas
 connection of its own (WAL: the running server keeps going) and writes the same tables the
 server does (`wschat.accountstore`, `wschat.modstore`); the running server re-reads moderation
 every few seconds, so a ban closes the banned user's connection within about two seconds.
+With `--redis` (servers that share a Redis) the same commands work there (`wschat.adminredis`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage accounts and moderation on the host, while the server runs or not.",
     )
     ap.add_argument("--db", default=DEFAULT_DB, help=f"the server's database (default {DEFAULT_DB})")
+    ap.add_argument(
+        "--redis",
+        default=os.environ.get("CHAT_REDIS") or None,
+        metavar="URL",
+        help="the servers' Redis when they run with --redis (env CHAT_REDIS): accounts and "
+        "moderation are there, not in --db",
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("accounts", help="list the accounts (name, created, operator, devices, banned)")
     reset = sub.add_parser("reset-password", help="set a new password (asked for) and end every session")
@@ -156,6 +164,10 @@ def _list_bans(db: sqlite3.Connection, now: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
+    if opts.redis:  # the cluster keeps accounts and moderation in Redis (wschat.adminredis)
+        from wschat.adminredis import main as redis_main
+
+        return redis_main(opts)
     db = _open(opts.db)
     now = time.time()
     try:
