@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RelayCall(Command):
-    """Publish `payload` (JSON: {to, frames}) to `process`. Result: whether that process listened (False: it is gone)."""
+    """Publish `payload` (JSON: {to, frames}) to `process`. Result: whether that process
+    listened (False: it is gone)."""
 
     process: str
     payload: bytes
