@@ -2,12 +2,14 @@
 
 Under `--redis` accounts live in Redis (`wschat.redisaccounts`), so the first start with
 `--redis` on a host whose `--db` file has accounts copies them: accounts with their argon2id
-hashes, device sessions (token SHA-256s: devices stay logged in), stored private messages with
-their ids, seqs, delivery times and device cursors, and moderation (operators, room rules and
-invitations, bans and mutes, the audit). An account Redis already has is left alone (another
-host registered it). `wschat:imported-accounts:<database epoch>` makes a second start import
-nothing; it is separate from the history's mark, so a host that moved its history before
-accounts lived in Redis still brings its accounts.
+hashes, device sessions (token SHA-256s: devices stay logged in) and their published device keys
+(end-to-end encryption), stored private messages with their ids, seqs, delivery times, files,
+call outcomes and encrypted envelopes, and device cursors, profiles (status, last seen), and
+moderation (operators, room rules and invitations, bans and mutes, the audit). An account Redis
+already has is left alone (another host registered it), and so is a profile field it has.
+`wschat:imported-accounts:<database epoch>` makes a second start import nothing; it is separate
+from the history's mark, so a host that moved its history before accounts lived in Redis still
+brings its accounts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import orjson
 import redis
 
 from wschat.redisaccounts import A, acct_key, sess_key
+from wschat.rediskeys import keys_key
 from wschat.redismod import AUDIT_KEPT, M
 from wschat.redisprivate import P
 
@@ -54,6 +57,10 @@ def import_accounts(path: str, url: str, progress: Callable[[str], None] = print
                 _private(db, r)
             if "operators" in tables:
                 _moderation(db, r)
+            if "device_keys" in tables:
+                _device_keys(db, r)
+            if "profiles" in tables:
+                _profiles(db, r)
             r.set(done, copied)
         finally:
             r.delete(f"{A}importing-accounts")
@@ -81,16 +88,23 @@ def _accounts(db: sqlite3.Connection, r: redis.Redis) -> int:
 
 
 def _private(db: sqlite3.Connection, r: redis.Redis) -> None:
-    has_file = "file" in {row[1] for row in db.execute("PRAGMA table_info(private_messages)")}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(private_messages)")}
+    # databases made before file sharing, calls or encryption lack these columns
+    extra = ", ".join(c if c in columns else "NULL" for c in ("file", "call", "e2ee"))
     query = (
         "SELECT id, conversation, seq, sender, sender_key, recipient, recipient_key, text, ts, "
-        f"client_msg_id, delivered, {'file' if has_file else 'NULL'} FROM private_messages ORDER BY id"
+        f"client_msg_id, delivered, {extra} FROM private_messages ORDER BY id"
     )
     pipe = r.pipeline(transaction=False)
     top = 0
-    for mid, conv, seq, sender, sk, recipient, rk, text, ts, cmid, delivered, file in db.execute(query):
+    for mid, conv, seq, sender, sk, recipient, rk, text, ts, cmid, delivered, *more in db.execute(query):
         f = {"c": conv, "s": sender, "sk": sk, "r": recipient, "rk": rk, "t": text, "ts": ts, "cm": cmid}
-        f["f"] = orjson.loads(file) if file else None
+        file, call, e2ee = (orjson.loads(v) if v else None for v in more)
+        f["f"] = file
+        if call is not None:  # as wschat.redisprivate stores them: only when set
+            f["call"] = call
+        if e2ee is not None:
+            f["e2ee"] = e2ee
         pipe.hset(P + "msg", mid, f"{seq} ".encode() + orjson.dumps(f))
         pipe.zadd(P + f"by:{sk}", {mid: mid})
         pipe.zadd(P + f"by:{rk}", {mid: mid})
@@ -106,6 +120,28 @@ def _private(db: sqlite3.Connection, r: redis.Redis) -> None:
         pipe.hset(P + "cursor", sid, last)
     pipe.execute()
     r.eval(RAISE_LUA, 1, P + "next", top)
+
+
+def _device_keys(db: sqlite3.Connection, r: redis.Redis) -> None:
+    """Published keys of the sessions imported (as `wschat.rediskeys` keeps them)."""
+    pipe = r.pipeline(transaction=False)
+    query = (
+        "SELECT k.account, k.session_id, k.key_id, k.public_key, k.created FROM device_keys k "
+        "JOIN account_sessions s ON s.id = k.session_id"
+    )
+    for account, sid, key_id, public, created in db.execute(query):
+        pipe.hset(keys_key(account), sid, orjson.dumps([key_id, public, created]))
+    pipe.execute()
+
+
+def _profiles(db: sqlite3.Connection, r: redis.Redis) -> None:
+    """Status messages and last-seen times (as `wschat.redisaccounts` keeps them)."""
+    pipe = r.pipeline(transaction=False)
+    for key, status, seen in db.execute("SELECT key, status, last_seen FROM profiles"):
+        pipe.hsetnx(f"{A}profile:{key}", "status", status)  # what Redis has (newer) stays
+        if seen is not None:
+            pipe.hsetnx(f"{A}profile:{key}", "last_seen", seen)
+    pipe.execute()
 
 
 def _moderation(db: sqlite3.Connection, r: redis.Redis) -> None:

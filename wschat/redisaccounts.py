@@ -4,7 +4,8 @@ The Redis counterpart of `wschat.accountstore`, executing the same store command
 promises: argon2id hashes made on one hashing thread of this process (a flood of log-ins
 queues there, never on the event loop), a dummy verification for an unknown name, session
 tokens of which only the SHA-256 is kept, compared in constant time. Stored private messages
-are in `wschat.redisprivate`, moderation in `wschat.redismod`. Keys (prefix `wschat:`):
+are in `wschat.redisprivate`, moderation in `wschat.redismod`, published device keys (end-to-end
+encryption) in `wschat.rediskeys`. Keys (prefix `wschat:`):
 
 - `acct:<key>`: a hash {name, hash, created}; `accounts`: a sorted set of the registered
   names by creation time (the start-up snapshot, the admin's list);
@@ -45,6 +46,7 @@ from wschat.features.account_records import (
 from wschat.features.mod_records import ModState
 from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
 from wschat.names import name_key
+from wschat.rediskeys import RedisKeys
 from wschat.redismod import RedisModeration
 from wschat.redisprivate import RedisPrivate
 
@@ -95,6 +97,7 @@ class RedisAccounts:
         self.hashing = ThreadPoolExecutor(1, thread_name_prefix="chat-hash")
         self.private = RedisPrivate(client)
         self.mod = RedisModeration(client)
+        self.keys = RedisKeys(client)
         self.create_script = client.register_script(CREATE_LUA)
         self.password_script = client.register_script(SET_PASSWORD_LUA)
         self.methods: dict[str, Callable[[Any], Coroutine[Any, Any, Any]]] = {
@@ -113,6 +116,8 @@ class RedisAccounts:
             "ReadProfile": self._read_profile,
             "SaveProfile": self._save_profile,
             "ReadSessionEnds": self._session_ends,
+            "SaveDeviceKey": self.keys.save,
+            "ReadDeviceKeys": self.keys.read,
         }
 
     async def names(self) -> list[str]:
@@ -196,6 +201,7 @@ class RedisAccounts:
         ended = bool(await self.client.hdel(sess_key(c.key), c.session_id))
         if ended:
             await self.private.forget_sessions([c.session_id])
+            await self.keys.forget_sessions(c.key, [c.session_id])
             await self._news("x", c.key, c.session_id)
         return ended
 
@@ -215,6 +221,7 @@ class RedisAccounts:
         new = await self._hashed(lambda: self.hasher.hash(c.new))
         ended = await self.password_script(keys=[acct_key(c.key), sess_key(c.key)], args=[new, c.keep])
         await self.private.forget_sessions([s.decode() for s in ended])
+        await self.keys.forget_sessions(c.key, [s.decode() for s in ended])
         await self._news("X", c.key, c.keep or "-")
         return len(ended)
 
@@ -245,6 +252,7 @@ class RedisAccounts:
         new = await self._hashed(lambda: self.hasher.hash(password))
         ended = await self.password_script(keys=[acct_key(key), sess_key(key)], args=[new, ""])
         await self.private.forget_sessions([s.decode() for s in ended])
+        await self.keys.forget_sessions(key, [s.decode() for s in ended])
         await self._news("X", key, "-")
         return len(ended)
 

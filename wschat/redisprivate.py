@@ -6,7 +6,8 @@ cursor, the last id it was given; a new device's cursor starts just before the a
 message still waiting for delivery. Keys (prefix `wschat:pm:`):
 
 - `next` (ids), `seq` (a hash: conversation -> its last seq);
-- `msg` (a hash: id -> "<seq> <json>", the JSON holding the record's other fields), `delivered`
+- `msg` (a hash: id -> "<seq> <json>", the JSON holding the record's other fields: `call` and
+  `e2ee` only when set, so older records read as None), `delivered`
   (a hash: id -> when the recipient first got it);
 - `by:<account>` (a sorted set of the ids an account sent or received, by id),
   `conv:<conversation>` (its ids by seq), `waiting:<account>` (ids not delivered yet);
@@ -74,6 +75,10 @@ return 1
 def _json(m: StoredPrivate) -> bytes:
     f = {"c": m.conversation, "s": m.sender, "sk": m.sender_key, "r": m.recipient, "rk": m.recipient_key}
     f |= {"t": m.text, "ts": m.ts, "cm": m.client_msg_id, "f": m.file}
+    if m.call is not None:  # a call's outcome (wschat.features.calls)
+        f["call"] = m.call
+    if m.e2ee is not None:  # an encrypted message's envelope: its text is ""
+        f["e2ee"] = m.e2ee
     return orjson.dumps(f)
 
 
@@ -83,6 +88,7 @@ def _record(mid: int, raw: bytes, delivered: bytes | None) -> StoredPrivate:
     m = StoredPrivate(f["c"], f["s"], f["sk"], f["r"], f["rk"], f["t"], f["ts"], f["cm"], mid, int(seq))
     m.delivered = float(delivered) if delivered is not None else None
     m.file = f["f"]
+    m.call, m.e2ee = f.get("call"), f.get("e2ee")  # absent in records stored before calls/e2ee
     return m
 
 
