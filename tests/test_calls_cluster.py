@@ -1,10 +1,15 @@
 """Calls between two processes of one chat on a real redis-server: the set-up crosses in order,
-busy is known across processes, and an invite for nobody ends as offline."""
+busy is known across processes, an invite for nobody ends as offline, and the outcome of a call
+between accounts is stored in Redis with its `call` object (paged back on either process)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from clusternode import Node
 from redisserver import RedisServer
+from support import ServerProcess
+from test_calls_e2e import register
 from test_redis_cluster import alice_and_bob
 
 
@@ -42,3 +47,29 @@ async def test_a_call_between_two_processes_is_relayed_in_order_and_ends_on_both
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_call_outcome_between_accounts_on_two_processes_is_kept_in_redis(
+    redis_server: RedisServer,
+) -> None:
+    a = ServerProcess("--redis", redis_server.url).wait_ready()
+    b = ServerProcess("--redis", redis_server.url).wait_ready()
+    try:
+        alice, bob = await register(a.port, "Alice"), await register(b.port, "Bob")
+        await alice.send(call("call-redis-0001", "Bob", "invite", kind="audio", sdp="v=0 offer"))
+        await bob.expect("call", action="invite")
+        await bob.send(call("call-redis-0001", "Alice", "accept", sdp="v=0 answer"))
+        await alice.expect("call", action="accept")
+        await bob.send(call("call-redis-0001", "Alice", "hangup"))
+        await alice.expect("call", action="hangup")
+        for end in (alice, bob):
+            assert (await end.expect("private", stored=True))["call"]["outcome"] == "ended"
+        for end, other in ((alice, "Bob"), (bob, "Alice")):  # paged back from Redis on each process
+            await end.send({"type": "fetch_private", "with": other})
+            page = (await end.expect("private_history"))["messages"]
+            kept = [(m["call"]["call_id"], m["call"]["outcome"]) for m in page]
+            assert kept == [("call-redis-0001", "ended")]
+        await alice.close()
+        await bob.close()
+    finally:
+        await asyncio.gather(a.astop(), b.astop())
