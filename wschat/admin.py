@@ -25,6 +25,7 @@ from wschat.features.mod_records import Moderate, Restriction
 from wschat.modstore import SCHEMA as MODERATION_SCHEMA
 from wschat.modstore import audit, moderate, read
 from wschat.names import name_key
+from wschat.sqlitetx import write_transaction
 
 ACTOR = "admin (host)"
 
@@ -115,12 +116,11 @@ def _new_password(name: str) -> str:
 def _reset(db: sqlite3.Connection, name: str) -> None:
     key, shown = _account(db, name)
     hashed = hasher().hash(_new_password(shown))
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
-    ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
-    # the running server looks at this counter every 2 s and closes the account's connections
-    db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
-    db.execute("COMMIT")
+    with write_transaction(db):
+        db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
+        ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
+        # the running server looks at this counter every 2 s and closes the account's connections
+        db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
     print(f"{shown}'s password is reset; {ended} session(s) ended (its devices online are logged out).")
 
 
