@@ -1,7 +1,8 @@
 """Profiles on the wire: `set_profile`, `whois`, and the frames `profile` and `profiles`. NO I/O.
 
 It owns the request dataclasses, their decoders and limits, the frame builders, and the
-generated avatar (initials and a colour from the name, the same in every client).
+avatar object (initials and a colour from the name, the same in every client, and an uploaded
+image's thumbnail URL when the account has set one).
 `wschat.protocol` imports this module at its end and it adds its frame types to
 `protocol.FRAME_TYPES`, as `wschat.features.wire` does. PROTOCOL.md ("Profiles") is the
 specification.

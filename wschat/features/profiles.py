@@ -1,11 +1,13 @@
-"""Profiles in the hub: status messages, presence (online, away, busy), last seen, `whois`. NO I/O.
+"""Profiles in the hub: status messages, presence (online, away, busy), avatars, last seen, `whois`. NO I/O.
 
 A user's presence is its devices' together: busy if one of them says busy, else online if one
 is online, else away (the clients set away by themselves after a while idle). The status is the
 user's (an account's is stored, `wschat.features.profile_records`; a guest's lives while it is
 online). When either changes, a `profile` frame goes to the user's devices and to the members of
 its rooms (rooms up to `large_room` members: in a larger one a change is not pushed, `whois`
-still tells). An account's last device going records its "last seen" time.
+still tells). An account's last device going records its "last seen" time. An account's avatar
+is an uploaded image (`upload_begin` {for: avatar}, then `set_profile` {avatar: its id}): the
+media store says whether it is stored and an image (`MediaInfo`) before it is kept and told.
 """
 
 from __future__ import annotations
