@@ -36,14 +36,20 @@ NUMERIC = [
     ("--daily-upload-mb", ["-1", "x"]),
     ("--media-quota", ["0", "inf"]),
     ("--workers", ["0", "two"]),
+    ("--call-timeout", ["0", "nan", "-1", "7200"]),
 ]
+
+
+TEXT_OPTIONS = ("--allow-origin", "--ice-server")  # checked, but not numbers
 
 
 def test_every_numeric_option_of_the_parser_is_in_this_table() -> None:
     numeric = {
         a.option_strings[-1]
         for a in build_parser()._actions
-        if a.type is not None and a.option_strings and a.option_strings[-1] != "--allow-origin"
+        if a.type is not None
+        and a.option_strings
+        and a.option_strings[-1] not in ("--allow-origin", "--ice-server")
     }
     assert numeric == {flag for flag, _ in NUMERIC}
 

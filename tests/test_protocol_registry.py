@@ -59,6 +59,7 @@ def test_every_request_kind_has_exactly_one_handler() -> None:
     samples = {  # frames whose fields exclude one another
         "upload_begin": {"name": "f.txt", "size": 1, "sha256": "0" * 64, "room": "r"},
         "upload_cancel": {"upload_id": "u"},
+        "call": {"call_id": "call-0001", "to": "b", "action": "hangup"},
     }
     decoders = [(t.name, t.decode) for t in p.FRAME_TYPES.values() if t.decode is not None]
     request_classes = {type(decode(samples.get(name, sample), p.Limits())) for name, decode in decoders}

@@ -171,8 +171,12 @@ def test_text_from_the_network_is_escaped_in_every_kind_of_line() -> None:
 
 def test_private_messages_say_who_to_whom() -> None:
     r = renderer()
-    assert r.render(PrivateMessage("bob", "me", "psst", STAMP)) == "21:01 🔒 private bob → you: psst"
-    assert r.render(PrivateMessage("me", "bob", "ok", STAMP, mine=True)) == "21:01 🔒 private you → bob: ok"
+    assert r.render(PrivateMessage("bob", "me", "psst", STAMP)) == "21:01 📨 private bob → you: psst"
+    assert r.render(PrivateMessage("me", "bob", "ok", STAMP, mine=True)) == "21:01 📨 private you → bob: ok"
+    # end-to-end encrypted: a lock; a verified contact a check mark; changed keys said on the line
+    assert r.render(PrivateMessage("bob", "me", "hi", STAMP, lock="e2ee")) == "21:01 🔒 private bob → you: hi"
+    verified = PrivateMessage("bob", "me", "hi", STAMP, lock="verified")
+    assert r.render(verified) == "21:01 🔒 private bob ✔ → you: hi"
 
 
 def test_ascii_terminals_get_no_emojis() -> None:

@@ -42,9 +42,13 @@ from wschat.features.account_records import (
     ReadSessions,
     SetPassword,
 )
+from wschat.features.e2ee_records import ReadDeviceKeys, SaveDeviceKey
 from wschat.features.mod_records import Moderate, ModState, ReadModeration
 from wschat.features.private_records import MarkDelivered, ReadConversation, ReadMissed, StorePrivate
 from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
+from wschat.keystore import SCHEMA as KEYS_SCHEMA
+from wschat.keystore import read as read_keys
+from wschat.keystore import save as save_key
 from wschat.modstore import SCHEMA as MODERATION_SCHEMA
 from wschat.modstore import moderate
 from wschat.modstore import read as read_moderation
@@ -63,6 +67,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CreateAccount, CheckPassword, CheckToken, EndSession, ReadSessions, SetPassword,
     StorePrivate, MarkDelivered, ReadMissed, ReadConversation, Moderate, ReadModeration,
     ReadProfile, SaveProfile, ReadSessionEnds,
+    SaveDeviceKey, ReadDeviceKeys,
 )  # fmt: skip
 _HASHING = (CreateAccount, CheckPassword, SetPassword)
 
@@ -124,6 +129,7 @@ class AccountStore:
         db.executescript(MODERATION_SCHEMA)
         db.executescript(PROFILE_SCHEMA)
         migrate_profiles(db)
+        db.executescript(KEYS_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]
 
@@ -276,6 +282,12 @@ class AccountStore:
 
     def _moderate(self, c: Moderate) -> None:
         self._locked(moderate, c)
+
+    def _savedevicekey(self, c: SaveDeviceKey) -> list:
+        return self._locked(save_key, c)  # end-to-end encryption (wschat.keystore)
+
+    def _readdevicekeys(self, c: ReadDeviceKeys) -> dict:
+        return self._locked(read_keys, c)
 
     def _readmoderation(self, c: ReadModeration) -> ModState:
         return self._locked(lambda db, cmd: read_moderation(db, cmd.now), c)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from wschat import program_name
+from wschat import callopts, program_name
 from wschat.argtypes import amount, count, port_number, seconds
 from wschat.banner import certificate_names
 from wschat.hub import Config
@@ -91,6 +91,8 @@ def hub_config(opts: argparse.Namespace) -> Config:
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
         admins=frozenset(name_key(name) for name in opts.admin),
+        call_timeout=opts.call_timeout,
+        ice_servers=callopts.ice_servers(opts),
     )
 
 
@@ -328,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         "moderate every room (repeatable; without it, the first account registered is the operator). "
         "'chat-server.py admin --help' lists what the host can do without a client",
     )
+    callopts.add_arguments(ap)
     add_lan_arguments(ap)  # --name, --no-mdns, --no-qr, --version
     ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
     return ap

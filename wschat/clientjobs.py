@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed
 
+from wschat import clientkeys
 from wschat.clientframes import Job
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ PIECE = 1 << 20
 
 
 def start(app: App, job: Job) -> None:
-    runner = {"hash": _hash, "send": _send, "download": _download, "passwd": _passwd}[job.kind]
+    runner = {"hash": _hash, "send": _send, "download": _download, "passwd": _passwd, **clientkeys.JOBS}[
+        job.kind
+    ]
     task = asyncio.ensure_future(runner(app, **job.args))
     app.jobs.add(task)
     task.add_done_callback(app.jobs.discard)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from wschat import clientaccount, clientmod, clientprofile
+from wschat import clientaccount, clientcalls, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientframes import (
     CONNECTED,
@@ -27,6 +27,7 @@ from wschat.clientframes import (
     note,
     preview,
 )
+from wschat.clienttrust import KeyCommand
 from wschat.commands import (
     ACCOUNT_COMMANDS,
     RICH,
@@ -79,8 +80,10 @@ class TypedLines:
             if self.current is None:
                 return [note("You are in no room; /join ROOM first (e.g. /join general).", "error")]
             return self._queue({"type": "chat", "message": cmd.text, "room": self.current}, cmd.text)
-        if isinstance(cmd, Msg):
-            return self._queue({"type": "private", "to": cmd.to, "message": cmd.text}, cmd.text)
+        if isinstance(cmd, Msg):  # encrypted between accounts (wschat.cliente2ee)
+            return self._private_line(cmd.to, cmd.text)  # type: ignore[attr-defined]
+        if isinstance(cmd, KeyCommand):
+            return self._key_command(cmd)  # type: ignore[attr-defined]
         if isinstance(cmd, RICH):
             return self._rich_command(cmd)
         local = self._local_command(cmd)
@@ -123,6 +126,8 @@ class TypedLines:
             return clientaccount.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, clientmod.Moderate):
             return clientmod.command(self, cmd)  # type: ignore[arg-type]
+        if isinstance(cmd, clientcalls.Decline):
+            return clientcalls.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, clientprofile.ProfileCmd):
             return clientprofile.command(self, cmd)  # type: ignore[arg-type]
         if isinstance(cmd, Users):

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from wschat import clientaccount, clientmod, clientprofile
+from wschat import clientaccount, clientcalls, cliente2ee, clientmod, clientprofile
 from wschat import display as d
 from wschat.clientfiles import FileTransfers
 from wschat.clientframes import (
@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 
-class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransfers):
+class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransfers, cliente2ee.E2EEClient):
     def __init__(
         self,
         *,
@@ -131,6 +131,7 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         self.bucket = TokenBucket(4.5, 18, 0.0)
         self.last_wait_notice = -1e9
         self._init_files()
+        self._init_e2ee()  # end-to-end encryption (wschat.cliente2ee)
         # accounts (wschat.clientaccount): "login" or "register", None for a guest
         self.account = account
         self.password = password  # read with getpass; forgotten once the server answers
@@ -141,6 +142,7 @@ class ClientState(RichFrames, TypedLines, LoginFrames, FrameHandlers, FileTransf
         self.conversation_before: dict[str, int] = {}  # /conversation: the oldest seq shown
         self.texts: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # wschat.clientrich
         self.topics: dict[str, str] = {}  # room -> its topic (wschat.clientmod)
+        self.ringing: dict[str, str] = {}  # the call ringing for us: call_id, from (wschat.clientcalls)
         self.presence = clientprofile.Presence()  # this device's presence (wschat.clientprofile)
         self.my_last: dict[str, int] = {}
         self.typists: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -300,6 +302,7 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "upload_done": ClientState._on_upload_done,
     **clientaccount.FRAMES,
     **clientmod.FRAMES,
+    **clientcalls.FRAMES,
     **clientprofile.FRAMES,
     "reaction": ClientState._on_room_event,
     "edit": ClientState._on_room_event,
@@ -307,4 +310,5 @@ _HANDLERS: dict[str, Callable[[ClientState, dict[str, Any], float], list[Effect]
     "typing": ClientState._on_typing,
     "read_position": ClientState._on_read_position,
     "search_results": ClientState._on_search_results,
+    **cliente2ee.FRAMES,  # wraps username_accepted, private, private_history, error, session_revoked
 }

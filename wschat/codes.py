@@ -44,6 +44,11 @@ NOT_MODERATOR = "not_moderator"
 BANNED = "banned"
 MUTED = "muted"
 INVITE_ONLY = "invite_only"
+# calls (wschat.features.calls)
+NOT_IN_CALL = "not_in_call"  # a call frame about a call the sender is not a party of (or that ended)
+IN_CALL = "in_call"  # an invite from someone already in another call
+# end-to-end encryption (wschat.features.e2ee_wire)
+STALE_KEYS = "stale_keys"
 ERROR_CODES = (
     BAD_JSON, BAD_FRAME, UNKNOWN_TYPE, BAD_FIELD, TOO_LONG, BINARY_UNSUPPORTED, NOT_LOGGED_IN,
     ALREADY_LOGGED_IN, BAD_ROOM, NOT_IN_ROOM, NO_SUCH_ROOM, TOO_MANY_ROOMS, NO_SUCH_USER,
@@ -51,6 +56,8 @@ ERROR_CODES = (
     NOT_AN_ACCOUNT, NO_SUCH_SESSION, BAD_CREDENTIALS, WEAK_PASSWORD,
     NOT_MODERATOR, BANNED, MUTED, INVITE_ONLY,
     FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
+    NOT_IN_CALL, IN_CALL,
+    STALE_KEYS,
     NO_SUCH_FILE, NOT_AN_IMAGE,
 )  # fmt: skip
 

@@ -58,6 +58,7 @@ class PrivateMessage:
     text: str
     timestamp: str | None = None
     mine: bool = False
+    lock: str = ""  # end-to-end encrypted: "e2ee", "verified" (the contact is), "changed" (keys are)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ class Private:
     to: str
     message: str
     client_msg_id: str | None = None
+    e2ee: dict[str, Any] | None = None  # an encrypted message's envelope (wschat.features.e2ee_wire)
 
 
 @dataclass(frozen=True, slots=True)

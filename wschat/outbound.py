@@ -80,8 +80,10 @@ def username_accepted(
     *,
     account: bool = False,
     session_id: str | None = None,
+    calls: dict[str, Any] | None = None,
 ) -> bytes:
-    """`account: true` (and the device's `session_id`) when the name is a logged-in account."""
+    """`account: true` (and the device's `session_id`) when the name is a logged-in account;
+    `calls`: what the web page needs to make calls (wschat.features.calls)."""
     frame: dict[str, Any] = {
         "type": "username_accepted",
         "username": username,
@@ -94,6 +96,8 @@ def username_accepted(
     if account:
         frame["account"] = True
         frame["session_id"] = session_id
+    if calls is not None:
+        frame["calls"] = calls
     return encode(frame)
 
 
@@ -289,6 +293,9 @@ def password_changed(message: str, ended: int) -> bytes:
 # -- stored private messages between accounts (wschat.features.offline)
 
 
+E2EE_PLACEHOLDER = "🔒 An end-to-end encrypted message: open it in a client that supports encryption."
+
+
 def stored_private(
     pid: str,
     seq: int,
@@ -301,9 +308,12 @@ def stored_private(
     offline: bool = False,
     delivered: float | None = None,
     file: dict[str, Any] | None = None,
+    call: dict[str, Any] | None = None,
+    e2ee: dict[str, Any] | None = None,
 ) -> bytes:
     """A stored `private`: `stored: true`, its conversation `seq`; `offline: true` when it waited
-    for this device; `delivered_at` once its recipient got it."""
+    for this device; `delivered_at` once its recipient got it; `e2ee` when it is encrypted (its
+    `message` is then a fixed sentence for clients that cannot decrypt)."""
     head = {"id": pid, "seq": seq, "username": sender, "from": sender, "to": to}
     tail = {
         "client_msg_id": client_msg_id,
@@ -311,7 +321,11 @@ def stored_private(
         "offline": offline or None,
         "delivered_at": None if delivered is None else timestamp(delivered),
         "file": file,
+        "call": call,
+        "e2ee": e2ee,
     }
+    if e2ee is not None:
+        message = E2EE_PLACEHOLDER
     return encode(_stamped("private", head, message, ts, tail))
 
 

@@ -44,21 +44,30 @@ CREATE TABLE IF NOT EXISTS device_cursors (
 _COLUMNS = (
     "conversation, sender, sender_key, recipient, recipient_key, text, ts, client_msg_id, id, seq, delivered"
     ", file"  # a shared file (wschat.features.files)
+    ", call"  # a call's outcome (wschat.features.calls)
+    ", e2ee"  # an end-to-end encrypted message's envelope (wschat.features.e2ee_wire)
 )
 
 _CURSOR = "SELECT last_id FROM device_cursors WHERE session_id = ?"
 
 
 def _record(row: tuple) -> StoredPrivate:
-    m = StoredPrivate(*row[:-1])
-    m.file = json.loads(row[-1]) if row[-1] else None
+    m = StoredPrivate(*row[:-3])
+    file, call, e2ee = (json.loads(v) if v else None for v in row[-3:])
+    m.file, m.call, m.e2ee = file, call, e2ee
     return m
 
 
 def migrate(db: sqlite3.Connection) -> None:
-    """Databases made before file sharing get the `file` column (a shared file's JSON object)."""
-    if "file" not in {row[1] for row in db.execute("PRAGMA table_info(private_messages)")}:
+    """Databases made before file sharing, calls or encryption get the `file`, `call` and `e2ee`
+    columns (JSON objects)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(private_messages)")}
+    if "file" not in columns:
         db.execute("ALTER TABLE private_messages ADD COLUMN file TEXT")
+    if "call" not in columns:  # calls' outcomes
+        db.execute("ALTER TABLE private_messages ADD COLUMN call TEXT")
+    if "e2ee" not in columns:  # end-to-end encrypted messages' envelopes
+        db.execute("ALTER TABLE private_messages ADD COLUMN e2ee TEXT")
 
 
 def start_cursor(db: sqlite3.Connection, session_id: str, key: str) -> None:
@@ -81,9 +90,12 @@ def store(db: sqlite3.Connection, c: StorePrivate) -> None:
             m.seq = last + 1
             cur = db.execute(
                 "INSERT INTO private_messages (conversation, seq, sender, sender_key, recipient, "
-                "recipient_key, text, ts, client_msg_id, file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "recipient_key, text, ts, client_msg_id, file, call, e2ee) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (m.conversation, m.seq, m.sender, m.sender_key, m.recipient, m.recipient_key, m.text, m.ts,
-                 m.client_msg_id, None if m.file is None else json.dumps(m.file)),
+                 m.client_msg_id, None if m.file is None else json.dumps(m.file),
+                 None if m.call is None else json.dumps(m.call),
+                 None if m.e2ee is None else json.dumps(m.e2ee)),
             )  # fmt: skip
             m.id = cur.lastrowid or 0
         db.execute("COMMIT")

@@ -200,6 +200,8 @@ def decode(text: str, limits: Limits = _DEFAULT_LIMITS) -> Request:
 
 # Feature modules add their frame types to the registry above when they are imported; importing
 # them here makes `decode` know every type however the modules are first imported.
+from wschat.features import call_wire as _calls  # noqa: E402, F401
+from wschat.features import e2ee_wire as _e2ee  # noqa: E402, F401
 from wschat.features import mod_wire as _moderation  # noqa: E402, F401
 from wschat.features import profile_wire as _profiles  # noqa: E402, F401
 from wschat.features import wire as _rich  # noqa: E402

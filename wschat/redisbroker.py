@@ -25,7 +25,8 @@ published before the subscription took effect. The reader has no socket timeout 
 reconnect storms); `health_check_interval` pings the connection while it is idle.
 
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
-for one of its connections, `Forward`) and `t <connection>` (that session was taken over on
+for one of its connections, `Forward`), `c <json>` (call frames for its users, `RelayCall`:
+`Hub.call_arrived`) and `t <connection>` (that session was taken over on
 another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
 `wschat.redisnames`); `release` frees one there.
 """
@@ -238,6 +239,8 @@ class RedisBroker:
         elif kind == b"d ":  # a private message for one of this process's connections
             _, cid, frame = data.split(b" ", 2)
             self.run([Send((int(cid),), frame)])
+        elif kind == b"c ":  # call frames for users of this process (wschat.features.call_relay)
+            self.run(hub.call_arrived(data[2:], now))
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
 

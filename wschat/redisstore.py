@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.accountstore import AccountStore
 from wschat.features import fold
+from wschat.features.call_relay import RelayCall
 from wschat.records import (
     Append,
     ClaimName,
@@ -204,6 +205,7 @@ class RedisStore(Store):
         ClaimName: "claim_name",
         FindUser: "find_user",
         Forward: "forward",
+        RelayCall: "relay_call",
         # accounts stay in this host's SQLite database (shared by its processes)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -366,6 +368,10 @@ class RedisStore(Store):
 
     def forward(self, command: Forward, done: Done) -> None:
         self._run(done, self._forward(command), "forwarding a private message")
+
+    def relay_call(self, command: RelayCall, done: Done) -> None:
+        published = self.client.publish(process_channel(command.process), b"c " + command.payload)
+        self._run(done, published, "relaying a call's set-up")  # result: how many listened
 
     async def _forward(self, c: Forward) -> bool:
         data = b"d " + str(c.cid).encode() + b" " + c.data

@@ -134,7 +134,8 @@ _SYMBOLS = {
     # kind: (emoji, ascii)
     "join": ("👋", "-->"),
     "leave": ("🚪", "<--"),
-    "private": ("🔒", "[pm]"),
+    "private": ("📨", "[pm]"),
+    "e2ee": ("🔒", "[e2ee]"),  # an end-to-end encrypted private message (wschat.cliente2ee)
     "system": ("📢", "***"),
     "error": ("⚠️ ", "!!"),
     "info": ("💬", "*"),
@@ -262,10 +263,12 @@ class Renderer:
 
     def private(self, e: PrivateMessage) -> str:
         arrow = self.sym("arrow")
-        who = (
-            f"you {arrow} {self.name(e.to, False)}" if e.mine else f"{self.name(e.sender, False)} {arrow} you"
-        )
-        head = f"{self.hhmm(e.timestamp)} {self.sym('private')} {self.paint('private', MAGENTA)} "
+        # end-to-end encrypted (a lock): a verified contact gets a check mark, changed keys a warning
+        badge = {"verified": " ✔", "changed": " ⚠ keys changed"}.get(e.lock, "")
+        other = self.name(e.to if e.mine else e.sender, False) + badge
+        who = f"you {arrow} {other}" if e.mine else f"{other} {arrow} you"
+        mark = self.sym("e2ee" if e.lock else "private")
+        head = f"{self.hhmm(e.timestamp)} {mark} {self.paint('private', MAGENTA)} "
         return self._body(f"{head}{who}: ", e.text, MAGENTA)
 
     def presence(self, e: Presence) -> str:

@@ -41,7 +41,7 @@ def _pid(m: StoredPrivate) -> str:
 def _frame(m: StoredPrivate, *, offline: bool = False) -> bytes:
     return outbound.stored_private(
         _pid(m), m.seq, m.sender, m.recipient, m.text, m.ts, m.client_msg_id,
-        offline=offline, delivered=m.delivered, file=m.file,
+        offline=offline, delivered=m.delivered, file=m.file, call=m.call, e2ee=m.e2ee,
     )  # fmt: skip
 
 
@@ -61,20 +61,39 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     cmid = req.client_msg_id
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]
+    if req.e2ee is not None:  # end-to-end encrypted (wschat.features.e2ee_hub checked it)
+        return store(hub, s, recipient, "", cmid, now, e2ee=req.e2ee)
     return store(hub, s, recipient, req.message, cmid, now)
 
 
 def store(
-    hub: Hub, s: Session, recipient: str, text: str, cmid: str | None, now: float, file: dict | None = None
+    hub: Hub,
+    s: Session,
+    recipient: str,
+    text: str,
+    cmid: str | None,
+    now: float,
+    file: dict | None = None,
+    e2ee: dict | None = None,
 ) -> list[Effect]:
     """Store a private message from the account `s` to the account `recipient`, then deliver it;
-    `file`: it shares a file (wschat.features.files)."""
+    `file`: it shares a file (wschat.features.files); `e2ee`: it is encrypted (no text)."""
     if cmid is not None and not hub.ids.storing(s.key, cmid):  # the first copy is being stored: ack both then
         return []
     to_key = name_key(recipient)
     conversation = conversation_key(s.key, to_key)
-    m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file)
+    m = StoredPrivate(conversation, s.name, s.key, recipient, to_key, text, now, cmid, file=file, e2ee=e2ee)
     return [hub.ask(StorePrivate([m]), _stored, (m, s.cid))]
+
+
+def post_call(
+    hub: Hub, sender: str, sender_key: str, recipient: str, to_key: str, text: str, call: dict, now: float
+) -> Effect:
+    """Store a call's outcome in the conversation of two accounts, then deliver it like a message
+    (`wschat.features.calls`; the caller is its sender)."""
+    m = StoredPrivate(conversation_key(sender_key, to_key), sender, sender_key, recipient, to_key, text, now)
+    m.call = call
+    return hub.ask(StorePrivate([m]), _stored, (m, 0))  # no device of the sender to acknowledge
 
 
 def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: float) -> list[Effect]:

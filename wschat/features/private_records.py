@@ -35,6 +35,8 @@ class StoredPrivate:
     seq: int = 0  # given by the store, per conversation
     delivered: float | None = None  # when the recipient's device first got it
     file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
+    call: dict[str, Any] | None = None  # a call's outcome (wschat.features.calls)
+    e2ee: dict[str, Any] | None = None  # an encrypted message's envelope (text is then "")
 
 
 @dataclass(slots=True)

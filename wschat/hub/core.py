@@ -24,12 +24,12 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.broker import Broker, LocalBroker
 from wschat.effects import Close, Effect, Execute, Send
-from wschat.features import files, live, mod_hooks, profiles, session_watch
+from wschat.features import call_relay, calls, files, live, mod_hooks, profiles, session_watch
 from wschat.features.account_book import Book
 from wschat.features.mod_book import ModBook
 from wschat.hub import cluster, devices, history, rooms, sessions
 from wschat.hub.dedup import SentIds
-from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS
+from wschat.hub.handlers import HANDLERS, MESSAGE_KINDS, SELF_PACED
 from wschat.hub.state import GENERAL, MAX_HELD, Config, Loading, Room, Session
 from wschat.ratelimit import TokenBucket
 from wschat.records import Command, Message, Snapshot
@@ -87,6 +87,7 @@ class Hub:
             rooms.install(self, GENERAL, None)
         self.accounts = Book(config, snapshot.accounts)  # wschat.features.accounts' state
         self.moderation = ModBook(snapshot.moderation)  # wschat.features.moderation's state
+        self.calls = calls.CallBook()  # wschat.features.calls' state
         self.profiles = profiles.ProfileBook()  # wschat.features.profiles' state
         self.session_watch = session_watch.Watch()  # sessions ended by the host's admin command
 
@@ -120,6 +121,8 @@ class Hub:
             if wait:
                 return self._limited(s, None, wait, exc.client_msg_id)
             return [self.error(s, exc.code, str(exc), exc.client_msg_id)]
+        if type(req) in SELF_PACED:  # a budget of its own, taken by its handler (call frames)
+            return self.handle(s, req, now)
         is_message = type(req) in MESSAGE_KINDS  # reactions and edits are paced like messages
         wait = (s.chat_bucket if is_message else s.control_bucket).take(now)
         if wait:
@@ -168,6 +171,10 @@ class Hub:
         """Cluster mode: another process died; its users are gone."""
         return cluster.process_gone(self, process, now)
 
+    def call_arrived(self, payload: bytes, now: float) -> list[Effect]:
+        """Cluster mode: call frames another process relayed for users of this one."""
+        return call_relay.arrived(self, payload, now)
+
     def taken_over(self, cid: int, now: float) -> list[Effect]:
         """Cluster mode: connection `cid`'s session was taken over on another process."""
         return sessions.taken_over(self, cid, now)
@@ -185,6 +192,7 @@ class Hub:
                 rooms.flush_presence(self, room, now, out)
         out += live.tick(self, now)
         out += mod_hooks.tick(self, now)
+        out += calls.tick(self, now)
         out += session_watch.tick(self, now)
         return out
 

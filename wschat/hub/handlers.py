@@ -252,7 +252,13 @@ HANDLERS.update(offline.HANDLERS)  # replaces private's: stored between accounts
 
 # requests that count against the message rate (chat_rate), not the control rate
 MESSAGE_KINDS = frozenset((p.Chat, p.Private, *wire.MESSAGE_RATE))
+# requests with a budget of their own, which their handler takes (neither rate above)
+SELF_PACED: set[type] = set()
 
 # Feature modules add their handlers to HANDLERS when they are imported (at their end);
 # importing them here, after HANDLERS exists, registers them whichever module comes first.
-from wschat.features import events, files, live, mod_hooks, moderation, profiles, search  # noqa: E402, F401
+from wschat.features import calls as _calls  # noqa: E402
+from wschat.features import e2ee_hub, events, files, live, mod_hooks, moderation, profiles, search  # noqa: E402, F401
+
+HANDLERS.update(_calls.HANDLERS)
+SELF_PACED.update(_calls.SELF_PACED)

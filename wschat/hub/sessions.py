@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
+from wschat.features import calls
 from wschat.hub import devices, rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
@@ -102,6 +103,8 @@ def _grant(
     """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
     hub.unnamed.pop(s.cid, None)
     s.name, s.key, s.token, s.looks = name, key, token, looks
+    if account is not None:  # also when the name was claimed asynchronously (cluster mode)
+        s.account, s.session_id = True, account[1]
     hub.by_key.setdefault(key, s.cid)  # an account's further device: its first one stays there
     for look in looks:
         hub.by_look.setdefault(look, s.cid)
@@ -119,12 +122,15 @@ def _grant(
         "chat_burst": cfg.chat_burst,
     }
     if account is None:
-        accepted = outbound.username_accepted(name, s.client_id, s.token, list(wanted), limits)
+        accepted = outbound.username_accepted(
+            name, s.client_id, s.token, list(wanted), limits, calls=calls.offer(hub)
+        )
     else:
         token, session_id = account
         accepted = outbound.username_accepted(
-            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id
-        )
+            name, s.client_id, token, list(wanted), limits, account=True, session_id=session_id,
+            calls=calls.offer(hub),
+        )  # fmt: skip
     out.insert(0, Send((s.cid,), accepted))
     # A reconnect that resumes is not news: the others update their lists without "X joined".
     resumed = takeover or bool(req.resume)
@@ -133,6 +139,7 @@ def _grant(
             rooms.enter(hub, s, room_name, position, resumed, now, out)
         except p.ProtocolError as exc:
             out.append(hub.error(s, exc.code, str(exc)))
+    calls.logged_in(hub, s, out)
 
 
 def _claim(
@@ -184,6 +191,10 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         out.extend(logout(hub, holder, now))
     takeover = bool(old) or bool(req.session_token)
     _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
+    if account is not None:  # as accounts._logged_in does once a name is granted at once
+        from wschat.features import offline  # (features import the hub: imported when used)
+
+        out.append(offline.after_login(hub, s))  # the private messages this device has not seen
     return out
 
 
@@ -252,7 +263,7 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
     for look in s.looks:
         if hub.by_look.get(look) == cid:
             del hub.by_look[look]
-    out: list[Effect] = []
+    out: list[Effect] = calls.left(hub, s, now)
     rooms.profiles.gone(hub, s, now, out)  # its presence; an account's "last seen"
     for room_name in list(s.rooms):
         rooms.leave(hub, s, hub.rooms[room_name], "disconnect", now, out)
