@@ -158,7 +158,9 @@ class ServerProcess:
             self._reader.join(TIMEOUT)
         return "".join(self.log)
 
-    def wait_ready(self, timeout: float = TIMEOUT) -> ServerProcess:
+    def wait_ready(self, timeout: float = 3 * TIMEOUT) -> ServerProcess:
+        # A start takes about a second; with a load average of 15 on two cores (every helper's
+        # suite at once) three processes starting together took over 10 s to print a banner.
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)

@@ -37,6 +37,7 @@ NUMERIC = [
     ("--media-quota", ["0", "inf"]),
     ("--workers", ["0", "two"]),
     ("--call-timeout", ["0", "nan", "-1", "7200"]),
+    ("--redis-ttl", ["2", "x"]),
 ]
 
 

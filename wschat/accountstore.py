@@ -60,6 +60,7 @@ from wschat.profilestore import migrate as migrate_profiles
 from wschat.profilestore import read as read_profile
 from wschat.profilestore import save as save_profile
 from wschat.records import Command
+from wschat.sqlitetx import write_transaction
 
 log = logging.getLogger("wschat.accounts")
 
@@ -311,16 +312,9 @@ class AccountStore:
             return None
         hashed = self.hasher.hash(c.new)
         assert self.db is not None
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, c.key))
-                cur = self.db.execute(
-                    "DELETE FROM account_sessions WHERE account = ? AND id != ?", (c.key, c.keep)
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+        with self.lock, write_transaction(self.db):
+            self.db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, c.key))
+            cur = self.db.execute(
+                "DELETE FROM account_sessions WHERE account = ? AND id != ?", (c.key, c.keep)
+            )
         return cur.rowcount

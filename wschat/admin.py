@@ -5,6 +5,7 @@ ban and unban, show the bans and the audit. It opens the server's SQLite databas
 connection of its own (WAL: the running server keeps going) and writes the same tables the
 server does (`wschat.accountstore`, `wschat.modstore`); the running server re-reads moderation
 every few seconds, so a ban closes the banned user's connection within about two seconds.
+With `--redis` (servers that share a Redis) the same commands work there (`wschat.adminredis`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from wschat.features.mod_records import Moderate, Restriction
 from wschat.modstore import SCHEMA as MODERATION_SCHEMA
 from wschat.modstore import audit, moderate, read
 from wschat.names import name_key
+from wschat.sqlitetx import write_transaction
 
 ACTOR = "admin (host)"
 
@@ -36,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage accounts and moderation on the host, while the server runs or not.",
     )
     ap.add_argument("--db", default=DEFAULT_DB, help=f"the server's database (default {DEFAULT_DB})")
+    ap.add_argument(
+        "--redis",
+        default=os.environ.get("CHAT_REDIS") or None,
+        metavar="URL",
+        help="the servers' Redis when they run with --redis (env CHAT_REDIS): accounts and "
+        "moderation are there, not in --db",
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("accounts", help="list the accounts (name, created, operator, devices, banned)")
     reset = sub.add_parser("reset-password", help="set a new password (asked for) and end every session")
@@ -107,12 +116,11 @@ def _new_password(name: str) -> str:
 def _reset(db: sqlite3.Connection, name: str) -> None:
     key, shown = _account(db, name)
     hashed = hasher().hash(_new_password(shown))
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
-    ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
-    # the running server looks at this counter every 2 s and closes the account's connections
-    db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
-    db.execute("COMMIT")
+    with write_transaction(db):
+        db.execute("UPDATE accounts SET hash = ? WHERE key = ?", (hashed, key))
+        ended = db.execute("DELETE FROM account_sessions WHERE account = ?", (key,)).rowcount
+        # the running server looks at this counter every 2 s and closes the account's connections
+        db.execute("INSERT INTO session_ends (account, at) VALUES (?, ?)", (key, time.time()))
     print(f"{shown}'s password is reset; {ended} session(s) ended (its devices online are logged out).")
 
 
@@ -156,6 +164,10 @@ def _list_bans(db: sqlite3.Connection, now: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
+    if opts.redis:  # the cluster keeps accounts and moderation in Redis (wschat.adminredis)
+        from wschat.adminredis import main as redis_main
+
+        return redis_main(opts)
     db = _open(opts.db)
     now = time.time()
     try:

@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         "imports --db if it exists",
     )
     grow.add_argument(
+        "--redis-ttl",
+        type=count(3),
+        default=30,
+        metavar="SECONDS",
+        help="how long the names and online users of a process that died stay taken in Redis "
+        "(each process refreshes its own every third of this)",
+    )
+    grow.add_argument(
         "--workers",
         type=count(1),
         default=1,

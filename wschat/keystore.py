@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from wschat.features.e2ee_records import DeviceKey, ReadDeviceKeys, SaveDeviceKey
+from wschat.sqlitetx import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_keys (
@@ -33,8 +34,7 @@ def _keys(db: sqlite3.Connection, account: str) -> list[DeviceKey]:
 
 
 def save(db: sqlite3.Connection, c: SaveDeviceKey) -> list[DeviceKey]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         db.execute(
             "DELETE FROM device_keys WHERE account = ? "
             "AND session_id NOT IN (SELECT id FROM account_sessions)",
@@ -46,11 +46,6 @@ def save(db: sqlite3.Connection, c: SaveDeviceKey) -> list[DeviceKey]:
             "(SELECT created FROM device_keys WHERE session_id = ? AND key_id = ?), ?))",
             (c.session_id, c.key, c.key_id, c.public, c.session_id, c.key_id, c.now),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
     return _keys(db, c.key)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from wschat.features.mod_records import Moderate, ModState, Restriction, RoomRules
+from wschat.sqlitetx import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operators (
@@ -77,8 +78,7 @@ def _change(db: sqlite3.Connection, c: Moderate) -> None:
 
 def moderate(db: sqlite3.Connection, c: Moderate) -> None:
     """Apply one action and write its audit row, in one transaction."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         db.execute("DELETE FROM restrictions WHERE until > 0 AND until <= ?", (c.at,))  # run out
         _change(db, c)
         detail = c.value or (c.restriction.reason if c.restriction else "")
@@ -87,11 +87,6 @@ def moderate(db: sqlite3.Connection, c: Moderate) -> None:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (c.at, c.actor, c.action, c.scope, c.target, detail),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def read(db: sqlite3.Connection, now: float) -> ModState:

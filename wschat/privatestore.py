@@ -18,6 +18,7 @@ from wschat.features.private_records import (
     StoredPrivate,
     StorePrivate,
 )
+from wschat.sqlitetx import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS private_messages (
@@ -81,8 +82,7 @@ def start_cursor(db: sqlite3.Connection, session_id: str, key: str) -> None:
 
 
 def store(db: sqlite3.Connection, c: StorePrivate) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         for m in c.messages:
             (last,) = db.execute(
                 "SELECT coalesce(max(seq), 0) FROM private_messages WHERE conversation = ?", (m.conversation,)
@@ -98,16 +98,10 @@ def store(db: sqlite3.Connection, c: StorePrivate) -> None:
                  None if m.e2ee is None else json.dumps(m.e2ee)),
             )  # fmt: skip
             m.id = cur.lastrowid or 0
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def mark_delivered(db: sqlite3.Connection, c: MarkDelivered) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         db.executemany(
             "UPDATE private_messages SET delivered = ? WHERE id = ? AND delivered IS NULL",
             [(c.ts, i) for i in c.ids],
@@ -116,11 +110,6 @@ def mark_delivered(db: sqlite3.Connection, c: MarkDelivered) -> None:
             "UPDATE device_cursors SET last_id = max(last_id, ?) WHERE session_id = ?",
             [(last, sid) for sid, last in c.cursors.items()],
         )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def read_missed(db: sqlite3.Connection, c: ReadMissed) -> list[StoredPrivate]:

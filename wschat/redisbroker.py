@@ -4,15 +4,17 @@ It implements `wschat.broker.Broker`. Each process subscribes to the channel of 
 has in memory (`follow`, `unfollow`) and to a channel of its own. Two kinds of message cross a
 room's channel, both text (never pickle):
 
-- `m <id> <seq> <epoch> <json>`: a stored message, published by the store's Lua script
-  (`wschat.redisstore`); it goes to `Hub.arrived`, which delivers in seq order, exactly once
-  (this process's own messages come through there too, whichever of the store's answer and
-  the echo is first);
+- `m <id> <seq> <epoch> <json>`: stored messages, published by the store's Lua script
+  (`wschat.redisstore`), one or more entries of one room joined by newlines, in seq order;
+  each goes to `Hub.arrived`, which delivers in seq order, exactly once (this process's own
+  messages come through there too, whichever of the store's answer and the echo is first; an
+  echo whose last entry was delivered already is dropped without parsing);
 - `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
   the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
   lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
   (name -> process), read after each subscription (`Hub.remote_members`). Every process keeps
-  `wschat:alive:<process>` alive (TTL 30 s, refreshed every 10 s); one whose key expired has
+  `wschat:alive:<process>` alive (TTL `--redis-ttl`, 30 s by default, refreshed every third of
+  it); one whose key expired has
   died: its users leave every room (`Hub.process_gone`) and the hashes forget them.
 
 `publish` delivers to this process's members only: frames are built where they are delivered.
@@ -26,9 +28,19 @@ reconnect storms); `health_check_interval` pings the connection while it is idle
 
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
 for one of its connections, `Forward`), `c <json>` (call frames for its users, `RelayCall`:
-`Hub.call_arrived`) and `t <connection>` (that session was taken over on
-another process: `Hub.taken_over`). Names are claimed through the store (`names_by_store`,
-`wschat.redisnames`); `release` frees one there.
+`Hub.call_arrived`), `t <connection>` (that session was taken over on
+another process: `Hub.taken_over`) and `k <connection> <by>`, room and reason on lines of their
+own (a moderator elsewhere kicked it: `moderation.kicked_here`). Names are claimed through the
+store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
+
+`wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
+registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
+password change (their connections here close, `wschat.features.accounts.sessions_ended`).
+Bans need no message: every process re-reads moderation from Redis every two seconds.
+`wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
+`live.remote_read` keeps it, tells the user's connections here and a small room's members.
+After a reconnect, registered names and read positions are read from Redis again, for what was
+published meanwhile.
 """
 
 from __future__ import annotations
@@ -44,13 +56,15 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
+from wschat.features import accounts, live, moderation
 from wschat.hub import Hub
+from wschat.redisaccounts import NEWS
+from wschat.redisreads import READS
+from wschat.redisreads import parse as parse_read
 from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
 
 log = logging.getLogger("wschat.redisbroker")
 
-ALIVE_TTL = 30
-HEARTBEAT = 10.0
 HDEL_IF_LUA = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
@@ -66,6 +80,10 @@ def alive_key(process: str) -> str:
 
 
 Run = Callable[[list[Effect]], None]
+
+
+NEWS_CHANNEL = NEWS.encode()
+READS_CHANNEL = READS.encode()
 
 
 def _position(entry: bytes) -> tuple[int, str]:
@@ -104,7 +122,7 @@ class RedisBroker:
 
     async def start(self) -> None:
         """Subscribe to this process's channel; then read and publish in tasks of their own."""
-        await self.client.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+        await self.client.set(alive_key(self.process), 1, ex=self.store.ttl)
         self.pubsub = await self._subscribe_all()
         self.connected = True
         self._spawn(self._read_loop())
@@ -182,7 +200,7 @@ class RedisBroker:
     async def _subscribe_all(self) -> PubSub:
         pubsub = self.reader.pubsub()
         try:
-            await pubsub.subscribe(self.own_channel, *(channel(r) for r in self.members))
+            await pubsub.subscribe(self.own_channel, NEWS, READS, *(channel(r) for r in self.members))
         except BaseException:
             await pubsub.aclose()
             raise
@@ -201,6 +219,7 @@ class RedisBroker:
                     log.info("Redis pub/sub reconnected; catching up %d rooms", len(self.members))
                     for room in list(self.members):
                         await self._catch_up(room)
+                    await self._refresh_shared()
                 msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if msg is not None and msg["type"] == "message":
                     self._received(msg["channel"], msg["data"])
@@ -220,17 +239,14 @@ class RedisBroker:
         if hub is None:
             return
         kind, now = data[:2], time.time()
-        if kind == b"m ":
-            room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
-            seq, epoch = _position(data)
-            if room is not None and seq <= room.last_seq and epoch == room.epoch:
-                return  # delivered already (often this process's own, answered by the store first)
-            try:
-                m = parse_entry(data)
-            except (ValueError, KeyError) as exc:
-                log.error("unreadable message on Redis: %s", exc)
-                return
-            self.run(hub.arrived(m, now))
+        if chan == NEWS_CHANNEL:
+            self._news(hub, data.decode(), now)
+        elif chan == READS_CHANNEL:
+            process, key, room, seq, private = parse_read(data)
+            if process != self.process:  # this process shared its own already
+                self.run(live.remote_read(hub, key, room, seq, private))
+        elif kind == b"m ":
+            self._stored(hub, chan, data, now)
         elif kind == b"p ":
             _, process, event, who = data.decode().split(" ", 3)
             if process != self.process:  # this process announced its own already
@@ -243,6 +259,50 @@ class RedisBroker:
             self.run(hub.call_arrived(data[2:], now))
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
+        elif kind == b"k ":  # a moderator on another process kicked one of this process's connections
+            head, room, reason = data[2:].decode().split("\n", 2)
+            cid, by = head.split(" ", 1)
+            self.run(moderation.kicked_here(hub, int(cid), room, by, reason, now))
+
+    async def _refresh_shared(self) -> None:
+        """After a reconnect: registrations and read positions published meanwhile were missed
+        (pub/sub is at most once); read them from Redis instead."""
+        hub = self.hub
+        if hub is None:
+            return
+        names = await self.store.accounts.names()
+        positions = await self.store.reads.load()
+        for name in names:
+            accounts.registered_elsewhere(hub, name)
+        for key, room, seq, private in positions:
+            self.run(live.remote_read(hub, key, room, seq, private))
+
+    def _news(self, hub: Hub, news: str, now: float) -> None:
+        """What another process did to accounts (wschat.redisaccounts): act on it here too."""
+        kind, process, rest = news.split(" ", 2)
+        if process == self.process:
+            return  # done here already
+        if kind == "a":
+            accounts.registered_elsewhere(hub, rest)
+        elif kind in ("x", "X"):
+            key, session_id = rest.rsplit(" ", 1)
+            self.run(accounts.sessions_ended(hub, key, session_id, all_but=kind == "X"))
+
+    def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
+        """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""
+        room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
+        seq, epoch = _position(data[data.rfind(b"\n") + 1 :])
+        if room is not None and seq <= room.last_seq and epoch == room.epoch:
+            return  # delivered already (often this process's own, answered by the store first)
+        effects: list[Effect] = []
+        for entry in data.split(b"\n"):
+            try:
+                m = parse_entry(entry)
+            except (ValueError, KeyError) as exc:
+                log.error("unreadable message on Redis: %s", exc)
+                continue
+            effects += hub.arrived(m, now)
+        self.run(effects)
 
     # -- publishing
 
@@ -268,12 +328,12 @@ class RedisBroker:
     async def _heartbeat(self) -> None:
         """Keep this process alive in Redis; notice the processes that died."""
         while True:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(self.store.ttl / 3)
             hub = self.hub
             processes = sorted({p for r in hub.rooms.values() for p in r.remote.values()} if hub else ())
             try:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.set(alive_key(self.process), 1, ex=ALIVE_TTL)
+                pipe.set(alive_key(self.process), 1, ex=self.store.ttl)
                 for process in processes:
                     pipe.exists(alive_key(process))
                 _, *alive = await pipe.execute()

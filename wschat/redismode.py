@@ -25,8 +25,10 @@ from redis.exceptions import RedisError
 from wschat.cli import DEFAULT_DB
 from wschat.hub import Hub
 from wschat.records import Snapshot
+from wschat.redisaccountimport import import_accounts
 from wschat.redisbroker import RedisBroker, Run
 from wschat.redisimport import import_sqlite
+from wschat.redisnames import NAME_TTL
 from wschat.redisstore import RedisStore
 from wschat.store import Notify, Store, StoreError, open_store
 
@@ -61,7 +63,7 @@ async def open_history(opts: argparse.Namespace, notify: Notify) -> tuple[Store,
     if opts.db == DEFAULT_DB:
         os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
     if opts.redis:
-        cluster = await open_cluster(opts.redis, notify, db=opts.db, history_cap=cap)
+        cluster = await open_cluster(opts.redis, notify, db=opts.db, history_cap=cap, ttl=opts.redis_ttl)
         return cluster.store, cluster.snapshot, cluster
     store = open_store(opts.db, notify, synchronous=opts.synchronous, history_cap=cap)
     return store, await asyncio.to_thread(store.load), None
@@ -71,10 +73,13 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-async def open_cluster(url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000) -> Cluster:
-    """Reach Redis, import `db` once, read the start-up snapshot (StoreError: one sentence)."""
+async def open_cluster(
+    url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000, ttl: int = NAME_TTL
+) -> Cluster:
+    """Reach Redis, import `db` (history and accounts) once, read the start-up snapshot
+    (StoreError: one sentence)."""
     try:
-        store = RedisStore(url, notify, history_cap=history_cap, window=window, accounts_db=db)
+        store = RedisStore(url, notify, history_cap=history_cap, window=window, ttl=ttl)
     except ValueError as exc:  # redis-py's word for a malformed URL
         raise StoreError(f"--redis {url} is not a Redis URL ({exc}); use redis://HOST:6379/0.") from None
     try:
@@ -82,6 +87,7 @@ async def open_cluster(url: str, notify: Notify, *, db: str, history_cap: int, w
             raise StoreError(f"Cannot reach Redis at {url}: is redis-server running there?")
         try:
             copied = await asyncio.to_thread(import_sqlite, db, url, history_cap, _progress)
+            await asyncio.to_thread(import_accounts, db, url, _progress)
         except Exception as exc:  # redis or sqlite, a full disk...: say which and stop
             raise StoreError(f"Cannot import {db} into Redis at {url}: {exc}") from None
         if copied:

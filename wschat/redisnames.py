@@ -1,9 +1,9 @@
 """User names owned cluster-wide in Redis, and finding the process a user is on. I/O.
 
 - `name:<key>`: who holds the name: JSON `{"p": process, "c": connection, "t": session token,
-  "n": the name as written}`, with a TTL of `NAME_TTL` seconds that this process refreshes
-  every `HEARTBEAT` seconds for the names it holds, so a dead process's names free by
-  themselves within about 30 s;
+  "n": the name as written}`, with a TTL of `ttl` seconds (`--redis-ttl`, `NAME_TTL` by
+  default) that this process refreshes every third of it for the names it holds, so a dead
+  process's names free by themselves within about 30 s;
 - `look:<look-alike key>`: the name key that holds it, same TTL: the confusable-name check
   sees every online name of the cluster.
 
@@ -29,8 +29,7 @@ from wschat.records import ClaimName, FindUser, NameClaim, UserPlace
 log = logging.getLogger("wschat.redisnames")
 
 PREFIX = "wschat:"
-NAME_TTL = 30
-HEARTBEAT = 10.0
+NAME_TTL = 30  # seconds, unless --redis-ttl says otherwise
 
 # KEYS: name key, look keys...
 # ARGV: value (JSON), offered token, ttl, own process, name key, connection, force (1/0)
@@ -86,9 +85,10 @@ def look_key(look: str) -> str:
 class RedisNames:
     """The names this process holds in Redis, kept alive by a heartbeat."""
 
-    def __init__(self, client: aioredis.Redis, process: str) -> None:
+    def __init__(self, client: aioredis.Redis, process: str, ttl: int = NAME_TTL) -> None:
         self.client = client
         self.process = process
+        self.ttl = ttl
         self.claim_script = self.client.register_script(CLAIM_LUA)
         self.keep_script = self.client.register_script(KEEP_LUA)
         # name key -> (value, look keys, connection)
@@ -100,7 +100,7 @@ class RedisNames:
         value = orjson.dumps({"p": self.process, "c": c.cid, "t": c.token, "n": c.name})
         keys = [name_key(c.key), *(look_key(look) for look in c.looks)]
         status, detail = await self.claim_script(
-            keys=keys, args=[value, c.offered, NAME_TTL, self.process, c.key, c.cid, int(c.force)]
+            keys=keys, args=[value, c.offered, self.ttl, self.process, c.key, c.cid, int(c.force)]
         )
         status, detail = status.decode(), detail.decode()
         if status != "ok":
@@ -132,11 +132,11 @@ class RedisNames:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT)
+            await asyncio.sleep(self.ttl / 3)
             held = list(self.held.items())
             pipe = self.client.pipeline(transaction=False)
             for key, (value, looks, _) in held:
-                await self.keep_script(keys=[name_key(key), *looks], args=[value, key, NAME_TTL], client=pipe)
+                await self.keep_script(keys=[name_key(key), *looks], args=[value, key, self.ttl], client=pipe)
             with contextlib.suppress(RedisError, OSError):
                 lost = [key for (key, _), kept in zip(held, await pipe.execute(), strict=True) if not kept]
                 for key in lost:  # expired while Redis was away and taken by someone else

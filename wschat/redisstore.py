@@ -1,30 +1,27 @@
-"""History in Redis (cluster mode): one atomic Lua step per room message, rooms as streams. I/O.
+"""The store in cluster mode: history in Redis, one atomic Lua step per room message. I/O.
 
 Every process that names the same Redis shares this history. Keys (prefix `wschat:`):
-
-- `room:<room>:meta`: a hash, `e` the room's epoch and `s` its last seq;
-- `room:<room>:stream`: its messages, entry id `<seq>-1`, trimmed to the retention (MAXLEN ~);
-- `sent:<len>:<user key>:<client_msg_id>`: "id seq epoch" of a stored message, for a day, so a
-  resend to any process is recognised;
-- `next_id` (message ids, cluster-wide), `epoch` (the history's), `rooms` (a sorted set of
-  rooms by their latest message id, for `list_rooms`).
+`room:<room>:meta` (a hash: `e` the room's epoch, `s` its last seq), `room:<room>:stream` (its
+messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:<client_msg_id>`
+("id seq epoch" of a stored message, for a day: a resend to any process is recognised),
+`next_id`, `epoch` (the history's) and `rooms` (rooms by their latest message id).
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
-stored copy's id, seq and epoch, `Message.duplicate`), take the next seq from the meta hash (a
-lost room, meta and stream gone while the process knew seqs, gets a new epoch), take an id,
-XADD, remember the id, PUBLISH to the room's channel. One writer task sends what queued up
-meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call (the step repeated for each
-in turn), so a burst costs a few round trips and redis-py's per-command cost once per batch.
-The store writes the id, seq and epoch into each `Message` before calling `done(None)`;
-`done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that did run
-is then recognised as a repeat).
+stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
+stream gone while the process knew seqs, gets a new epoch), take an id, XADD, remember the id;
+then each room's new entries are published together, one PUBLISH per room and call. One writer
+task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call,
+packed in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round
+trips and each process reads one pub/sub message per room and batch. The id, seq and epoch are
+written into each `Message` before `done(None)`; `done(exc)` if Redis failed (the senders get
+`store_failed` and resend: a script that did run is then recognised as a repeat). What crosses
+Redis is text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
 
-What crosses Redis is text made here and by `orjson`, never pickle: an entry (and a published
-message) is `m <id> <seq> <epoch> <json>`, the JSON holding the message's other fields.
-
+The other commands go to their own modules: accounts, private messages and moderation
+(`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
+search (`wschat.redissearch`); `Forward` and `RemoteKick` reach another process's channel.
 Commands run on the event loop (redis-py's asyncio client) with a socket timeout, so a Redis
-that stopped answering turns sends into `store_failed` instead of hanging them. Results reach
-the hub through `notify`, like every store's.
+that stopped answering turns them into `store_failed` instead of hanging them.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
@@ -42,9 +38,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
-from wschat.accountstore import AccountStore
 from wschat.features import fold
 from wschat.features.call_relay import RelayCall
+from wschat.features.mod_records import RemoteKick
 from wschat.records import (
     Append,
     ClaimName,
@@ -57,58 +53,27 @@ from wschat.records import (
     ReadPage,
     ReadRange,
     RoomState,
+    SaveReads,
+    Search,
     Snapshot,
 )
-from wschat.redisnames import RedisNames
-from wschat.store import SENT_IDS_LOADED, Done, Notify, Store, StoreError
+from wschat.redisaccounts import RedisAccounts
+from wschat.redisnames import NAME_TTL, RedisNames
+from wschat.redisreads import RedisReads
+from wschat.redisscript import APPEND_LUA, ScriptCall
+from wschat.redissearch import RedisSearch
+from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
 
 PREFIX = "wschat:"
 SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
+ROOM_KEYS_KEPT = 10_000  # rooms whose key names the writer keeps made
 EVENTS_SEEN = 500  # entries after a message read alone whose events are folded into it
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
 COMMAND_TIMEOUT = 3.0  # a Redis that does not answer within this is treated as unreachable
 MAX_CONNECTIONS = 64  # per client (commands; the pub/sub reader has its own)
 POOL_WAIT = 10.0  # seconds a command may wait for a free connection
-
-# One call stores a batch, the same atomic step for each message in turn:
-# KEYS: next_id, rooms, then per message: meta, stream, sent (or "" without a client_msg_id)
-# ARGV: retention, sent TTL, a fresh epoch, then per message: body, the room's epoch as the
-#       process knows it, the last seq it knows, channel, room name
-# Returns per message: 1 and the stored copy's "id seq epoch" for a repeat, else 0 and the new.
-APPEND_LUA = """
-local out = {}
-for i = 0, (#KEYS - 2) / 3 - 1 do
-  local meta, stream, sent = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
-  local a = 4 + 5 * i
-  local hit = false
-  if sent ~= '' then hit = redis.call('GET', sent) end
-  if hit then
-    out[#out + 1] = 1
-    out[#out + 1] = hit
-  else
-    local e = redis.call('HGET', meta, 'e')
-    if not e then
-      e = ARGV[a + 1]
-      -- the room had history (the process knew seqs) and Redis lost it: a new epoch
-      if tonumber(ARGV[a + 2]) > 0 and redis.call('EXISTS', stream) == 0 then e = ARGV[3] end
-      redis.call('HSET', meta, 'e', e)
-    end
-    local seq = redis.call('HINCRBY', meta, 's', 1)
-    local id = redis.call('INCR', KEYS[1])
-    local head = id .. ' ' .. seq .. ' ' .. e
-    local entry = 'm ' .. head .. ' ' .. ARGV[a]
-    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[1], seq .. '-1', 'm', entry)
-    if sent ~= '' then redis.call('SET', sent, head, 'EX', ARGV[2]) end
-    redis.call('ZADD', KEYS[2], id, ARGV[a + 4])
-    redis.call('PUBLISH', ARGV[a + 3], entry)
-    out[#out + 1] = 0
-    out[#out + 1] = head
-  end
-end
-return out
-"""
 
 
 def meta_key(room: str) -> str:
@@ -206,7 +171,10 @@ class RedisStore(Store):
         FindUser: "find_user",
         Forward: "forward",
         RelayCall: "relay_call",
-        # accounts stay in this host's SQLite database (shared by its processes)
+        SaveReads: "save_reads",
+        Search: "search",
+        RemoteKick: "remote_kick",
+        # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
 
@@ -218,7 +186,7 @@ class RedisStore(Store):
         process: str = "",
         history_cap: int = 10_000,
         window: int = 1000,
-        accounts_db: str = ":memory:",
+        ttl: int = NAME_TTL,
     ) -> None:
         self.url = url
         self.process = process or secrets.token_hex(6)  # this process, for names and private messages
@@ -226,9 +194,13 @@ class RedisStore(Store):
         self.cap = history_cap
         self.window = window
         self.client = connect(url)
-        self.script = self.client.register_script(APPEND_LUA)
-        self.names = RedisNames(self.client, self.process)
-        self.accounts = AccountStore(accounts_db, notify)
+        self.script = ScriptCall(self.client, APPEND_LUA)
+        self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
+        self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
+        self.names = RedisNames(self.client, self.process, ttl)
+        self.reads = RedisReads(self.client, self.process)
+        self.searcher = RedisSearch(self._after, self._epoch, history_cap)
+        self.accounts = RedisAccounts(self.client, notify, self.process)
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
@@ -248,15 +220,12 @@ class RedisStore(Store):
                 snap.rooms["general"] = general
             recent = await self.client.zrevrange(PREFIX + "rooms", 0, 199)
             snap.known_rooms = [r.decode() for r in reversed(recent) if r != b"general"]
+            snap.read_positions = await self.reads.load()
+            snap.accounts = await self.accounts.names()
+            # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
+            snap.moderation = await self.accounts.moderation(time.time())
         except (RedisError, OSError) as exc:
             raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
-        try:  # accounts stay in this host's SQLite database
-            snap.accounts = await asyncio.to_thread(self.accounts.open)
-            snap.sent_ids += await asyncio.to_thread(self.accounts.sent_ids, SENT_IDS_LOADED)
-            # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
-            snap.moderation = await asyncio.to_thread(self.accounts.moderation, time.time())
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"Cannot use the accounts database {self.accounts.path}: {exc}") from None
         return snap
 
     # -- commands
@@ -309,18 +278,44 @@ class RedisStore(Store):
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
+        room_keys = self.room_keys
         for start in range(0, len(messages), SCRIPT_BATCH):
             chunk = messages[start : start + SCRIPT_BATCH]
             keys = [PREFIX + "next_id", PREFIX + "rooms"]
             args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
             for m in chunk:
-                cmid = m.client_msg_id
-                keys += [meta_key(m.room), stream_key(m.room), sent_key(m.user_key, cmid) if cmid else ""]
-                args += [body(m), m.epoch, m.seq, channel(m.room), m.room]
-            results = await self.script(keys=keys, args=args)
+                cmid, room = m.client_msg_id, m.room
+                rk = room_keys.get(room)
+                if rk is None:
+                    if len(room_keys) > ROOM_KEYS_KEPT:
+                        room_keys.clear()
+                    rk = room_keys[room] = (meta_key(room), stream_key(room), channel(room))
+                keys += (rk[0], rk[1], sent_key(m.user_key, cmid) if cmid else "")
+                args += (body(m), m.epoch, m.seq, rk[2], room)
+            results = await self.script(keys, args)
             for i, m in enumerate(chunk):
                 mid, seq, epoch = results[2 * i + 1].split(b" ")
                 m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
+
+    def account(self, command: Command, done: Done) -> None:
+        """An accounts, private-message or moderation command, run against Redis."""
+        work = self.accounts.work(command)
+        if work is None:
+            self.notify(done, TypeError(f"the Redis store cannot execute {type(command).__name__}"))
+            return
+        self._run(done, work, type(command).__name__)
+
+    def save_reads(self, command: SaveReads, done: Done) -> None:
+        self._run(done, self.reads.save(command.positions), "saving read positions")
+
+    def search(self, command: Search, done: Done) -> None:
+        self._run(done, self.searcher.search(command), "searching")
+
+    async def _after(self, room: str, after_seq: int, count: int) -> list[Message]:
+        return await self._range(ReadRange(room, after_seq, count))
+
+    async def _epoch(self, room: str) -> str:
+        return (await self.client.hget(meta_key(room), "e") or b"").decode()
 
     def load_room(self, command: LoadRoom, done: Done) -> None:
         self._run(done, self._room_state(command.room), f"loading #{command.room}")
@@ -367,15 +362,21 @@ class RedisStore(Store):
         self._run(done, self.names.find(command), f"finding {command.key}")
 
     def forward(self, command: Forward, done: Done) -> None:
-        self._run(done, self._forward(command), "forwarding a private message")
+        data = b"d " + str(command.cid).encode() + b" " + command.data
+        self._run(done, self._to_process(command.process, data), "forwarding a private message")
 
     def relay_call(self, command: RelayCall, done: Done) -> None:
-        published = self.client.publish(process_channel(command.process), b"c " + command.payload)
+        published = self._to_process(command.process, b"c " + command.payload)
         self._run(done, published, "relaying a call's set-up")  # result: how many listened
 
-    async def _forward(self, c: Forward) -> bool:
-        data = b"d " + str(c.cid).encode() + b" " + c.data
-        return bool(await self.client.publish(process_channel(c.process), data))
+    def remote_kick(self, command: RemoteKick, done: Done) -> None:
+        c = command
+        data = f"k {c.cid} {c.by}\n{c.room}\n{c.reason}".encode()
+        self._run(done, self._to_process(c.process, data), "kicking on another process")
+
+    async def _to_process(self, process: str, data: bytes) -> bool:
+        """Publish on a process's own channel; whether it is there (subscribed)."""
+        return bool(await self.client.publish(process_channel(process), data))
 
     async def ping(self) -> bool:
         """Whether Redis answers now (for /healthz)."""
@@ -398,5 +399,7 @@ class RedisStore(Store):
             await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
         if self.writer is not None:
             self.writer.cancel()
+        await self.script.aclose()
+        await self.searcher.aclose()
         await self.client.aclose(close_connection_pool=True)
-        await asyncio.to_thread(self.accounts.close)
+        await asyncio.to_thread(self.accounts.close)  # its hashing thread

@@ -58,6 +58,7 @@ from wschat.records import (
     Search,
     Snapshot,
 )
+from wschat.sqlitetx import write_transaction
 from wschat.store_base import SENT_IDS_LOADED, Done, Notify, Store, StoreError
 from wschat.store_memory import MemoryStore
 from wschat.store_schema import COLUMNS as _COLUMNS
@@ -228,18 +229,9 @@ class SQLiteStore(store_index.IndexedSearch, store_rich.RichSQLite, Store):
         error: BaseException | None = None
         afterwards: list[Callable[[], None]] = []
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self.db):
                 for kind, commands in kinds.items():
                     afterwards.append(getattr(self, self.writers[kind])(commands))
-                self.db.execute("COMMIT")
-            except BaseException:
-                # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK
-                # then fails with "no transaction is active", which must not hide the cause.
-                if self.db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
-                raise
         except Exception as exc:  # the thread must survive anything: senders are told and retry
             log.error("could not store %d writes (%s): %s", len(items), _kinds(kinds), exc)
             error = exc

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wschat.records import Message, Search
+from wschat.sqlitetx import write_transaction
 
 log = logging.getLogger("wschat.store")
 
@@ -79,8 +80,7 @@ def migrate(db: sqlite3.Connection) -> int:
     dropped and made afresh: the mark starts at 0 and the writer fills it in from there, as for
     a new database or one made before search."""
     table = db.execute("SELECT sql FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         if table is None or "columnsize=0" not in table[0]:
             for name in ("messages_fts_insert", "messages_fts_delete", "messages_fts_update"):
                 db.execute(f"DROP TRIGGER IF EXISTS {name}")
@@ -91,10 +91,6 @@ def migrate(db: sqlite3.Connection) -> int:
             db.execute(f"DROP TRIGGER IF EXISTS {name}")
         for statement in _TRIGGERS.split("END;")[:-1]:
             db.execute(statement + "END;")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return int(db.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0])
 
 
@@ -185,15 +181,9 @@ class IndexedSearch:
         try:
             if full:
                 self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("BEGIN IMMEDIATE")
             try:
-                mark = index_above(self.db, self.fts_mark, limit)
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
-                raise
+                with write_transaction(self.db):
+                    mark = index_above(self.db, self.fts_mark, limit)
             finally:
                 if full:
                     self.db.execute("PRAGMA synchronous = FULL")

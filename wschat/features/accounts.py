@@ -218,6 +218,8 @@ def _logged_in(
     # An account from entering its first room on: moderation tells accounts from guests there.
     s.account, s.session_id = True, account.session_id
     out = sessions.accept(hub, s, account.name, account.key, looks, named, now, login)
+    if s.claiming and not s.name:  # cluster mode: the store checks the name, sessions._claimed goes on
+        return out
     if not s.name:
         s.account, s.session_id = False, ""
     else:
@@ -339,6 +341,19 @@ def _end_connections(hub: Hub, key: str, which: Any) -> list[Effect]:
         if other is not None and other.account and which(other):
             out.append(Close(cid, p.CLOSE_SESSION_ENDED, "this device's session has ended"))
     return out
+
+
+def registered_elsewhere(hub: Hub, name: str) -> None:
+    """Cluster mode: another process registered `name`; a guest can no longer take it here."""
+    hub.accounts.add(name)
+
+
+def sessions_ended(hub: Hub, key: str, session_id: str, *, all_but: bool) -> list[Effect]:
+    """Cluster mode: a session of account `key` ended on another process (a log-out, a revoke;
+    `all_but`: a password change ended every session but `session_id`): close it here too."""
+    if all_but:
+        return _end_connections(hub, key, lambda other: other.session_id != session_id)
+    return _end_connections(hub, key, lambda other: other.session_id == session_id)
 
 
 HANDLERS: dict[type, tuple[Any, bool]] = {

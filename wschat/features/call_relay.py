@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RelayCall(Command):
-    """Publish `payload` (JSON: {to, frames}) to `process`. Result: how many listened (0: gone)."""
+    """Publish `payload` (JSON: {to, frames}) to `process`. Result: whether that process
+    listened (False: it is gone)."""
 
     process: str
     payload: bytes

@@ -137,6 +137,25 @@ def _saved(hub: Hub, context: Any, result: Any, now: float) -> list[Effect]:
     return []  # a position lost to a storage failure is sent again with the next `read`
 
 
+def remote_read(hub: Hub, key: str, room_name: str, seq: int, private: bool) -> list[Effect]:
+    """Cluster mode: a read position saved on another process: keep it, and tell this process's
+    connections of that user and, when it is shared, a small room's members here."""
+    before = hub.reads.get(key, room_name)
+    if before is not None and seq <= before[0] and private == before[1]:
+        return []
+    hub.reads.by_user.setdefault(key, {})[room_name] = (max(seq, before[0] if before else 0), private)
+    out: list[Effect] = []
+    if mine := _connections(hub, key):
+        out.append(Send(tuple(mine), wire.read_position(room_name, seq)))
+    room = hub.rooms.get(room_name)
+    if room is None or private or not room.members or len(room.members) > hub.config.large_room:
+        return out
+    name = next((who for who in room.remote if name_key(who) == key), None)
+    if name is not None:
+        out.append(Send(tuple(room.members), wire.receipt(name, seq, room=room_name)))
+    return out
+
+
 def _connections(hub: Hub, key: str) -> tuple[int, ...]:
     """The user's connections: all of an account's devices (wschat.hub.devices)."""
     return devices.connections(hub, key)

@@ -64,6 +64,18 @@ class Moderate(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteKick(Command):
+    """Cluster mode: connection `cid` of another `process` is kicked by `by` out of `room` ("":
+    off the server), for `reason`; that process takes it out. Result: whether it is there."""
+
+    process: str
+    cid: int
+    room: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReadModeration(Command):
     """Result: the ModState now in the database (restrictions that have run out left out)."""
 

@@ -19,11 +19,11 @@ from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
 from wschat.features import events, mod_wire
 from wschat.features.mod_book import subject_of
-from wschat.features.mod_records import Moderate, Restriction
+from wschat.features.mod_records import Moderate, RemoteKick, Restriction
 from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, Message
+from wschat.records import Append, FindUser, Message, UserPlace
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -143,7 +143,9 @@ def _guarded(handler: Any) -> Any:
 
 def kick(hub: Hub, s: Session, req: mod_wire.Kick, now: float) -> list[Effect]:
     room = _room_for(hub, s, req.room)
-    _, other, _ = _target(hub, s, room, req.username)
+    key, other, registered = _target(hub, s, room, req.username)
+    if other is None and hub.broker.names_by_store:  # cluster mode: perhaps on another process
+        return [hub.ask(FindUser(key), _kick_found, (s.cid, req, registered))]
     if other is None:
         raise Refused(p.NO_SUCH_USER, f"{req.username} is not online.")
     where = room.name if room is not None else ""
@@ -159,6 +161,49 @@ def kick(hub: Hub, s: Session, req: mod_wire.Kick, now: float) -> list[Effect]:
     frame = notice("kick", s.name, now, room=room.name, username=other.name, reason=req.reason)
     _out_of_room(hub, other, room, frame, now, out)
     out.append(room_event(hub, s, room, "kick", now, req.reason, username=other.name))
+    return out
+
+
+def _kick_found(hub: Hub, ctx: tuple[int, mod_wire.Kick, bool], place: Any, now: float) -> list[Effect]:
+    """Cluster mode: the one to kick is on another process: record it, and that process acts."""
+    cid, req, registered = ctx
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if not isinstance(place, UserPlace):
+        return [hub.error(s, p.NO_SUCH_USER, f"{req.username} is not online.")]
+    room = hub.rooms.get(req.room) if req.room is not None else None
+    if req.room is not None and (room is None or cid not in room.members):
+        return []  # the kicker left the room meanwhile
+    where = room.name if room is not None else ""
+    key = name_key(place.name)
+    subject = f"account:{key}" if registered else f"name:{key}"
+    out = [record(hub, s, "kick", where, subject, place.name, value=req.reason, now=now)]
+    out.append(hub.ask(RemoteKick(place.process, place.cid, where, s.name, req.reason), _kick_sent, None))
+    if room is None:
+        return [*out, Send((cid,), notice("kick", s.name, now, username=place.name, reason=req.reason))]
+    out.append(room_event(hub, s, room, "kick", now, req.reason, username=place.name))
+    return out
+
+
+def _kick_sent(hub: Hub, context: None, result: Any, now: float) -> list[Effect]:
+    return []  # gone meanwhile: nothing to take out
+
+
+def kicked_here(hub: Hub, cid: int, room_name: str, by: str, reason: str, now: float) -> list[Effect]:
+    """Cluster mode: another process kicked this process's connection `cid` (RemoteKick)."""
+    s = hub.sessions.get(cid)
+    if s is None or not s.name:
+        return []
+    if not room_name:
+        frame = notice("kick", by, now, username=s.name, reason=reason)
+        return [Send((cid,), frame), Close(cid, p.CLOSE_KICKED, "kicked by an operator")]
+    room = hub.rooms.get(room_name)
+    if room is None or cid not in room.members:
+        return []
+    out: list[Effect] = []
+    frame = notice("kick", by, now, room=room_name, username=s.name, reason=reason)
+    _out_of_room(hub, s, room, frame, now, out)
     return out
 
 

@@ -29,6 +29,7 @@ from wschat.features.private_records import (
 from wschat.hub import devices, handlers
 from wschat.hub.state import Session
 from wschat.names import name_key
+from wschat.records import FindUser, Forward, UserPlace
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -129,6 +130,29 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
     if cursors:
         ids = [m.id] if recipients else []
         out.append(hub.ask(MarkDelivered(ids, now, cursors), _written, None))
+    if not recipients and hub.broker.names_by_store:  # cluster mode: online on another process?
+        out.append(hub.ask(FindUser(m.recipient_key), _found, m))
+    return out
+
+
+def _found(hub: Hub, m: StoredPrivate, place: Any, now: float) -> list[Effect]:
+    """Cluster mode: the recipient is online on another process: deliver it there too."""
+    if not isinstance(place, UserPlace):
+        return []  # offline (or the storage failed): given at the recipient's next log-in
+    m.delivered = now
+    return [hub.ask(Forward(place.process, place.cid, _frame(m)), _forwarded, m)]
+
+
+def _forwarded(hub: Hub, m: StoredPrivate, result: Any, now: float) -> list[Effect]:
+    if result is not True:
+        return []
+    # That device's cursor is not moved (it is on another process): at its next log-in it is
+    # given the message again, which clients recognise by its id.
+    out: list[Effect] = [hub.ask(MarkDelivered([m.id], now, {}), _written, None)]
+    senders = _devices(hub, m.sender_key)
+    if senders:
+        frame = outbound.delivered(_pid(m), m.recipient, m.seq, now)
+        out.append(Send(tuple(d.cid for d in senders), frame))
     return out
 
 

@@ -102,6 +102,8 @@ def _grant(
 ) -> None:
     """The name is `s`'s: `username_accepted`, then enter the rooms `req` asks for."""
     hub.unnamed.pop(s.cid, None)
+    # An account from entering its first room on (moderation tells accounts from guests there).
+    s.account, s.session_id = (True, account[1]) if account is not None else (False, "")
     s.name, s.key, s.token, s.looks = name, key, token, looks
     if account is not None:  # also when the name was claimed asynchronously (cluster mode)
         s.account, s.session_id = True, account[1]
@@ -175,6 +177,8 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
             hub.broker.release(key, cid)
         return []
     s.claiming = False
+    if (isinstance(result, BaseException) or result.status != "ok") and not s.name:
+        s.account, s.session_id = False, ""  # no name: not logged in as anyone
     if isinstance(result, BaseException):
         text = "The server could not check that name (its storage is unreachable); try again shortly."
         return [Send((cid,), outbound.username_error(p.STORE_FAILED, text, hub.config.store_retry))]
@@ -191,10 +195,11 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         out.extend(logout(hub, holder, now))
     takeover = bool(old) or bool(req.session_token)
     _grant(hub, s, name, key, looks, req, token, takeover, account, now, out)
-    if account is not None:  # as accounts._logged_in does once a name is granted at once
-        from wschat.features import offline  # (features import the hub: imported when used)
+    if account is not None:
+        # imported here: wschat.features imports the hub (a cycle at import time)
+        from wschat.features import offline
 
-        out.append(offline.after_login(hub, s))  # the private messages this device has not seen
+        out.append(offline.after_login(hub, s))  # private messages this device has not seen
     return out
 
 

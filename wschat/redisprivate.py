@@ -1,0 +1,144 @@
+"""Stored private messages between accounts in Redis (cluster mode), for every process. I/O.
+
+The Redis counterpart of `wschat.privatestore`, with the same promises: a message gets a global
+id and a seq within its conversation in one atomic step; each device (account session) has a
+cursor, the last id it was given; a new device's cursor starts just before the account's oldest
+message still waiting for delivery. Keys (prefix `wschat:pm:`):
+
+- `next` (ids), `seq` (a hash: conversation -> its last seq);
+- `msg` (a hash: id -> "<seq> <json>", the JSON holding the record's other fields), `delivered`
+  (a hash: id -> when the recipient first got it);
+- `by:<account>` (a sorted set of the ids an account sent or received, by id),
+  `conv:<conversation>` (its ids by seq), `waiting:<account>` (ids not delivered yet);
+- `cursor` (a hash: session id -> last id given to that device).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from wschat.features.private_records import (
+    MarkDelivered,
+    ReadConversation,
+    ReadMissed,
+    StoredPrivate,
+    StorePrivate,
+)
+
+P = "wschat:pm:"
+
+# KEYS: next, seq, msg, then per message: by:sender, by:recipient, conv, waiting:recipient
+# ARGV: per message: conversation, JSON.   Returns per message: id, seq.
+STORE_LUA = """
+local out = {}
+for i = 0, (#KEYS - 3) / 4 - 1 do
+  local k = 4 + 4 * i
+  local conv, json = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local id = redis.call('INCR', KEYS[1])
+  local seq = redis.call('HINCRBY', KEYS[2], conv, 1)
+  redis.call('HSET', KEYS[3], id, seq .. ' ' .. json)
+  redis.call('ZADD', KEYS[k], id, id)
+  redis.call('ZADD', KEYS[k + 1], id, id)
+  redis.call('ZADD', KEYS[k + 2], seq, id)
+  redis.call('ZADD', KEYS[k + 3], id, id)
+  out[#out + 1] = id
+  out[#out + 1] = seq
+end
+return out
+"""
+
+# KEYS: delivered, cursor, msg   ARGV: ts, n ids, ids..., then session id / last id pairs
+MARK_LUA = """
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  local id = ARGV[2 + i]
+  if redis.call('HSETNX', KEYS[1], id, ARGV[1]) == 1 then
+    local raw = redis.call('HGET', KEYS[3], id)
+    if raw then
+      local m = cjson.decode(string.sub(raw, string.find(raw, ' ') + 1))
+      redis.call('ZREM', '@P@waiting:' .. m['rk'], id)
+    end
+  end
+end
+for i = 3 + n, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+""".replace("@P@", P)
+
+
+def _json(m: StoredPrivate) -> bytes:
+    f = {"c": m.conversation, "s": m.sender, "sk": m.sender_key, "r": m.recipient, "rk": m.recipient_key}
+    f |= {"t": m.text, "ts": m.ts, "cm": m.client_msg_id, "f": m.file}
+    return orjson.dumps(f)
+
+
+def _record(mid: int, raw: bytes, delivered: bytes | None) -> StoredPrivate:
+    seq, data = raw.split(b" ", 1)
+    f = orjson.loads(data)
+    m = StoredPrivate(f["c"], f["s"], f["sk"], f["r"], f["rk"], f["t"], f["ts"], f["cm"], mid, int(seq))
+    m.delivered = float(delivered) if delivered is not None else None
+    m.file = f["f"]
+    return m
+
+
+class RedisPrivate:
+    """`StorePrivate`, `MarkDelivered`, `ReadMissed`, `ReadConversation` and device cursors."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.store_script = client.register_script(STORE_LUA)
+        self.mark_script = client.register_script(MARK_LUA)
+
+    async def store(self, c: StorePrivate) -> None:
+        keys: list[str] = [P + "next", P + "seq", P + "msg"]
+        args: list[Any] = []
+        for m in c.messages:
+            keys += [P + f"by:{m.sender_key}", P + f"by:{m.recipient_key}"]
+            keys += [P + f"conv:{m.conversation}", P + f"waiting:{m.recipient_key}"]
+            args += [m.conversation, _json(m)]
+        out = await self.store_script(keys=keys, args=args)
+        for i, m in enumerate(c.messages):
+            m.id, m.seq = int(out[2 * i]), int(out[2 * i + 1])
+
+    async def mark_delivered(self, c: MarkDelivered) -> None:
+        args: list[Any] = [c.ts, len(c.ids), *c.ids]
+        for sid, last in c.cursors.items():
+            args += [sid, last]
+        await self.mark_script(keys=[P + "delivered", P + "cursor", P + "msg"], args=args)
+
+    async def start_cursor(self, session_id: str, key: str) -> int:
+        """A new device's cursor: just before the oldest message waiting for the account."""
+        oldest = await self.client.zrange(P + f"waiting:{key}", 0, 0, withscores=True)
+        last = int(oldest[0][1]) - 1 if oldest else int(await self.client.get(P + "next") or 0)
+        await self.client.hset(P + "cursor", session_id, last)
+        return last
+
+    async def _records(self, ids: list[bytes]) -> list[StoredPrivate]:
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(P + "msg", ids)
+        pipe.hmget(P + "delivered", ids)
+        raws, delivered = await pipe.execute()
+        return [_record(int(i), r, d) for i, r, d in zip(ids, raws, delivered, strict=True) if r is not None]
+
+    async def read_missed(self, c: ReadMissed) -> list[StoredPrivate]:
+        cursor = await self.client.hget(P + "cursor", c.session_id)
+        last = int(cursor) if cursor is not None else await self.start_cursor(c.session_id, c.key)
+        ids = await self.client.zrangebyscore(P + f"by:{c.key}", f"({last}", "+inf", start=0, num=c.limit)
+        return await self._records(ids)
+
+    async def read_conversation(self, c: ReadConversation) -> list[StoredPrivate]:
+        key = P + f"conv:{c.conversation}"
+        ids = await self.client.zrevrangebyscore(key, f"({c.before_seq}", "-inf", start=0, num=c.limit)
+        return await self._records(list(reversed(ids)))
+
+    async def forget_sessions(self, session_ids: list[str]) -> None:
+        """Cursors of sessions that ended."""
+        if session_ids:
+            await self.client.hdel(P + "cursor", *session_ids)
