@@ -14,6 +14,7 @@ from pathlib import Path
 
 from support import Client, logged_in
 from terminal import CLIENT, ENV, Term
+from test_files_e2e import png
 
 from wschat.server import ChatServer
 
@@ -224,6 +225,15 @@ async def test_profile_commands_whois_and_going_away_by_itself(
     assert (await bob.expect("profile", username="Alice"))["presence"] == "online"
     t.type("/whois bob")
     await t.expect("Bob [B] (guest)")
+    picture = tmp_path / "me.png"
+    picture.write_bytes(png())
+    t.type(f"/avatar {picture}")  # uploaded, then set: the room sees the image's URL
+    assert (await bob.expect("profile", username="Alice"))["avatar"]["url"].endswith("/thumb")
+    await t.expect("avatar: an image.")
+    t.type("/whois alice")
+    await t.expect("Alice: on a train [A, avatar image set] (account)")
+    t.type("/avatar off")
+    assert "url" not in (await bob.expect("profile", username="Alice"))["avatar"]
     await bob.send({"type": "set_profile", "status": "lunch", "presence": "away"})
     await t.expect("Bob (away): lunch")
     t.type("/users")

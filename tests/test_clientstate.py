@@ -690,3 +690,22 @@ def test_moderation_events_in_a_rooms_history_are_told_after_its_messages() -> N
     text = shown(online(s, [chat(1, "hello"), kick, topic]))
     assert text.index("hello") < text.index("Op kicked Eve out (#general)") < text.index("Op set the topic")
     assert s.topics["general"] == "be kind"
+
+
+def test_moderation_events_in_a_history_sit_among_its_messages_by_seq_recent_and_resumed() -> None:
+    s = make()
+    event = {"type": "moderation", "by": "Op", "room": "general"}
+    kick = {**event, "action": "kick", "username": "Eve", "seq": 2}
+    topic = {**event, "action": "topic", "topic": "be kind", "seq": 4}
+    text = shown(online(s, [chat(1, "hello"), kick, chat(3, "after the kick"), topic, chat(5, "last")]))
+    order = ["hello", "Op kicked Eve out", "after the kick", "Op set the topic", "last", "end of history"]
+    assert [text.index(t) for t in order] == sorted(text.index(t) for t in order)
+    s.closed()
+    s.opened(5)
+    s.pump(5)
+    s.frame(accepted(), 5)
+    s.frame({"type": "joined", "room": "general", "epoch": EPOCH, "online_users": 2}, 5)
+    ban = {**event, "action": "ban", "username": "Mallory", "seq": 7}
+    text = shown(s.frame(history([chat(6, "missed one"), ban, chat(8, "missed two")], mode="resume"), 5))
+    assert "2 messages in #general while you were away:" in text
+    assert text.index("missed one") < text.index("Op banned Mallory") < text.index("missed two")

@@ -56,3 +56,38 @@ async def test_status_presence_last_seen_and_whois_across_a_restart(tmp_path: Pa
         assert (await back.expect("error"))["code"] == "no_such_user"
     finally:
         await srv.stop()
+
+
+async def test_an_uploaded_image_becomes_an_accounts_avatar_shown_to_the_room_and_stored(
+    tmp_path: Path,
+) -> None:
+    from test_files_e2e import png, upload
+    from test_server_e2e import get
+
+    srv = await start_server("--db", str(tmp_path / "chat.db"), "--media-dir", str(tmp_path / "files"))
+    try:
+        bob = await logged_in(srv.port, "Bob")
+        laptop, _ = await alice(srv.port, password=PASSWORD)
+        refused = await upload(bob, "me.png", png(), **{"for": "avatar"})
+        assert refused["type"] == "error" and refused["code"] == "not_an_account"  # guests cannot
+        done = await upload(laptop, "me.png", png(), **{"for": "avatar"})
+        assert done["type"] == "upload_done", done
+        await laptop.send({"type": "set_profile", "avatar": done["file"]["id"]})
+        told = await bob.expect("profile", username="Alice")
+        assert not [f for f in bob.backlog if f["type"] == "chat"]  # the image was posted nowhere
+        file = done["file"]
+        assert (told["avatar"]["id"], told["avatar"]["url"]) == (file["id"], file["thumb_url"])
+        status, headers, _ = await get(srv.port, told["avatar"]["url"])
+        assert status == 200 and headers["Content-Type"] == "image/png"
+        pdf = await upload(laptop, "cv.pdf", b"%PDF-1.4 hello", **{"for": "avatar"})
+        await laptop.send({"type": "set_profile", "avatar": pdf["file"]["id"]})
+        assert (await laptop.expect("error"))["code"] == "not_an_image"
+        await laptop.send({"type": "set_profile", "avatar": "NoSuchFile"})
+        assert (await laptop.expect("error"))["code"] == "no_such_file"
+        await laptop.close()
+        await bob.expect("user_leave", username="Alice")
+        await bob.send({"type": "whois", "username": "Alice"})
+        seen = await bob.expect("profile", username="Alice")  # read back from the store
+        assert seen["online"] is False and seen["avatar"]["id"] == done["file"]["id"]
+    finally:
+        await srv.stop()

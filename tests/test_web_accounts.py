@@ -269,3 +269,40 @@ async def test_profiles_in_the_online_list_the_profile_dialog_and_away_when_idle
     await page.keyboard.press("Shift")  # back
     assert (await kim.expect("profile", username="Pam"))["presence"] == "online"
     await connected(page)
+
+
+async def test_an_uploaded_avatar_is_chosen_in_the_profile_dialog_and_shown_beside_messages(
+    pages: Pages, server: ChatServer, clients: Callable[..., Any]
+) -> None:
+    from test_files_e2e import png, upload
+
+    kim = await clients(server.port, "Kim")
+    ada, _ = await python_account(server.port, "register", "Ada")
+    page = await pages.new()
+    await account_page(page, server.port, "register", "Zed")
+    await connected(page)
+    await page.click("#profileBtn")  # our own: choose an image, it is uploaded then set
+    await page.set_input_files(
+        "#avatarInput", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png()}]
+    )
+    told = await kim.expect("profile", username="Zed")
+    assert told["avatar"]["url"].startswith("/media/") and told["avatar"]["url"].endswith("/thumb")
+    await expect(page.locator("#profileAvatar img")).to_have_count(1)
+    await expect(page.locator("#meAvatar img")).to_have_count(1)
+    await page.click("#profileClose")
+    done = await upload(ada, "ada.png", png(20, 20), **{"for": "avatar"})
+    await ada.send({"type": "set_profile", "avatar": done["file"]["id"]})
+    await ada.send({"type": "chat", "room": "general", "message": "my face"})
+    row = page.locator(".msg").filter(has_text="my face")
+    await expect(row.locator(".avatar img")).to_have_attribute(
+        "src", f"http://127.0.0.1:{server.port}{done['file']['thumb_url']}"
+    )
+    await expect(bubble(page, "my face")).to_be_visible()
+    kim_row = page.locator(".msg").filter(has_text="plain")
+    await kim.send({"type": "chat", "room": "general", "message": "plain"})
+    await expect(kim_row.locator(".avatar")).to_have_text("K")  # no image: the initials
+    await expect(kim_row.locator(".avatar img")).to_have_count(0)
+    await page.locator("#usersBtn").click()
+    ada_item = page.locator("#usersList .user-item").filter(has_text="Ada")
+    await expect(ada_item.locator(".avatar img")).to_have_count(1)
+    await ada.close()

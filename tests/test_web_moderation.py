@@ -64,11 +64,24 @@ async def test_a_moderator_uses_the_user_and_message_menus(pages: Pages, servers
     await tools.get_by_role("button", name="Really: Ban Bob from #general").click()
     await expect(page.locator(".notice", has_text="Alice banned Bob")).to_have_count(1)
     await room_settings(page, guest)
+    await carol.send({"type": "chat", "room": "general", "message": "after all that"})
+    await expect(bubble(page, "after all that")).to_be_visible()
     await page.reload()  # a newcomer's history carries the room's moderation events
     await connected(page)
     await expect(page.locator(".notice", has_text="Alice banned Bob")).to_have_count(1)
     await expect(page.locator(".notice", has_text="Alice set the topic: be kinder")).to_have_count(1)
+    await in_seq_order(
+        page, "Carol set the topic: be kind", "rude words", "Alice banned Bob", "after all that"
+    )
     await carol.close()
+
+
+async def in_seq_order(page: Page, *texts: str) -> None:
+    """The history's events sit among its messages by seq, as they happened, not after them all."""
+    await expect(bubble(page, texts[-1])).to_be_visible()
+    shown = await page.locator(".list:not([hidden]) .notice, .list:not([hidden]) .msg").all_inner_texts()
+    at = [next(i for i, t in enumerate(shown) if text in t) for text in texts]
+    assert at == sorted(at), shown
 
 
 async def room_settings(page: Page, guest: Page) -> None:

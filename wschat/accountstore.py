@@ -56,6 +56,7 @@ from wschat.privatestore import SCHEMA as PRIVATE_SCHEMA
 from wschat.privatestore import mark_delivered, read_conversation, read_missed, start_cursor, store
 from wschat.privatestore import migrate as migrate_private
 from wschat.profilestore import SCHEMA as PROFILE_SCHEMA
+from wschat.profilestore import migrate as migrate_profiles
 from wschat.profilestore import read as read_profile
 from wschat.profilestore import save as save_profile
 from wschat.records import Command
@@ -128,6 +129,7 @@ class AccountStore:
         migrate_private(db)
         db.executescript(MODERATION_SCHEMA)
         db.executescript(PROFILE_SCHEMA)
+        migrate_profiles(db)
         db.executescript(KEYS_SCHEMA)
         self.db = db
         return [name for (name,) in db.execute("SELECT name FROM accounts ORDER BY created")]

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from wschat.clientframes import Effect, Job, note
+from wschat.clientframes import Effect, Job, Send, note
 from wschat.commands import Download, Upload
 
 FILES_KEPT = 2000
@@ -59,6 +59,7 @@ class PendingUpload:
     room: str | None
     to: str | None = None
     sent_gen: int = -1  # the connection its upload_begin went on; sent again on any other
+    avatar: bool = False  # /avatar FILE: for the profile, then set_profile {avatar: its id}
 
 
 class FileTransfers:
@@ -95,11 +96,19 @@ class FileTransfers:
     # -- results of the I/O jobs
 
     def upload_hashed(
-        self, path: str, name: str, size: int, sha256: str, room: str | None, to: str | None = None
+        self,
+        path: str,
+        name: str,
+        size: int,
+        sha256: str,
+        room: str | None,
+        to: str | None = None,
+        avatar: bool = False,
     ) -> list[Effect]:
         cmid = self.new_id()
-        self.uploads[cmid] = PendingUpload(cmid, path, name, size, sha256, room, to)
-        return [note(f"Uploading {name} ({human_size(size)}) to {_where(room, to)}…", "queued")]
+        self.uploads[cmid] = PendingUpload(cmid, path, name, size, sha256, room, to, avatar=avatar)
+        where = "as your avatar" if avatar else f"to {_where(room, to)}"
+        return [note(f"Uploading {name} ({human_size(size)}) {where}…", "queued")]
 
     def job_failed(self, key: str, text: str) -> list[Effect]:
         self.transfers.pop(key, None)
@@ -127,6 +136,8 @@ class FileTransfers:
             if up.sent_gen != self.gen:
                 up.sent_gen = self.gen
                 target = {"to": up.to} if up.to is not None else {"room": up.room}
+                if up.avatar:
+                    target = {"for": "avatar"}
                 frames.append(
                     {"type": "upload_begin", "name": up.name, "size": up.size, "sha256": up.sha256,
                      **target, "client_msg_id": up.cmid}
@@ -144,6 +155,10 @@ class FileTransfers:
         if up is None:
             return []
         self.transfers.pop(up.cmid, None)
+        file = frame.get("file")
+        if up.avatar and isinstance(file, dict) and isinstance(file.get("id"), str):
+            # the server checks it is an image; the `profile` answer says the avatar is set
+            return [Send({"type": "set_profile", "avatar": file["id"]})]
         return [note(f"Uploaded {up.name} to {_where(up.room, up.to)}.", "ok")]
 
     def _upload_refused(self, cmid: Any, reason: str) -> list[Effect] | None:

@@ -342,25 +342,23 @@ class FrameHandlers:
             view.seen.add(lo, max([*seqs, last or 0]))
         quiet = room in self.login_rooms and self.reconnecting
         self.login_rooms.discard(room)
-        told = self._moderation_lines(room, events)  # kicks, bans, topics...: after the messages
+        notes = self._moderation_notes(room, events, new)  # kicks, bans, topics...: among them by seq
         if mode == "resume":
-            resumed = self._resumed(room, new, as_int(frame.get("skipped")))
-            return out + resumed + self._history_events(events) + told
+            resumed = self._resumed(room, new, as_int(frame.get("skipped")), notes)
+            return out + resumed + self._history_events(events)
         if not self.interactive:  # a script needs what happens from now on, not the past
             return out
         if new:
-            out.append(
-                Show(d.HistoryPage(f"Recent messages in #{room} ({len(new)}):", tuple(new), "end of history"))
-            )
-            out += told
+            title = f"Recent messages in #{room} ({len(new)}):"
+            out.append(Show(d.HistoryPage(title, tuple(new), "end of history", notes)))
         elif not quiet and msgs == [] and room == self.current and not self.reconnecting:
             out.append(note(f"No messages in #{room} yet.", "history"))
         return out
 
-    def _moderation_lines(self, room: str, events: list[dict[str, Any]]) -> list[Effect]:
+    def _moderation_notes(self, room: str, events: list[dict[str, Any]], new: list[d.ChatMessage]) -> d.Notes:
         from wschat import clientmod  # it imports this module
 
-        return clientmod.history_lines(self, room, [e for e in events if e.get("type") == "moderation"])
+        return clientmod.history_notes(self, room, events, new)
 
     def _page(
         self, room: str, view: RoomView, frame: dict[str, Any], seqs: list[int], new: list[d.ChatMessage]
@@ -380,12 +378,16 @@ class FrameHandlers:
         end = "end of older messages" if more else f"beginning of #{room}"
         return [Show(d.HistoryPage(f"Older messages in #{room} ({len(new)}):", tuple(new), end))]
 
-    def _resumed(self, room: str, new: list[d.ChatMessage], skipped: int | None) -> list[Effect]:
-        """What was missed while away, after a reconnect."""
+    def _resumed(
+        self, room: str, new: list[d.ChatMessage], skipped: int | None, notes: d.Notes
+    ) -> list[Effect]:
+        """What was missed while away, after a reconnect (room events among it by seq)."""
         out: list[Effect] = []
         if new:
             head = f"{len(new)} message{'s' if len(new) != 1 else ''} in #{room} while you were away:"
-            out.append(Show(d.HistoryPage(head, tuple(new))))
+            out.append(Show(d.HistoryPage(head, tuple(new), None, notes)))
+        else:
+            out += [Show(n) for _, n in notes]
         if skipped:
             text = f"{skipped} older message(s) in #{room} were not sent; /history shows them."
             out.append(note(text, "history"))

@@ -64,7 +64,7 @@ def _sha256(path: str) -> tuple[int, str]:
     return os.path.getsize(path), digest.hexdigest()
 
 
-async def _hash(app: App, path: str, room: str | None, to: str | None) -> None:
+async def _hash(app: App, path: str, room: str | None, to: str | None, avatar: bool = False) -> None:
     full = os.path.expanduser(path)
     try:
         if not os.path.isfile(full):
@@ -76,7 +76,7 @@ async def _hash(app: App, path: str, room: str | None, to: str | None) -> None:
     if size == 0:
         app.apply(app.state.job_failed("", f"{path} is empty; there is nothing to share."))
         return
-    app.apply(app.state.upload_hashed(full, os.path.basename(full), size, sha, room, to))
+    app.apply(app.state.upload_hashed(full, os.path.basename(full), size, sha, room, to, avatar))
 
 
 def _read(path: str, offset: int, n: int) -> bytes:

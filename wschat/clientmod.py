@@ -10,10 +10,12 @@ frame handlers in `FRAMES` return.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wschat import commands
+from wschat import display as d
 from wschat.clientframes import Send, as_int, as_str, note
 
 if TYPE_CHECKING:
@@ -189,6 +191,21 @@ def history_lines(st: ClientState, room: str, events: list[dict[str, Any]]) -> l
             st.topics[room] = as_str(f.get("topic"))
         out.append(note(_sentence(f), "system"))
     return out
+
+
+def history_notes(
+    st: ClientState, room: str, events: list[dict[str, Any]], messages: list[d.ChatMessage]
+) -> d.Notes:
+    """Moderation events of a history placed among its `messages` (in seq order) by their seq:
+    (how many messages come before each, its line), for `display.HistoryPage.notes`."""
+    mod = [e for e in events if e.get("type") == "moderation"]
+    seqs = [m.seq if m.seq is not None else -1 for m in messages]
+    placed = []
+    for f, shown in zip(mod, history_lines(st, room, mod), strict=True):
+        seq = as_int(f.get("seq"))
+        at = len(seqs) if seq is None else bisect_left(seqs, seq)
+        placed.append((at, shown.event))  # history_lines makes one Show(Notice) per event
+    return tuple(placed)
 
 
 FRAMES = {"moderation": on_moderation, "room_info": on_room_info}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wschat import commands
-from wschat.clientframes import Send, as_str, note
+from wschat.clientframes import Job, Send, as_str, note
 from wschat.clientmod import _duration
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class ProfileCmd:
     frame: dict[str, Any] | None
     presence: str | None = None  # this device's presence, chosen
     away_after: float | None = None  # /autoaway
+    avatar_path: str | None = None  # /avatar FILE: upload it, then set it (wschat.clientfiles)
 
 
 def _presence(kind: str) -> Any:
@@ -103,6 +104,15 @@ def _whois(arg: str) -> Any:
     return ProfileCmd({"type": "whois", "username": name})
 
 
+def _avatar(arg: str) -> Any:
+    path = arg.strip().strip('"')
+    if not path:
+        return commands.Usage("Usage: /avatar FILE (an image: PNG, JPEG, GIF or WebP) or /avatar off")
+    if path.lower() in ("off", "none"):
+        return ProfileCmd({"type": "set_profile", "avatar": ""})
+    return ProfileCmd(None, avatar_path=path)
+
+
 def _autoaway(arg: str) -> Any:
     word = arg.strip().lower()
     seconds = 0 if word == "off" else _duration(word)
@@ -118,12 +128,14 @@ COMMANDS = {
     "back": _presence("online"),
     "whois": _whois,
     "autoaway": _autoaway,
+    "avatar": _avatar,
 }
 HELP = [
     ("/status [TEXT]", "set your status message (none: clear it)"),
     ("/away [TEXT], /busy [TEXT]", "say you are away or busy (optionally with a status)"),
     ("/back", "online again"),
-    ("/whois NAME", "someone's profile: presence, status, last seen"),
+    ("/whois NAME", "someone's profile: presence, status, avatar, last seen"),
+    ("/avatar FILE|off", "upload an image as your avatar, or remove it (accounts)"),
     ("/autoaway 10m|off", "go away by yourself after that long without typing (default 10m)"),
 ]
 
@@ -133,6 +145,8 @@ def command(st: ClientState, cmd: ProfileCmd) -> list[Effect]:
         st.presence.away_after = cmd.away_after
         said = "never" if not cmd.away_after else f"after {int(cmd.away_after)} s without typing"
         return [note(f"You will be shown as away {said}.", "ok")]
+    if cmd.avatar_path is not None:
+        return [Job("hash", {"path": cmd.avatar_path, "room": None, "to": None, "avatar": True})]
     if cmd.presence is not None:
         st.presence.chosen, st.presence.auto = cmd.presence, False
     assert cmd.frame is not None
@@ -155,12 +169,24 @@ def on_profile(st: ClientState, frame: dict[str, Any], now: float) -> list[Effec
         kind = "account" if frame.get("account") is True else "guest"
         seen = as_str(frame.get("last_seen"))
         when = f", last seen {seen[:10]} {seen[11:16]} UTC" if seen else ""
-        initials = as_str((frame.get("avatar") or {}).get("initials"))
-        return [note(f"{_card(name, frame)} [{initials}] ({kind}{when})", "users")]
+        return [note(f"{_card(name, frame)} [{_avatar_said(frame)}] ({kind}{when})", "users")]
     if name == st.me:
         status = as_str(frame.get("status")) or "none"
-        return [note(f"You are {as_str(frame.get('presence'))}; status: {status}.")]
+        image = "; avatar: an image" if _has_image(frame) else ""
+        return [note(f"You are {as_str(frame.get('presence'))}; status: {status}{image}.")]
     return [note(_card(name, frame), "users")]
+
+
+def _has_image(frame: dict[str, Any]) -> bool:
+    drawn = frame.get("avatar")
+    return isinstance(drawn, dict) and isinstance(drawn.get("url"), str)
+
+
+def _avatar_said(frame: dict[str, Any]) -> str:
+    """The initials (what a terminal can draw), and whether an uploaded image is set."""
+    drawn = frame.get("avatar")
+    initials = as_str(drawn.get("initials")) if isinstance(drawn, dict) else ""
+    return initials + (", avatar image set" if _has_image(frame) else "")
 
 
 def on_profiles(st: ClientState, frame: dict[str, Any], now: float) -> list[Effect]:

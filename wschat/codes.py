@@ -30,6 +30,8 @@ UPLOAD_QUOTA = "upload_quota"
 MEDIA_FULL = "media_full"
 BAD_UPLOAD = "bad_upload"
 HASH_MISMATCH = "hash_mismatch"
+NO_SUCH_FILE = "no_such_file"  # profiles: an avatar's media id that is not stored
+NOT_AN_IMAGE = "not_an_image"  # profiles: an avatar's file that is not an image shown inline
 NO_SUCH_MESSAGE = "no_such_message"  # rich messaging: a reply, reaction, edit or delete target
 NOT_ALLOWED = "not_allowed"  # rich messaging: editing or deleting someone else's message
 # accounts (wschat.features.accounts)
@@ -56,6 +58,7 @@ ERROR_CODES = (
     FILE_TOO_LARGE, UPLOAD_QUOTA, MEDIA_FULL, BAD_UPLOAD, HASH_MISMATCH,
     NOT_IN_CALL, IN_CALL,
     STALE_KEYS,
+    NO_SUCH_FILE, NOT_AN_IMAGE,
 )  # fmt: skip
 
 # -- `username_error` codes (the name rules live in wschat.names)

@@ -81,17 +81,23 @@ class Announcement:
     timestamp: str | None = None
 
 
+Notes = tuple[tuple[int, Notice], ...]  # lines among messages: (how many messages before, line)
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
     """Messages shown together under `title`.
 
     With `end` (recent history, /history pages) they are marked as history and closed by
-    `── end ──`; without it (missed while away) they are ordinary message lines.
+    `── end ──`; without it (missed while away) they are ordinary message lines. `notes` are
+    room events among them (kicks, bans, topics): (how many messages come before it, its line),
+    so that each is shown where its seq puts it.
     """
 
     title: str
     messages: tuple[ChatMessage, ...]
     end: str | None = None
+    notes: Notes = ()
 
 
 @dataclass(frozen=True, slots=True)

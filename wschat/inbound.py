@@ -112,6 +112,7 @@ class UploadBegin:
     room: str | None = None
     to: str | None = None
     client_msg_id: str | None = None
+    avatar: bool = False  # `for: "avatar"`: stored for the sender's profile, posted nowhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +313,12 @@ def _upload_begin(obj: dict, limits: Limits) -> UploadBegin:
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise ProtocolError(BAD_FIELD, "'sha256' must be the file's SHA-256 in 64 hex digits.", cmid)
     room, to = _text(obj, "room", required=False), _text(obj, "to", required=False)
-    if (room is None) == (to is None):
+    purpose = _text(obj, "for", required=False)
+    if purpose not in (None, "avatar"):
+        raise ProtocolError(BAD_FIELD, "'for' may only be \"avatar\" (an image for your profile).", cmid)
+    if purpose == "avatar" and (room is not None or to is not None):
+        raise ProtocolError(BAD_FIELD, "An avatar upload goes to no room and no one.", cmid)
+    if purpose is None and (room is None) == (to is None):
         raise ProtocolError(BAD_FIELD, "Give either 'room' or 'to' (a private file), not both.", cmid)
     mime = _text(obj, "mime", required=False, default="")[:100]
-    return UploadBegin(name, _int(obj, "size"), sha, mime, room, to, cmid)
+    return UploadBegin(name, _int(obj, "size"), sha, mime, room, to, cmid, purpose == "avatar")

@@ -38,6 +38,7 @@ from wschat.features.media_rules import (
     MediaBegin,
     MediaCancel,
     MediaFinish,
+    MediaInfo,
     MediaRefused,
     MediaWrite,
     StoredFile,
@@ -67,6 +68,7 @@ class MediaStore:
         MediaWrite: "write",
         MediaFinish: "finish",
         MediaCancel: "cancel",
+        MediaInfo: "info",
     }
 
     def __init__(self, root: str | None, notify: Any, *, quota_bytes: int) -> None:
@@ -227,6 +229,14 @@ class MediaStore:
             out.save(tmp, format="JPEG" if mime == "image/jpeg" else "PNG")
             os.replace(tmp, thumb)
         return StoredFile(mime, width, height, thumb=True)
+
+    def info(self, c: MediaInfo) -> StoredFile | None:
+        """The stored file's type, and whether it has a thumbnail (which an image shown inline has)."""
+        found = self.lookup(c.media_id, False)
+        if found is None or not found[1].exists():
+            return None
+        meta = found[0]
+        return StoredFile(meta["mime"], thumb=bool(meta.get("thumb")) and self.thumb(meta["sha256"]).exists())
 
     # -- serving (called on a worker thread by wschat.mediaserve)
 

@@ -233,8 +233,10 @@ class RedisAccounts:
     # -- profiles (wschat.features.profiles): `profile:<key>`, a hash {status, last_seen}
 
     async def _read_profile(self, c: ReadProfile) -> StoredProfile:
-        status, seen = await self.client.hmget(f"{A}profile:{c.key}", ["status", "last_seen"])
-        return StoredProfile((status or b"").decode(), float(seen) if seen is not None else None)
+        fields = ["status", "last_seen", "avatar"]
+        status, seen, avatar = await self.client.hmget(f"{A}profile:{c.key}", fields)
+        last_seen = float(seen) if seen is not None else None
+        return StoredProfile((status or b"").decode(), last_seen, (avatar or b"").decode())
 
     async def _save_profile(self, c: SaveProfile) -> None:
         fields: dict[str, Any] = {}
@@ -242,6 +244,8 @@ class RedisAccounts:
             fields["status"] = c.status
         if c.last_seen is not None:
             fields["last_seen"] = c.last_seen
+        if c.avatar is not None:  # an uploaded avatar's media id ("" removes it)
+            fields["avatar"] = c.avatar
         if fields:
             await self.client.hset(f"{A}profile:{c.key}", mapping=fields)
 

@@ -280,11 +280,14 @@ class Renderer:
 
     def history(self, e: HistoryPage) -> str:
         head = self.notice(Notice(e.title, "history"))
+        lines = [self.chat(m, history=e.end is not None) for m in e.messages]
+        for at, n in reversed(e.notes):  # room events where their seq puts them (stable for equal `at`)
+            lines.insert(at, self.notice(n))
         if e.end is None:  # missed while away: ordinary message lines under a heading
-            return "\n".join([head, *(self.chat(m) for m in e.messages)])
+            return "\n".join([head, *lines])
         line = "──" if self.style.unicode else "--"
         foot = self.paint(f"{line} {escape(e.end)} {line}", GREY)
-        return "\n".join([head, *(self.chat(m, history=True) for m in e.messages), foot])
+        return "\n".join([head, *lines, foot])
 
     def joined(self, e: RoomJoined) -> str:
         lead = f"Now talking in #{escape(e.room)}" if e.switched else f"#{escape(e.room)}"

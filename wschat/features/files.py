@@ -69,6 +69,7 @@ class Upload:
     writing: int = 0  # pieces asked to be written, not yet answered
     ready: bool = False  # upload_ready sent: binary frames may come
     finishing: bool = False
+    avatar: bool = False  # for the sender's profile (wschat.features.profiles): posted nowhere
 
 
 @dataclass(slots=True)
@@ -116,6 +117,8 @@ def upload_begin(hub: Hub, s: Session, req: p.UploadBegin, now: float) -> list[E
     room = rooms.member_room(hub, s, req.room).name if req.room is not None else None
     if (muted := mod_hooks.upload_refusal(hub, s, room, now, cmid)) is not None:
         return muted
+    if req.avatar and not s.account:
+        return [_refuse(s, p.NOT_AN_ACCOUNT, "Only accounts have avatars; log in or register first.", cmid)]
     if req.to is not None and name_key(req.to) not in hub.by_key and not _stored_for(hub, s, req.to):
         return [_refuse(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     if req.size == 0:
@@ -138,8 +141,9 @@ def upload_begin(hub: Hub, s: Session, req: p.UploadBegin, now: float) -> list[E
         text = f"{req.name} is already being uploaded; cancel that upload first (upload_cancel)."
         return [_refuse(s, p.BAD_UPLOAD, text, cmid)]
     up = Upload(
-        hub.new_token()[:16], s.cid, s.key, req.name, req.size, req.sha256, partial, room, req.to, cmid
-    )
+        hub.new_token()[:16], s.cid, s.key, req.name, req.size, req.sha256, partial, room, req.to, cmid,
+        avatar=req.avatar,
+    )  # fmt: skip
     hub.uploads.add(up)
     return [hub.ask(MediaBegin(partial, req.sha256, req.size), _begun, up, holds=s.cid)]
 
@@ -293,6 +297,8 @@ def _finished(hub: Hub, context: tuple[Upload, str], result: Any, now: float) ->
     if s is not None:
         out.append(Send((s.cid,), outbound.upload_done(up.upload_id, file, up.client_msg_id)))
     text = f"📎 {up.name} ({human_size(up.size)})"
+    if up.avatar:
+        return out  # the sender sets it with set_profile {avatar: file.id}
     if up.room is not None:
         out += _post_room(hub, up, s, text, file, now)
     elif s is not None and up.to is not None:

@@ -123,6 +123,14 @@ class MediaCancel(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class MediaInfo(Command):
+    """What the store has under `media_id` (an avatar's check). Result: a `StoredFile`, or None
+    if no such file is stored (never was, or evicted)."""
+
+    media_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFile:
     mime: str
     width: int = 0

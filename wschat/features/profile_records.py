@@ -18,6 +18,7 @@ class StoredProfile:
 
     status: str = ""
     last_seen: float | None = None  # when its last device went offline
+    avatar: str = ""  # the media id of its uploaded avatar image ("": none, initials)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +30,9 @@ class ReadProfile(Command):
 
 @dataclass(frozen=True, slots=True)
 class SaveProfile(Command):
-    """Save account `key`'s status (None: unchanged) and last-seen time (None: unchanged)."""
+    """Save account `key`'s status, last-seen time and avatar (each None: unchanged)."""
 
     key: str
     status: str | None = None
     last_seen: float | None = None
+    avatar: str | None = None  # a media id; "" removes it

@@ -1,11 +1,13 @@
-"""Profiles in the hub: status messages, presence (online, away, busy), last seen, `whois`. NO I/O.
+"""Profiles in the hub: status messages, presence (online, away, busy), avatars, last seen, `whois`. NO I/O.
 
 A user's presence is its devices' together: busy if one of them says busy, else online if one
 is online, else away (the clients set away by themselves after a while idle). The status is the
 user's (an account's is stored, `wschat.features.profile_records`; a guest's lives while it is
 online). When either changes, a `profile` frame goes to the user's devices and to the members of
 its rooms (rooms up to `large_room` members: in a larger one a change is not pushed, `whois`
-still tells). An account's last device going records its "last seen" time.
+still tells). An account's last device going records its "last seen" time. An account's avatar
+is an uploaded image (`upload_begin` {for: avatar}, then `set_profile` {avatar: its id}): the
+media store says whether it is stored and an image (`MediaInfo`) before it is kept and told.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import profile_wire as wire
+from wschat.features.media_rules import MediaInfo, StoredFile, inline
 from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
 from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
@@ -31,6 +34,7 @@ class ProfileBook:
         self.status: dict[str, str] = {}  # name key -> status message
         self.presence: dict[int, str] = {}  # connection -> "away" or "busy" (absent: online)
         self.shown: dict[str, str] = {}  # name key -> the presence last told (absent: online)
+        self.avatar: dict[str, str] = {}  # name key -> its avatar's media id (accounts only)
 
 
 def _book(hub: Hub) -> ProfileBook:
@@ -47,12 +51,14 @@ def presence_of(hub: Hub, key: str) -> str:
 
 
 def card(hub: Hub, s: Session) -> dict[str, Any]:
-    return wire.card(s.name, presence_of(hub, s.key), _book(hub).status.get(s.key, ""))
+    book = _book(hub)
+    return wire.card(s.name, presence_of(hub, s.key), book.status.get(s.key, ""), book.avatar.get(s.key, ""))
 
 
 def _plain(hub: Hub, s: Session) -> bool:
     """Online, no status: what a client assumes of anyone listed without a card."""
-    return presence_of(hub, s.key) == "online" and not _book(hub).status.get(s.key)
+    book = _book(hub)
+    return presence_of(hub, s.key) == "online" and not book.status.get(s.key) and not book.avatar.get(s.key)
 
 
 def audience(hub: Hub, key: str) -> tuple[int, ...]:
@@ -68,8 +74,9 @@ def audience(hub: Hub, key: str) -> tuple[int, ...]:
 
 
 def _frame(hub: Hub, s: Session) -> bytes:
-    status = _book(hub).status.get(s.key, "")
-    return wire.profile(s.name, presence_of(hub, s.key), status, account=s.account)
+    book = _book(hub)
+    status, avatar_id = book.status.get(s.key, ""), book.avatar.get(s.key, "")
+    return wire.profile(s.name, presence_of(hub, s.key), status, account=s.account, avatar_id=avatar_id)
 
 
 def _announce(hub: Hub, s: Session, force: bool) -> list[Effect]:
@@ -85,6 +92,10 @@ def _announce(hub: Hub, s: Session, force: bool) -> list[Effect]:
 def set_profile(hub: Hub, s: Session, req: wire.SetProfile, now: float) -> list[Effect]:
     book = _book(hub)
     out: list[Effect] = []
+    if req.avatar is not None:
+        out += _set_avatar(hub, s, req.avatar)
+        if req.status is None and req.presence is None:
+            return out
     if req.presence == "online":
         book.presence.pop(s.cid, None)
     elif req.presence is not None:
@@ -101,6 +112,32 @@ def _saved(hub: Hub, context: Any, result: Any, now: float) -> list[Effect]:
     return []  # a status not saved (storage failed) lasts while the user is online
 
 
+def _set_avatar(hub: Hub, s: Session, media_id: str) -> list[Effect]:
+    """`set_profile {avatar}`: "" removes it; an id is checked in the media store first."""
+    if not s.account:
+        return [hub.error(s, p.NOT_AN_ACCOUNT, "Only accounts have avatars; log in or register first.")]
+    if media_id:
+        return [hub.ask(MediaInfo(media_id), _avatar_checked, (s.cid, media_id))]
+    if _book(hub).avatar.pop(s.key, None) is None:
+        return []
+    return [hub.ask(SaveProfile(s.key, avatar=""), _saved, None), *_announce(hub, s, True)]
+
+
+def _avatar_checked(hub: Hub, context: tuple[int, str], result: Any, now: float) -> list[Effect]:
+    cid, media_id = context
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if isinstance(result, BaseException):
+        return [hub.error(s, p.STORE_FAILED, "The server could not read its files; try again shortly.")]
+    if not isinstance(result, StoredFile):
+        return [hub.error(s, p.NO_SUCH_FILE, "There is no stored file with that id; upload the image again.")]
+    if not (inline(result.mime) and result.thumb):
+        return [hub.error(s, p.NOT_AN_IMAGE, "An avatar must be an image (PNG, JPEG, GIF or WebP).")]
+    _book(hub).avatar[s.key] = media_id
+    return [hub.ask(SaveProfile(s.key, avatar=media_id), _saved, None), *_announce(hub, s, True)]
+
+
 def after_login(hub: Hub, s: Session) -> list[Effect]:
     """An account's first device logged in: read its stored status."""
     if devices.connections(hub, s.key) != (s.cid,):
@@ -110,12 +147,13 @@ def after_login(hub: Hub, s: Session) -> list[Effect]:
 
 def _read(hub: Hub, cid: int, result: Any, now: float) -> list[Effect]:
     s = hub.sessions.get(cid)
-    if s is None or not isinstance(result, StoredProfile) or not result.status:
+    if s is None or not isinstance(result, StoredProfile) or not (result.status or result.avatar):
         return []
     book = _book(hub)
-    if s.key in book.status:  # set meanwhile on a device: that one is newer
-        return []
-    book.status[s.key] = result.status
+    if result.avatar:
+        book.avatar.setdefault(s.key, result.avatar)  # one set meanwhile on a device is newer
+    if result.status:
+        book.status.setdefault(s.key, result.status)
     return _announce(hub, s, True)
 
 
@@ -143,6 +181,7 @@ def gone(hub: Hub, s: Session, now: float, out: list[Effect]) -> None:
         return
     book.status.pop(s.key, None)
     book.shown.pop(s.key, None)
+    book.avatar.pop(s.key, None)
     if s.account:
         out.append(hub.ask(SaveProfile(s.key, last_seen=now), _saved, None))
 
@@ -165,7 +204,9 @@ def _whois_read(hub: Hub, context: tuple[int, str], result: Any, now: float) -> 
         return []
     if not isinstance(result, StoredProfile):
         return [hub.error(s, p.STORE_FAILED, "The server could not read that profile; ask again shortly.")]
-    frame = wire.profile(name, "offline", result.status, account=True, last_seen=result.last_seen)
+    frame = wire.profile(
+        name, "offline", result.status, account=True, last_seen=result.last_seen, avatar_id=result.avatar
+    )
     return [Send((cid,), frame)]
 
 
