@@ -106,7 +106,25 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class AccountStore:
+class PasswordCheck:
+    """argon2id verification shared by the SQLite and Redis account stores: against a dummy hash
+    when there is no account, so an unknown name costs what a wrong password costs."""
+
+    hasher: PasswordHasher
+    _dummy: str
+
+    def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is None:
+            if not self._dummy:
+                self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+            stored = self._dummy
+        try:
+            return self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+class AccountStore(PasswordCheck):
     """The accounts tables of one database; `execute(command, done)` as the stores have it."""
 
     def __init__(self, path: str, notify: Callable[..., Any]) -> None:
@@ -183,17 +201,6 @@ class AccountStore:
         assert self.db is not None
         with self.lock:
             return self.db.execute(query, args).fetchall()
-
-    def _verify(self, stored: str | None, password: str) -> bool:
-        """argon2id verification; against a dummy hash when there is no account (same cost)."""
-        if stored is None:
-            if not self._dummy:
-                self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-            stored = self._dummy
-        try:
-            return self.hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
 
     def _new_session(self, key: str, name: str, device: str, now: float) -> AccountSession:
         token = secrets.token_urlsafe(32)

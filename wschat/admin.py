@@ -21,7 +21,7 @@ from wschat import program_name
 from wschat.accountstore import SCHEMA as ACCOUNTS_SCHEMA
 from wschat.accountstore import hasher
 from wschat.features.accounts import MIN_PASSWORD_CHARS
-from wschat.features.mod_records import Moderate, Restriction
+from wschat.features.mod_records import Moderate, ModState, Restriction
 from wschat.modstore import SCHEMA as MODERATION_SCHEMA
 from wschat.modstore import audit, moderate, read
 from wschat.names import name_key
@@ -89,6 +89,12 @@ def _accounts(db: sqlite3.Connection) -> None:
         "SELECT a.key, a.name, a.created, (SELECT count(*) FROM account_sessions s WHERE s.account = a.key) "
         "FROM accounts a ORDER BY a.created"
     ).fetchall()
+    print_accounts(rows, state)
+
+
+def print_accounts(rows: list[tuple[str, str, float, int]], state: ModState) -> None:
+    """`admin accounts`: (key, name, created, devices) rows, oldest first, with who operates and
+    who is banned (the SQLite and the Redis admin commands print the same lines)."""
     first = rows[0][0] if rows else None
     for key, name, created, devices in rows:
         granted = state.operators.get(key)

@@ -17,7 +17,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from wschat.admin import ACTOR, _new_password
+from wschat.admin import ACTOR, _new_password, print_accounts
 from wschat.features.mod_records import Moderate, Restriction
 from wschat.names import name_key
 from wschat.redisaccounts import RedisAccounts, acct_key
@@ -51,16 +51,7 @@ async def _subject(acc: RedisAccounts, opts: argparse.Namespace) -> tuple[str, s
 async def _accounts(acc: RedisAccounts, now: float) -> None:
     state = await acc.mod.read(now)
     rows = await acc.accounts()
-    first = rows[0][1] if rows else None
-    for name, key, created, devices in rows:
-        granted = state.operators.get(key)
-        op = granted if granted is not None else key == first
-        banned = any(r.subject == f"account:{key}" and r.what == "ban" for r in state.restrictions)
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
-        flags = (" operator" if op else "") + (" banned" if banned else "")
-        print(f"{name}\tcreated {when}\t{devices} device(s){flags}")
-    if not rows:
-        print("No accounts yet.")
+    print_accounts([(key, name, created, devices) for name, key, created, devices in rows], state)
 
 
 async def _ban(acc: RedisAccounts, opts: argparse.Namespace, now: float, lift: bool) -> None:

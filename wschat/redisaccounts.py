@@ -30,9 +30,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from argon2.exceptions import InvalidHashError, VerificationError
 
-from wschat.accountstore import hasher, token_hash
+from wschat.accountstore import PasswordCheck, hasher, token_hash
 from wschat.features.account_records import (
     AccountSession,
     CheckPassword,
@@ -85,7 +84,7 @@ def sess_key(key: str) -> str:
     return f"{A}sess:{key}"
 
 
-class RedisAccounts:
+class RedisAccounts(PasswordCheck):
     """`execute(command, done)` for the accounts, private-message and moderation commands."""
 
     def __init__(self, client: aioredis.Redis, notify: Callable[..., Any], process: str) -> None:
@@ -140,16 +139,6 @@ class RedisAccounts:
 
     async def _hashed(self, run: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.hashing, run)
-
-    def _verify(self, stored: str | None, password: str) -> bool:
-        if stored is None:  # no account: a dummy verification, so both cost the same
-            if not self._dummy:
-                self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-            stored = self._dummy
-        try:
-            return self.hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False
 
     # -- accounts and sessions
 
