@@ -158,14 +158,21 @@ def _unban(db: sqlite3.Connection, opts: argparse.Namespace, now: float) -> None
     print(f"{shown} is no longer banned.")
 
 
-def _list_bans(db: sqlite3.Connection, now: float) -> None:
-    state = read(db, now)
+def print_restrictions(state: ModState) -> None:
+    """`admin bans`: every ban and mute in force (the SQLite and Redis admin commands alike)."""
     for r in state.restrictions:
         where = "#" + r.scope if r.scope else "server"
         until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.until)) if r.until else "no end"
         print(f"{r.what}\t{where}\t{r.name} ({r.subject})\tuntil {until}\tby {r.by}\t{r.reason}")
     if not state.restrictions:
         print("No bans or mutes.")
+
+
+def print_audit(rows: list[tuple]) -> None:
+    """`admin audit`: the newest moderation actions, one line each."""
+    for at, actor, action, scope, target, detail in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+        print(f"{when}\t{actor}\t{action}\t{'#' + scope if scope else 'server'}\t{target}\t{detail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,11 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         elif opts.command == "unban":
             _unban(db, opts, now)
         elif opts.command == "bans":
-            _list_bans(db, now)
+            print_restrictions(read(db, now))
         else:
-            for at, actor, action, scope, target, detail in audit(db, opts.limit):
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-                print(f"{when}\t{actor}\t{action}\t{'#' + scope if scope else 'server'}\t{target}\t{detail}")
+            print_audit(audit(db, opts.limit))
     finally:
         db.close()
     return 0

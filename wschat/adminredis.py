@@ -17,7 +17,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from wschat.admin import ACTOR, _new_password, print_accounts
+from wschat.admin import ACTOR, _new_password, print_accounts, print_audit, print_restrictions
 from wschat.features.mod_records import Moderate, Restriction
 from wschat.names import name_key
 from wschat.redisaccounts import RedisAccounts, acct_key
@@ -97,14 +97,6 @@ async def _command(acc: RedisAccounts, opts: argparse.Namespace, now: float) -> 
     elif opts.command in ("ban", "unban"):
         await _ban(acc, opts, now, lift=opts.command == "unban")
     elif opts.command == "bans":
-        state = await acc.mod.read(now)
-        for r in state.restrictions:
-            where = "#" + r.scope if r.scope else "server"
-            until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.until)) if r.until else "no end"
-            print(f"{r.what}\t{where}\t{r.name} ({r.subject})\tuntil {until}\tby {r.by}\t{r.reason}")
-        if not state.restrictions:
-            print("No bans or mutes.")
+        print_restrictions(await acc.mod.read(now))
     else:
-        for at, actor, action, scope, target, detail in await acc.mod.audit(opts.limit):
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-            print(f"{when}\t{actor}\t{action}\t{'#' + scope if scope else 'server'}\t{target}\t{detail}")
+        print_audit(await acc.mod.audit(opts.limit))
