@@ -179,7 +179,7 @@ def test_the_writer_indexes_by_itself_once_writes_pause(tmp_path: Path) -> None:
     chat.send("alpha", "bravo")
     db = sqlite3.connect(str(path))
     try:
-        for _ in range(2000):  # bounded: the writer indexes 50 ms after the last write
+        for _ in range(2000):  # bounded: the writer indexes 1 s after the last write
             if db.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0] == "2":
                 break
             db.execute("SELECT 1 FROM messages_fts WHERE messages_fts MATCH 'x'")  # a real wait: a query

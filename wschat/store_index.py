@@ -10,7 +10,7 @@ messages first and indexes them later; this module owns how that stays exact:
   with its current text, and no row above it is. It moves in the same transaction as the rows
   it indexes, so a crash or a restart loses nothing: indexing simply resumes from it.
 - The writer indexes the rows above the mark a chunk at a time once no write has come for a
-  moment (`IDLE`): a burst of messages is stored and acknowledged first and indexed after it,
+  second (`IDLE`): a burst of messages is stored and acknowledged first and indexed after it,
   so the index costs the acknowledgements nothing. A server that never pauses that long
   still catches up: a chunk after each batch once the index has been behind for `MAX_BEHIND`
   seconds or more than `MAX_LAG` rows wait, until it is in step (so the index is never far
@@ -47,7 +47,10 @@ Done = Callable[[Any], None]
 # Rows indexed per transaction: ~1.8 us a row at 10,000 against ~4 at 2,000 (CPU time, a
 # micro-benchmark); a write arriving during one waits for it (~20 ms) at most.
 CHUNK = 10_000
-IDLE = 0.05  # seconds without writes before the writer indexes: a busy server stores first
+# Seconds without writes before the writer indexes, chunk after chunk while none comes. Not
+# shorter: under a flood the writer waits for the loop between batches (~0.1-0.3 s with 5,000
+# messages in flight on a busy core), and indexing then took the loop's core (measured).
+IDLE = 1.0
 # Past either bound the writer indexes a chunk after each batch until the index is in step. A
 # burst shorter than both costs its acknowledgements no indexing at all (the durable benchmark's
 # 6 s at ~40,000 messages/s: ~3 us of the server's core per message at 100,000 rows, the bound
@@ -168,12 +171,15 @@ class IndexedSearch:
         self.queue.put((command, done))
 
     def _next_write(self) -> Any:
-        """The next queued item; once none has come for `IDLE` seconds, index a chunk at a time."""
+        """The next queued item; once none has come for `IDLE` seconds, index a chunk at a time
+        until one comes (it waits for one chunk at most)."""
+        idle = False
         while self.fts_mark < self.last_id:
             with contextlib.suppress(queue.Empty):
-                return self.queue.get(timeout=self.index_idle)
+                return self.queue.get_nowait() if idle else self.queue.get(timeout=self.index_idle)
             if not self._catch_up(self.index_chunk):
                 break
+            idle = True
         return self.queue.get()
 
     def _after_commit(self, searches: list[tuple[Search, Done]]) -> None:
