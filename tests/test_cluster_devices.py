@@ -83,6 +83,32 @@ async def users(c: Client, room: str = "general") -> list[str]:
     return (await c.expect("online_users", room=room))["users"]
 
 
+async def served_once(bob: Client, laptop: Client, phone: Client, tablet: Client) -> None:
+    """Every room message and private message reaches each of Alice's devices once; what a
+    device sends privately shows on the others; rooms joined or left on one follow on all."""
+    devices = [laptop, phone, tablet]
+    await bob.chat("hello all", client_msg_id="b1")
+    await bob.send({"type": "private", "to": "Alice", "message": "psst", "client_msg_id": "bp1"})
+    await phone.send({"type": "private", "to": "Bob", "message": "from my phone", "client_msg_id": "ap1"})
+    assert (await bob.expect("private", message="from my phone"))["from"] == "Alice"
+    for dev in devices:
+        await dev.expect("chat", message="hello all")
+        await dev.expect("private", message="psst")
+        assert (await dev.expect("private", message="from my phone"))["from"] == "Alice"
+    await bob.chat("barrier", client_msg_id="b2")
+    for dev in devices:
+        await dev.expect("chat", message="barrier")
+        assert count(dev, "chat", message="hello all") == 1 and count(dev, "private", message="psst") == 1
+    # A room joined on one device is joined on the others (here and on the other process);
+    # left on one, it is left on all.
+    await phone.send({"type": "join", "room": "den"})
+    for dev in devices:
+        await dev.expect("joined", room="den")
+    await laptop.send({"type": "leave", "room": "den"})
+    for dev in (phone, tablet):
+        await dev.expect("left", room="den")
+
+
 async def test_an_account_online_on_two_processes_is_one_user_and_each_device_is_served_once(
     pair: Pair,
 ) -> None:
@@ -101,31 +127,7 @@ async def test_an_account_online_on_two_processes_is_one_user_and_each_device_is
     for c in (bob, laptop, phone):  # listed and counted once, on both processes
         listed = await users(c)
         assert listed.count("Alice") == 1 and len(listed) == len(set(listed)), listed
-    devices = [laptop, phone, tablet]
-
-    # Every room message and private message reaches each device once; what a device sends
-    # privately shows on the others, wherever they are.
-    await bob.chat("hello all", client_msg_id="b1")
-    await bob.send({"type": "private", "to": "Alice", "message": "psst", "client_msg_id": "bp1"})
-    await phone.send({"type": "private", "to": "Bob", "message": "from my phone", "client_msg_id": "ap1"})
-    assert (await bob.expect("private", message="from my phone"))["from"] == "Alice"
-    for dev in devices:
-        await dev.expect("chat", message="hello all")
-        await dev.expect("private", message="psst")
-        assert (await dev.expect("private", message="from my phone"))["from"] == "Alice"
-    await bob.chat("barrier", client_msg_id="b2")
-    for dev in devices:
-        await dev.expect("chat", message="barrier")
-        assert count(dev, "chat", message="hello all") == 1 and count(dev, "private", message="psst") == 1
-
-    # A room joined on one device is joined on the others (here and on the other process);
-    # left on one, it is left on all.
-    await phone.send({"type": "join", "room": "den"})
-    for dev in devices:
-        await dev.expect("joined", room="den")
-    await laptop.send({"type": "leave", "room": "den"})
-    for dev in (phone, tablet):
-        await dev.expect("left", room="den")
+    await served_once(bob, laptop, phone, tablet)
 
     # The laptop reconnects with its own token on the other process: only its old connection goes.
     laptop2, _ = await logs_in(b.port, "Alice", session_token=laptop_token)
