@@ -119,7 +119,10 @@ async def test_an_account_online_on_two_processes_is_one_user_and_each_device_is
     await bob.expect("user_join", username="Alice")
     # A second and a third device, on the other process and on the same one: nothing is closed.
     phone, _ = await logs_in(b.port, "alice", device="phone")
-    tablet, _ = await logs_in(a.port, "Alice", device="tablet")
+    tablet0, made = await logs_in(a.port, "Alice", device="tablet")
+    # The tablet reconnects with its token on the same process: its old connection only goes.
+    tablet, _ = await logs_in(a.port, "Alice", session_token=made["session_token"])
+    assert await closed_with(tablet0) == 4000  # CLOSE_TAKEOVER
     mark = await logged_in(b.port, "mark1")  # presence after it comes after theirs
     await bob.expect("user_join", username="mark1")
     await laptop.expect("user_join", username="mark1")
