@@ -231,6 +231,11 @@ async def test_whois_on_one_process_tells_the_live_presence_of_a_user_on_the_oth
             assert got["type"] == "profile" and got["presence"] in ("online", presence), got
             await asyncio.sleep(0.05)
         assert (got["presence"], got["status"], got["username"]) == (presence, status, who.capitalize())
+    # Carol's second device, on a (online): her presence is both devices' together (busy).
+    desk, _ = await logs_in(a.port, "Carol", device="desk")
+    await asker.send({"type": "whois", "username": "Carol"})
+    assert (await answer(asker, "profile", "error"))["presence"] == "busy"
+    await desk.close()
     await carol.close()
     await gwen.close()
     await asker.send({"type": "whois", "username": "Carol"})

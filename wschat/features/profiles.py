@@ -198,10 +198,11 @@ def gone(hub: Hub, s: Session, now: float, out: list[Effect]) -> None:
 def whois(hub: Hub, s: Session, req: wire.Whois, now: float) -> list[Effect]:
     key = name_key(req.username.strip())
     online = devices.connections(hub, key)
-    if online:
-        return [Send((s.cid,), _frame(hub, hub.sessions[online[0]]))]
-    if hub.broker.names_by_store:  # cluster mode: perhaps online on other processes
+    here = hub.sessions[online[0]] if online else None
+    if hub.broker.names_by_store and (here is None or here.account):  # devices on other processes?
         return [hub.ask(FindDevices(key), _whois_found, (s.cid, key, req.username))]
+    if here is not None:
+        return [Send((s.cid,), _frame(hub, here))]
     return _whois_stored(hub, s, key, req.username, ())
 
 
@@ -213,6 +214,14 @@ def _whois_found(hub: Hub, context: tuple[int, str, str], places: Any, now: floa
         return []
     if not isinstance(places, tuple):
         return [hub.error(s, p.STORE_FAILED, "The server could not read that profile; ask again shortly.")]
+    online = devices.connections(hub, key)
+    if online:  # online here (and perhaps there): its devices' presence together
+        book, o = _book(hub), hub.sessions[online[0]]
+        said = {book.presence.get(c, "online") for c in online} | {d.presence for d in places}
+        status, avatar_id = book.status.get(key, ""), book.avatar.get(key, "")
+        return [
+            Send((cid,), wire.profile(o.name, together(said), status, account=o.account, avatar_id=avatar_id))
+        ]
     if places and key not in hub.accounts.registered:  # a guest elsewhere: all it has is live
         presence = together({d.presence for d in places})
         return [Send((cid,), wire.profile(places[0].name, presence, places[0].status, account=False))]
