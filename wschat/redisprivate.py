@@ -110,6 +110,11 @@ def _record(mid: int, raw: bytes, delivered: bytes | None) -> StoredPrivate:
     return m
 
 
+def sent_key(sender_key: str, cmid: str) -> str:
+    """Where the id and seq of `sender_key`'s stored message with this client_msg_id are kept."""
+    return P + f"sent:{len(sender_key)}:{sender_key}:{cmid}"
+
+
 class RedisPrivate:
     """`StorePrivate`, `MarkDelivered`, `ReadMissed`, `ReadConversation` and device cursors."""
 
@@ -125,7 +130,7 @@ class RedisPrivate:
             keys += [P + f"by:{m.sender_key}", P + f"by:{m.recipient_key}"]
             keys += [P + f"conv:{m.conversation}", P + f"waiting:{m.recipient_key}"]
             cmid = m.client_msg_id
-            keys.append(P + f"sent:{len(m.sender_key)}:{m.sender_key}:{cmid}" if cmid is not None else "")
+            keys.append(sent_key(m.sender_key, cmid) if cmid is not None else "")
             args += [m.conversation, _json(m)]
         out = await self.store_script(keys=keys, args=args)
         for i, m in enumerate(c.messages):
