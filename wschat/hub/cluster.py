@@ -169,7 +169,8 @@ def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str
     out: list[Effect] = []
     if room is None:
         return out
-    here = _here(hub, room, who)
+    mine = devices.connections(hub, name_key(who))
+    here = [c for c in mine if c in room.members]  # the user's connections in the room here
     if event in ("join", "resume"):
         known = who in room.remote or bool(here)
         room.remote.setdefault(who, {})[process] = None
@@ -177,7 +178,8 @@ def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str
             room.both[who] = None
         if not known:
             rooms.announce_join(hub, room, who, event == "resume", now, out)
-        _follow(hub, room, who, now, out)
+        for cid in mine:  # an account's devices here follow it into the room
+            out += reach.entered_from_elsewhere(hub, cid, room.name, now)
         return out
     processes = room.remote.get(who)
     if processes is None or process not in processes:  # a stale leave of someone who moved on
@@ -186,23 +188,13 @@ def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str
     if processes and event == "disconnect":
         return out
     del room.remote[who]  # gone from its last process, or it left the room on every device
-    if room.both.pop(who, 0) is None and event != "disconnect":
-        out.append(Send((here[0],), outbound.left(room.name)))  # leave() tells the others
-        rooms.leave(hub, hub.sessions[here[0]], room, "leave", now, out)  # its devices here follow
-    elif not here:
+    room.both.pop(who, None)
+    if not here:
         rooms.announce_leave(hub, room, who, event, now, out)
+    elif event != "disconnect":  # it asked to leave the room: its devices here follow
+        out.append(Send((here[0],), outbound.left(room.name)))  # leave() tells the others
+        rooms.leave(hub, hub.sessions[here[0]], room, "leave", now, out)
     return out
-
-
-def _here(hub: Hub, room: Room, who: str) -> list[int]:
-    """The connections of user `who` that are in `room` on this process."""
-    return [c for c in devices.connections(hub, name_key(who)) if c in room.members]
-
-
-def _follow(hub: Hub, room: Room, who: str, now: float, out: list[Effect]) -> None:
-    """An account joined `room` on another process: its devices here enter it too."""
-    for cid in devices.connections(hub, name_key(who)):
-        out += reach.entered_from_elsewhere(hub, cid, room.name, now)
 
 
 def remote_members(
