@@ -8,6 +8,8 @@ from typing import Any
 from hubharness import Harness, only
 
 from wschat.broker import LocalBroker
+from wschat.features import mod_cluster
+from wschat.features.mod_records import RemoteKick
 from wschat.hub import Config, Hub, Message
 from wschat.records import ReadRange
 
@@ -180,3 +182,21 @@ def test_a_room_left_on_another_process_is_left_by_the_users_connections_here() 
     [leave] = only(h.take(2), "user_leave")
     assert (leave["username"], leave["reason"]) == ("alice", "leave")
     assert "alice" not in h.hub.rooms["general"].remote and 1 not in h.hub.rooms["general"].members
+
+
+def test_a_mute_or_a_server_ban_from_another_process_applies_here_at_once() -> None:
+    h = ClusterHarness()
+    h.login(1, "gus")
+    h.take(1)
+    subject = f"address:{h.hub.sessions[1].address}"
+    mute = RemoteKick("", 1, "", "Op", "calm", "mute", subject, "gus", h.now + 60)
+    h.run(mod_cluster.arrived(h.hub, mute.payload(), h.now))
+    [told] = only(h.take(1), "moderation")
+    assert (told["action"], told["by"], told["reason"]) == ("mute", "Op", "calm")
+    h.send(1, {"type": "private", "to": "nobody", "message": "hi"})
+    assert only(h.take(1), "error")[0]["code"] == "muted"
+    h.run(mod_cluster.arrived(h.hub, b"not json at all", h.now))  # nothing but what we wrote
+    assert h.take(1) == [] and 1 not in h.closed
+    ban = RemoteKick("", 1, "", "Op", "spam", "ban", subject, "gus")
+    h.run(mod_cluster.arrived(h.hub, ban.payload(), h.now))
+    assert only(h.take(1), "moderation")[0]["action"] == "ban" and h.closed[1][0] == 4003
