@@ -129,6 +129,7 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 page = await browser.new_page()
+                await page.clock.install()  # time flows; the page's wait below is run through
                 refused = asyncio.Event()
                 page.on(
                     "websocket",
@@ -146,7 +147,9 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
                 procs[mine].proc.wait()
                 await asyncio.wait_for(refused.wait(), 30)
                 await expect(page.locator("#joinView")).to_be_hidden()  # the session is kept
+                await expect(page.locator("#statusText")).to_contain_text("trying again in 5 s")
                 redis_server.resume()
+                await page.clock.run_for(5_000)  # the page's wait: store_failed's retry_after
                 await connected(page)
                 await say(page, "still me")
                 await expect(texts(page, "still me")).to_have_count(1)
