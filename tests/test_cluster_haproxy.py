@@ -63,7 +63,8 @@ async def test_terminal_client_and_page_through_haproxy_survive_a_killed_process
     redis_server: RedisServer, tmp_path: Path, terms: list[Term]
 ) -> None:
     ports = [free_port(), free_port()]
-    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    procs = [ServerProcess("--redis", redis_server.url, port=p) for p in ports]
+    procs = [p.wait_ready() for p in procs]  # started at once
     front = free_port()
     haproxy = await start_haproxy(tmp_path, front, ports)
     try:
@@ -121,7 +122,8 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
     """Its process dies while Redis is stopped: the other process cannot check the name
     (store_failed); the page waits and asks again instead of dropping its session."""
     ports = [free_port(), free_port()]
-    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    procs = [ServerProcess("--redis", redis_server.url, port=p) for p in ports]
+    procs = [p.wait_ready() for p in procs]  # started at once
     front = free_port()
     haproxy = await start_haproxy(tmp_path, front, ports)
     try:

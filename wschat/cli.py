@@ -91,6 +91,7 @@ def hub_config(opts: argparse.Namespace) -> Config:
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
         login_wait=opts.login_wait,
+        admin_poll=opts.admin_poll,
         admins=frozenset(name_key(name) for name in opts.admin),
         call_timeout=opts.call_timeout,
         ice_servers=callopts.ice_servers(opts),
@@ -355,4 +356,12 @@ def _account_arguments(who: argparse._ArgumentGroup) -> None:
         help="the account NAME is an operator: it may kick, mute and ban on the whole server and "
         "moderate every room (repeatable; without it, the first account registered is the operator). "
         "'chat-server.py admin --help' lists what the host can do without a client",
+    )
+    who.add_argument(
+        "--admin-poll",
+        type=seconds(),
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the server looks for what 'chat-server.py admin' changed while it runs "
+        "(bans, operators, reset passwords)",
     )
