@@ -76,9 +76,15 @@ def import_each_first(package: str, cwd: Path) -> list[subprocess.CompletedProce
         for part in range(parts)
     ]
     done = []
-    for run in runs:
-        out, err = run.communicate(timeout=120)
-        done.append(subprocess.CompletedProcess(run.args, run.returncode, out, err))
+    try:
+        for run in runs:
+            out, err = run.communicate(timeout=120)
+            done.append(subprocess.CompletedProcess(run.args, run.returncode, out, err))
+    finally:
+        for run in runs:  # none left behind if one of them hung
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     return done
 
 
