@@ -4,15 +4,20 @@ A guest's name is one connection (`hub.by_key`). An account may be logged in on 
 devices at once: `hub.by_key` / `hub.by_look` point at the first of them (what the name checks
 and the older code paths use), and `hub.devices` maps its name key to every connection it has
 here, in log-in order, only while it has two or more (a user with one connection, nearly
-everyone, costs no dict there: ~250 bytes each; `_cids` reads both forms). Each device is a `Session` of its own (its own `session_id`, rate
-limits, resume token) and its own member of each of the user's rooms; a room counts and lists
-the user once: the members that are a second or later device of a name already counted there
-are in `Room.doubles`.
+everyone, costs no dict there: ~250 bytes each; `_cids` reads both forms). Each device is a
+`Session` of its own (its own `session_id`, rate limits, resume token) and its own member of
+each of the user's rooms; a room counts and lists the user once: the members that are a second
+or later device of a name already counted there are in `Room.doubles`.
 
 Room membership is the user's (as in Matrix and Zulip): a room joined on one device is joined on
 all of them, a room left on one is left on all; a device that logs in enters the rooms it asks
 for and the rooms its account is in already, and the others follow it into the rooms it brought.
 Only when the last device of a room's user goes does the room hear that the user left.
+
+In cluster mode (`--redis`) an account's devices may be on several processes: each process
+keeps its own here, the user's connections elsewhere are found in Redis
+(`wschat.hub.reach`), and a room counts a user on several processes once (`Room.both`,
+`wschat.hub.cluster`).
 """
 
 from __future__ import annotations
