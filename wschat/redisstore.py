@@ -8,14 +8,18 @@ messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
 stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
-stream gone while the process knew seqs, gets a new epoch), take an id, XADD, remember the id;
-then each room's new entries are published together, one PUBLISH per room and call. One writer
-task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call,
-packed in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round
-trips and each process reads one pub/sub message per room and batch. The id, seq and epoch are
-written into each `Message` before `done(None)`; `done(exc)` if Redis failed (the senders get
-`store_failed` and resend: a script that did run is then recognised as a repeat). What crosses
-Redis is text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
+stream gone while the process knew seqs, gets a new epoch), XADD, remember the id; the ids of
+a call come from one INCRBY, and each room's new entries are published together, one PUBLISH
+per room and call, after a line naming this process. One writer task sends what queued up
+meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call, each room's keys and
+arguments once, packed in C on a connection of its own (`wschat.redisscript`), so a burst costs
+a few round trips and each process reads one pub/sub message per room and batch. The id, seq
+and epoch are written into each `Message` before `done(None)`, and the whole batch's answers
+take one wake-up of the loop; this process delivers its own messages from them, and its broker
+skips their published copy unparsed. `done(exc)` if Redis failed (the senders get
+`store_failed` and resend: a script that did run is then recognised as a repeat, and the
+rooms of the failed call are read again, `resync`, once a call succeeds). What crosses Redis is
+text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
 
 The other commands go to their own modules: accounts, private messages and moderation
 (`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
@@ -30,7 +34,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 import orjson
@@ -60,7 +64,7 @@ from wschat.records import (
 from wschat.redisaccounts import RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisreads import RedisReads
-from wschat.redisscript import APPEND_LUA, ScriptCall
+from wschat.redisscript import APPEND_LUA, ScriptCall, answered, script_args
 from wschat.redissearch import RedisSearch
 from wschat.store import Done, Notify, Store, StoreError
 
@@ -97,6 +101,10 @@ def process_channel(process: str) -> str:
 
 def sent_key(user_key: str, cmid: str) -> str:
     return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
+
+
+def _sent(m: Message) -> str:
+    return sent_key(m.user_key, m.client_msg_id) if m.client_msg_id else ""
 
 
 def body(m: Message) -> bytes:
@@ -204,6 +212,8 @@ class RedisStore(Store):
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
+        self.unsure: set[str] = set()  # rooms of a batch whose script call failed
+        self.resync: Callable[[set[str]], None] = lambda rooms: None  # the broker's, to read them again
         self.closed = False
         self.failing = False  # the last command failed: Redis is unreachable (for /healthz)
 
@@ -273,29 +283,38 @@ class RedisStore(Store):
                 log.error("Redis failed (storing %d messages): %s", len(messages), exc)
                 result = exc
                 self.failing = True
-            for _, done in batch:
-                self.notify(done, result)
+                # The script may have run (or may still run) without this process hearing the
+                # answer, and it skips its own published copies: read these rooms again later.
+                self.unsure.update(m.room for m in messages)
+            self.notify(self._answer, batch, result)  # one wake-up of the loop for the batch
+            if result is None and self.unsure:
+                rooms, self.unsure = self.unsure, set()
+                self.notify(self.resync, rooms)
+
+    @staticmethod
+    def _answer(batch: list[tuple[list[Message], Done]], result: BaseException | None) -> None:
+        for _, done in batch:
+            try:
+                done(result)
+            except Exception:  # a bug in one answer must not cost the others theirs
+                log.exception("internal error answering a store batch")
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
-        room_keys = self.room_keys
         for start in range(0, len(messages), SCRIPT_BATCH):
             chunk = messages[start : start + SCRIPT_BATCH]
-            keys = [PREFIX + "next_id", PREFIX + "rooms"]
-            args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
-            for m in chunk:
-                cmid, room = m.client_msg_id, m.room
-                rk = room_keys.get(room)
-                if rk is None:
-                    if len(room_keys) > ROOM_KEYS_KEPT:
-                        room_keys.clear()
-                    rk = room_keys[room] = (meta_key(room), stream_key(room), channel(room))
-                keys += (rk[0], rk[1], sent_key(m.user_key, cmid) if cmid else "")
-                args += (body(m), m.epoch, m.seq, rk[2], room)
-            results = await self.script(keys, args)
-            for i, m in enumerate(chunk):
-                mid, seq, epoch = results[2 * i + 1].split(b" ")
-                m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
+            head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
+            keys, args = script_args(chunk, self._room_keys, _sent, body, [*head, self.process])
+            answered(chunk, await self.script(keys, args))
+
+    def _room_keys(self, room: str) -> tuple[str, str, str]:
+        """A room's meta and stream keys and its channel, made once."""
+        rk = self.room_keys.get(room)
+        if rk is None:
+            if len(self.room_keys) > ROOM_KEYS_KEPT:
+                self.room_keys.clear()
+            rk = self.room_keys[room] = (meta_key(room), stream_key(room), channel(room))
+        return rk
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
