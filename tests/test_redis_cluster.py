@@ -344,7 +344,6 @@ async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_h
         await b.stop()
 
 
-
 def lose_the_next_answer(node: Node) -> None:
     """The next script call runs in Redis, but its answer never reaches the process."""
     answered = node.store.script
