@@ -31,6 +31,7 @@ that stopped answering turns them into `store_failed` instead of hanging them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -64,7 +65,7 @@ from wschat.records import (
 from wschat.redisaccounts import RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisreads import RedisReads
-from wschat.redisscript import APPEND_LUA, ScriptCall, answered, script_args
+from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
 from wschat.redissearch import RedisSearch
 from wschat.store import Done, Notify, Store, StoreError
 
@@ -101,6 +102,12 @@ def process_channel(process: str) -> str:
 
 def sent_key(user_key: str, cmid: str) -> str:
     return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
+
+
+@functools.lru_cache(maxsize=ROOM_KEYS_KEPT)
+def room_keys(room: str) -> tuple[str, str, str]:
+    """A room's meta and stream keys and its channel, made once for the writer."""
+    return meta_key(room), stream_key(room), channel(room)
 
 
 def _sent(m: Message) -> str:
@@ -203,7 +210,6 @@ class RedisStore(Store):
         self.window = window
         self.client = connect(url)
         self.script = ScriptCall(self.client, APPEND_LUA)
-        self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
         self.reads = RedisReads(self.client, self.process)
@@ -286,35 +292,18 @@ class RedisStore(Store):
                 # The script may have run (or may still run) without this process hearing the
                 # answer, and it skips its own published copies: read these rooms again later.
                 self.unsure.update(m.room for m in messages)
-            self.notify(self._answer, batch, result)  # one wake-up of the loop for the batch
             if result is None and self.unsure:
                 rooms, self.unsure = self.unsure, set()
                 self.notify(self.resync, rooms)
-
-    @staticmethod
-    def _answer(batch: list[tuple[list[Message], Done]], result: BaseException | None) -> None:
-        for _, done in batch:
-            try:
-                done(result)
-            except Exception:  # a bug in one answer must not cost the others theirs
-                log.exception("internal error answering a store batch")
+            await answer(self.notify, batch, result)
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
         for start in range(0, len(messages), SCRIPT_BATCH):
             chunk = messages[start : start + SCRIPT_BATCH]
             head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
-            keys, args = script_args(chunk, self._room_keys, _sent, body, [*head, self.process])
+            keys, args = script_args(chunk, room_keys, _sent, body, [*head, self.process])
             answered(chunk, await self.script(keys, args))
-
-    def _room_keys(self, room: str) -> tuple[str, str, str]:
-        """A room's meta and stream keys and its channel, made once."""
-        rk = self.room_keys.get(room)
-        if rk is None:
-            if len(self.room_keys) > ROOM_KEYS_KEPT:
-                self.room_keys.clear()
-            rk = self.room_keys[room] = (meta_key(room), stream_key(room), channel(room))
-        return rk
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
