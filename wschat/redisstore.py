@@ -8,18 +8,15 @@ messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
 stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
-stream gone while the process knew seqs, gets a new epoch), XADD, remember the id; the ids of
-a call come from one INCRBY, and each room's new entries are published together, one PUBLISH
-per room and call, after a line naming this process. One writer task sends what queued up
-meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call, each room's keys and
-arguments once, packed in C on a connection of its own (`wschat.redisscript`), so a burst costs
-a few round trips and each process reads one pub/sub message per room and batch. The id, seq
-and epoch are written into each `Message` before `done(None)`, and the whole batch's answers
-take one wake-up of the loop; this process delivers its own messages from them, and its broker
-skips their published copy unparsed. `done(exc)` if Redis failed (the senders get
-`store_failed` and resend: a script that did run is then recognised as a repeat, and the
-rooms of the failed call are read again, `resync`, once a call succeeds). What crosses Redis is
-text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
+stream gone while the process knew seqs, gets a new epoch), XADD, remember the id. One writer
+task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call
+(`wschat.redisscript`: one INCRBY for the ids, each room's keys once, one PUBLISH per room
+headed by this process's name). The id, seq and epoch are written into each `Message` before
+`done(None)`; this process delivers its own from there (its broker skips their published
+copy). `done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that
+did run is then a repeat, and the failed call's rooms are read again, `resync`, once a call
+succeeds). What crosses Redis is text made here and by `orjson`, never pickle: `m <id> <seq>
+<epoch> <json>`.
 
 The other commands go to their own modules: accounts, private messages and moderation
 (`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
