@@ -38,6 +38,8 @@ NUMERIC = [
     ("--workers", ["0", "two"]),
     ("--call-timeout", ["0", "nan", "-1", "7200"]),
     ("--redis-ttl", ["2", "x"]),
+    ("--login-wait", ["0", "-1", "nan"]),
+    ("--admin-poll", ["0", "inf"]),
 ]
 
 

@@ -16,14 +16,15 @@ import pytest
 from redisserver import RedisServer
 from support import Client, ServerProcess, start_server
 from test_accounts_e2e import PASSWORD, account
-from test_moderation_e2e import admin, answer, closed_with
+from test_moderation_e2e import ADMIN_POLL, admin, answer, closed_with
 
 pytestmark = pytest.mark.slow
 
 
 def two(redis_server: RedisServer, *extra: str) -> tuple[ServerProcess, ServerProcess]:
     args = ("--redis", redis_server.url, *extra)
-    return ServerProcess(*args).wait_ready(), ServerProcess(*args).wait_ready()
+    a, b = ServerProcess(*args), ServerProcess(*args)  # both start at once
+    return a.wait_ready(), b.wait_ready()
 
 
 async def known_as_registered(port: int, name: str) -> None:
@@ -97,7 +98,7 @@ async def test_accounts_sessions_and_stored_private_messages_hold_on_every_proce
 async def test_a_ban_given_on_one_process_closes_and_refuses_the_user_on_the_other(
     redis_server: RedisServer,
 ) -> None:
-    a, b = two(redis_server, "--admin", "Op")
+    a, b = two(redis_server, "--admin", "Op", "--admin-poll", ADMIN_POLL)
     clients: list[Client] = []
     try:
         op, made = await account(a.port, "register", "Op", password=PASSWORD)
@@ -118,7 +119,7 @@ async def test_a_ban_given_on_one_process_closes_and_refuses_the_user_on_the_oth
         clients.append(troll)
         await op.send({"type": "ban", "username": "Troll", "reason": "spam"})
         await op.expect("moderation", action="ban")
-        # b re-reads moderation from Redis (every 2 s) and closes Troll's connection.
+        # b re-reads moderation from Redis (every --admin-poll) and closes Troll's connection.
         assert await closed_with(troll) == 4003
         again = await Client.open(a.port)
         clients.append(again)
@@ -135,7 +136,7 @@ async def test_a_ban_given_on_one_process_closes_and_refuses_the_user_on_the_oth
         listing = await admin("unused.db", "--redis", redis_server.url, "accounts")
         assert "Op" in listing and "operator" in listing and "banned" in listing.splitlines()[1], listing
         await admin("unused.db", "--redis", redis_server.url, "unban", "Troll")
-        for _ in range(100):  # until b has re-read the bans (every 2 s)
+        for _ in range(100):  # until b has re-read the bans (every --admin-poll)
             back = await Client.open(b.port)
             clients.append(back)
             await back.send({"type": "login", "username": "Troll", "password": PASSWORD})

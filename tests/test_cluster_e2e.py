@@ -107,11 +107,12 @@ async def test_kill_9_of_a_process_ten_times_loses_nothing_acknowledged_and_show
             on_victim = [c for c in clients if c.port == procs[victim].port]
             procs[victim].proc.send_signal(signal.SIGKILL)
             procs[victim].proc.wait()
+            replacement = ServerProcess("--redis", redis_server.url, *FAST)  # starts as they flee
             alive = [p.port for j, p in enumerate(procs) if j != victim]
             for c in on_victim:
                 await c.until(lambda c=c: not c.connected, timeout=10)
             await asyncio.gather(*(c.reconnect(alive) for c in on_victim))
-            procs[victim] = ServerProcess("--redis", redis_server.url, *FAST).wait_ready()
+            procs[victim] = await asyncio.to_thread(replacement.wait_ready)
         await all_until(clients, lambda c: not c.outbox)
         ports = [p.port for p in procs]
         await asyncio.gather(*(c.reconnect(ports) for c in clients))  # everyone resumes once more

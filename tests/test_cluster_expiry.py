@@ -33,7 +33,7 @@ async def test_a_killed_process_frees_its_names_and_its_users_leave_within_the_t
     redis_server: RedisServer,
 ) -> None:
     args = ("--redis", redis_server.url, "--redis-ttl", str(TTL))
-    a, b = (ServerProcess(*args).wait_ready() for _ in range(2))
+    a, b = [p.wait_ready() for p in [ServerProcess(*args), ServerProcess(*args)]]  # started at once
     clients: list[Client] = []
     try:
         bob = await logged_in(b.port, "bob")

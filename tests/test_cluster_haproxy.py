@@ -63,7 +63,8 @@ async def test_terminal_client_and_page_through_haproxy_survive_a_killed_process
     redis_server: RedisServer, tmp_path: Path, terms: list[Term]
 ) -> None:
     ports = [free_port(), free_port()]
-    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    procs = [ServerProcess("--redis", redis_server.url, port=p) for p in ports]
+    procs = [p.wait_ready() for p in procs]  # started at once
     front = free_port()
     haproxy = await start_haproxy(tmp_path, front, ports)
     try:
@@ -121,7 +122,8 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
     """Its process dies while Redis is stopped: the other process cannot check the name
     (store_failed); the page waits and asks again instead of dropping its session."""
     ports = [free_port(), free_port()]
-    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    procs = [ServerProcess("--redis", redis_server.url, port=p) for p in ports]
+    procs = [p.wait_ready() for p in procs]  # started at once
     front = free_port()
     haproxy = await start_haproxy(tmp_path, front, ports)
     try:
@@ -129,6 +131,7 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 page = await browser.new_page()
+                await page.clock.install()  # time flows; the page's wait below is run through
                 refused = asyncio.Event()
                 page.on(
                     "websocket",
@@ -146,7 +149,9 @@ async def test_the_page_keeps_its_session_when_its_name_cannot_be_checked_for_a_
                 procs[mine].proc.wait()
                 await asyncio.wait_for(refused.wait(), 30)
                 await expect(page.locator("#joinView")).to_be_hidden()  # the session is kept
+                await expect(page.locator("#statusText")).to_contain_text("trying again in 5 s")
                 redis_server.resume()
+                await page.clock.run_for(5_000)  # the page's wait: store_failed's retry_after
                 await connected(page)
                 await say(page, "still me")
                 await expect(texts(page, "still me")).to_have_count(1)

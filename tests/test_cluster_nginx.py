@@ -64,7 +64,8 @@ async def test_clients_through_nginx_chat_and_survive_a_killed_process(
     redis_server: RedisServer, tmp_path: Path, terms: list[Term]
 ) -> None:
     ports = [free_port(), free_port()]
-    procs = [ServerProcess("--redis", redis_server.url, port=p).wait_ready() for p in ports]
+    procs = [ServerProcess("--redis", redis_server.url, port=p) for p in ports]
+    procs = [p.wait_ready() for p in procs]  # started at once
     front = free_port()
     nginx = await start_nginx(tmp_path, front, ports)
     ann = ResumingClient("ann")

@@ -13,6 +13,7 @@ from typing import Any
 from support import ROOT, TIMEOUT, Client, start_server
 
 PASSWORD = "correct horse battery"
+ADMIN_POLL = "0.2"  # --admin-poll: how soon a server sees what the admin command line did
 
 
 async def account(port: int, name: str, kind: str = "register", **fields: Any) -> Client:
@@ -190,7 +191,7 @@ async def admin(db: str, *args: str, stdin: str = "") -> str:
 
 async def test_the_admin_command_line_works_on_a_running_servers_database(tmp_path: Path) -> None:
     db = str(tmp_path / "chat.db")
-    srv = await start_server(db=db)
+    srv = await start_server("--admin-poll", ADMIN_POLL, db=db)
     try:
         op = await account(srv.port, "Op")
         bob = await account(srv.port, "Bob")
@@ -203,7 +204,7 @@ async def test_the_admin_command_line_works_on_a_running_servers_database(tmp_pa
         assert "from the host" in (await answer(c, "username_accepted", "username_error"))["message"]
         assert "ban" in await admin(db, "bans")
         await admin(db, "unban", "Bob")
-        for _ in range(100):  # until the server has re-read the bans (every 2 s)
+        for _ in range(100):  # until the server has re-read the bans (every --admin-poll)
             bob = await Client.open(srv.port)
             await bob.send({"type": "login", "username": "Bob", "password": PASSWORD})
             got = await answer(bob, "username_accepted", "username_error")
@@ -214,7 +215,7 @@ async def test_the_admin_command_line_works_on_a_running_servers_database(tmp_pa
             await asyncio.sleep(0.1)  # polling for the re-read; the answer is the event
         assert got["type"] == "username_accepted"
         await admin(db, "reset-password", "Bob", stdin="a brand new secret\n")
-        assert await closed_with(bob) == 4001  # the server noticed the reset (every 2 s)
+        assert await closed_with(bob) == 4001  # the server noticed the reset (every --admin-poll)
         c = await account(srv.port, "Bob", "login", password="a brand new secret")
         await c.close()
         audit = await admin(db, "audit")

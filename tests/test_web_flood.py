@@ -26,7 +26,6 @@ SENDERS = 4
 BATCH = 100  # each sender has at most this many in flight: well under the burst of 1,000
 BATCHES = 25  # 4 senders x 25 batches x 100 = 10,000 messages
 PAUSE = 0.25  # between batches: at most 400 messages/s per sender, under the rate of 500/s
-ANSWER_WITHIN = 10.0  # generous: the old page took 24 s at the median
 WINDOW = 300  # the page's bound on message nodes per conversation (WINDOW in the page)
 
 VISIBLE_MSGS = "document.querySelectorAll('.list:not([hidden]) > .msg').length"
@@ -46,15 +45,20 @@ async def test_the_page_stays_responsive_under_ten_thousand_messages_and_shows_t
     pages: Pages, server: ChatServer, clients: Callable[..., Any]
 ) -> None:
     assert FAST[:2] == ("--rate", "500") and FAST[2:] == ("--burst", "1000")
+    # The page must answer before the server would give up on it: a connection silent for two
+    # ping intervals is dropped (the old page took 24 s at the median, and was dropped).
+    answer_within = 2 * server.opts.ping_interval
     senders = [await clients(server.port, f"flood{i}") for i in range(SENDERS)]
     page = await pages.new()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     await join(page, server.port, "Reader")
 
     flood = asyncio.gather(*(send_batches(c, i) for i, c in enumerate(senders)))
     slowest, most_nodes, probes = 0.0, 0, 0
     while not flood.done():
         started = time.monotonic()
-        nodes = await asyncio.wait_for(page.evaluate(VISIBLE_MSGS), ANSWER_WITHIN)
+        nodes = await asyncio.wait_for(page.evaluate(VISIBLE_MSGS), answer_within)
         slowest = max(slowest, time.monotonic() - started)
         most_nodes = max(most_nodes, nodes)
         probes += 1
@@ -67,11 +71,12 @@ async def test_the_page_stays_responsive_under_ten_thousand_messages_and_shows_t
 
     await expect(texts(page, "the flood is over")).to_be_visible()
     assert probes >= 3, "the flood ended before the page was probed"
-    assert slowest < ANSWER_WITHIN
+    assert slowest < answer_within
     assert most_nodes <= WINDOW
     shown = page.locator(".list:not([hidden]) > .msg .text")
     assert await shown.count() <= WINDOW
     assert await page.locator("#status").get_attribute("data-state") == "connected"
+    assert len(sockets) == 1  # never dropped (a reconnect would have opened another)
 
     before = await shown.first.inner_text()  # older messages come back from memory on scroll
     await page.locator(".list:not([hidden])").evaluate("el => { el.scrollTop = 0; }")

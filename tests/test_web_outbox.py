@@ -300,6 +300,7 @@ async def test_a_session_taken_over_elsewhere_is_not_reconnected(
     pages: Pages, server: ChatServer, clients: Callable[..., Any]
 ) -> None:
     page = await pages.new()
+    await page.clock.install()  # time flows; the window below is run through at once
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     await join(page, server.port, "Alice")
@@ -309,8 +310,8 @@ async def test_a_session_taken_over_elsewhere_is_not_reconnected(
     await expect(page.locator("#statusText")).to_contain_text("signed in from another tab or device")
     await expect(page.locator("#retryBtn")).to_have_text("Reconnect here")
     await expect(page.locator("#msgInput")).to_be_disabled()
-    # Not a synchronisation: a window in which an automatic reconnect (first delay <= 1 s)
-    # would have happened.
-    await asyncio.sleep(1.5)
+    # The page's timers run through 5 s, in which an automatic reconnect (first delay <= 1 s)
+    # would have started; it would have shown "reconnecting", then "connecting".
+    await page.clock.run_for(5_000)
+    assert await page.locator("#status").get_attribute("data-state") == "offline"
     assert len(sockets) == 1
-    await expect(page.locator("#status")).to_have_attribute("data-state", "offline")

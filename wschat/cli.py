@@ -90,6 +90,8 @@ def hub_config(opts: argparse.Namespace) -> Config:
         # a piece of a file and its header (1 + 16 bytes of upload id) fit one frame
         upload_chunk=min(256 * 1024, opts.max_frame_bytes - 32),
         accounts_required=opts.accounts == "required",
+        login_wait=opts.login_wait,
+        admin_poll=opts.admin_poll,
         admins=frozenset(name_key(name) for name in opts.admin),
         call_timeout=opts.call_timeout,
         ice_servers=callopts.ice_servers(opts),
@@ -322,12 +324,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse pages whose origin is 'null' (opened from disk, or sandboxed by another site)",
     )
+    _account_arguments(who)
+    callopts.add_arguments(ap)
+    add_lan_arguments(ap)  # --name, --no-mdns, --no-qr, --version
+    ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    return ap
+
+
+def _account_arguments(who: argparse._ArgumentGroup) -> None:
+    """Accounts: who may chat, failed log-ins, operators."""
     who.add_argument(
         "--accounts",
         choices=("open", "required"),
         default="open",
         help="'open': guests chat too, registered names are kept for their accounts; 'required': "
         "only registered accounts may chat (anyone who reaches the server can still register)",
+    )
+    who.add_argument(
+        "--login-wait",
+        type=seconds(),
+        default=1.0,
+        metavar="SECONDS",
+        help="after 5 failed log-ins to one name (or 20 from one address), the wait before the next "
+        "try; each further failure doubles it, up to 15 minutes",
     )
     who.add_argument(
         "--admin",
@@ -338,7 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
         "moderate every room (repeatable; without it, the first account registered is the operator). "
         "'chat-server.py admin --help' lists what the host can do without a client",
     )
-    callopts.add_arguments(ap)
-    add_lan_arguments(ap)  # --name, --no-mdns, --no-qr, --version
-    ap.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    return ap
+    who.add_argument(
+        "--admin-poll",
+        type=seconds(),
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the server looks for what 'chat-server.py admin' changed while it runs "
+        "(bans, operators, reset passwords)",
+    )

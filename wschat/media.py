@@ -28,9 +28,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
-
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from wschat import protocol as p
 from wschat.features.media_rules import (
@@ -52,6 +50,9 @@ THUMB_SIZE = (480, 480)
 PARTIAL_MAX_AGE = 7 * 86400  # seconds an abandoned partial upload is kept for a resume
 
 Done = Any
+
+if TYPE_CHECKING:  # Pillow is imported when the first image arrives, not at every start
+    from PIL import Image
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -201,6 +202,8 @@ class MediaStore:
             mime = sniff(f.read(512))
         if not inline(mime):
             return StoredFile(mime)
+        from PIL import Image
+
         try:
             with warnings.catch_warnings():
                 # our own limit (below) is lower and says more than Pillow's warning
@@ -219,6 +222,8 @@ class MediaStore:
             return StoredFile(OCTET)  # image magic, not an image: served as an attachment
 
     def _thumbnail(self, im: Image.Image, blob: Path, mime: str) -> StoredFile:
+        from PIL import ImageOps
+
         im = ImageOps.exif_transpose(im)  # orientation applied; the thumbnail keeps no EXIF or GPS
         width, height = im.size
         im.thumbnail(THUMB_SIZE)

@@ -19,18 +19,16 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING
 
 from wschat.cli import DEFAULT_DB
 from wschat.hub import Hub
 from wschat.records import Snapshot
-from wschat.redisaccountimport import import_accounts
-from wschat.redisbroker import RedisBroker, Run
-from wschat.redisimport import import_sqlite
-from wschat.redisnames import NAME_TTL
-from wschat.redisstore import RedisStore
 from wschat.store import Notify, Store, StoreError, open_store
+
+if TYPE_CHECKING:  # redis is imported with --redis only: it cost every other start 60 ms of CPU
+    from wschat.redisbroker import RedisBroker, Run
+    from wschat.redisstore import RedisStore
 
 log = logging.getLogger("wschat.redismode")
 
@@ -42,6 +40,8 @@ class Cluster:
     snapshot: Snapshot
 
     async def start(self, run: Run, hub: Hub) -> None:
+        from redis.exceptions import RedisError
+
         self.broker.attach(run, hub)
         try:
             await self.broker.start()
@@ -74,10 +74,17 @@ def _progress(line: str) -> None:
 
 
 async def open_cluster(
-    url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000, ttl: int = NAME_TTL
+    url: str, notify: Notify, *, db: str, history_cap: int, window: int = 1000, ttl: int | None = None
 ) -> Cluster:
     """Reach Redis, import `db` (history and accounts) once, read the start-up snapshot
-    (StoreError: one sentence)."""
+    (StoreError: one sentence). `ttl`: the names' (`wschat.redisnames.NAME_TTL` by default)."""
+    from wschat.redisaccountimport import import_accounts
+    from wschat.redisbroker import RedisBroker
+    from wschat.redisimport import import_sqlite
+    from wschat.redisnames import NAME_TTL
+    from wschat.redisstore import RedisStore
+
+    ttl = NAME_TTL if ttl is None else ttl
     try:
         store = RedisStore(url, notify, history_cap=history_cap, window=window, ttl=ttl)
     except ValueError as exc:  # redis-py's word for a malformed URL

@@ -20,8 +20,6 @@ from wschat.hub.state import Session
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
-REREAD = 2.0  # seconds between re-reads of the database (the admin command line writes it)
-
 
 def subject_of(s: Session) -> str:
     """What a ban or a mute of `s` is aimed at: its account, or (a guest) its address."""

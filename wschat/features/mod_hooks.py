@@ -8,8 +8,9 @@
   (a guest by address, so a new guest name from that address is refused too); those of `chat`
   and `private` refuse a muted sender (`muted`, with `retry_after`);
 - `tick`: mutes and bans that run out end (a room event "unmute" by the Server), and every
-  `REREAD` seconds the hub re-reads moderation from the store, where the admin command line
-  writes, then applies what changed (a new server ban closes the connections it covers).
+  `Config.admin_poll` seconds (--admin-poll) the hub re-reads moderation from the store, where
+  the admin command line writes, then applies what changed (a new server ban closes the
+  connections it covers).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
 from wschat.features import mod_wire, moderation
-from wschat.features.mod_book import REREAD, remaining, subject_of
+from wschat.features.mod_book import remaining, subject_of
 from wschat.features.mod_records import ModState, ReadModeration, Restriction
 from wschat.hub.handlers import HANDLERS
 from wschat.hub.state import GENERAL, Room, Session
@@ -165,7 +166,7 @@ def tick(hub: Hub, now: float) -> list[Effect]:
                     frame = moderation.notice(undo, moderation.SERVER, now, username=o.name)
                     out.append(Send((o.cid,), frame))
     if now >= book.next_reread and not book.rereading and not book.pending:
-        book.next_reread = now + REREAD
+        book.next_reread = now + hub.config.admin_poll
         book.rereading = True
         out.append(hub.ask(ReadModeration(now), _reread, book.generation))
     return out

@@ -3,9 +3,10 @@ few seconds, and the account's open connections closed. NO I/O.
 
 The admin command line works on the database while the server runs; it ends the account's
 session rows and adds a row to a change counter (the `session_ends` table, its numbers only
-growing). Every `EVERY` seconds the hub asks the store for the rows after the last number it saw
-(`ReadSessionEnds`: one indexed read), and closes every connection of those accounts here with
-4001 (`CLOSE_SESSION_ENDED`), as a password changed in a client does for the other devices.
+growing). Every `Config.admin_poll` seconds (--admin-poll, 2 by default) the hub asks the store
+for the rows after the last number it saw (`ReadSessionEnds`: one indexed read), and closes every
+connection of those accounts here with 4001 (`CLOSE_SESSION_ENDED`), as a password changed in a
+client does for the other devices.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from wschat.hub import devices
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
-EVERY = 2.0  # seconds between two looks at the change counter
-
 
 class Watch:
     def __init__(self) -> None:
@@ -34,7 +33,7 @@ def tick(hub: Hub, now: float) -> list[Effect]:
     watch: Watch = hub.session_watch
     if watch.asking or now < watch.next_look:
         return []
-    watch.asking, watch.next_look = True, now + EVERY
+    watch.asking, watch.next_look = True, now + hub.config.admin_poll
     return [hub.ask(ReadSessionEnds(watch.seen), _read, None)]
 
 

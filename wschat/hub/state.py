@@ -50,6 +50,9 @@ class Config:
     login_wait_cap: float = 900.0
     # moderation (wschat.features.moderation): --admin, as name keys
     admins: frozenset[str] = frozenset()
+    # --admin-poll: seconds between looks at what the host's admin command line changed (bans,
+    # operators: features/mod_hooks; ended sessions: features/session_watch)
+    admin_poll: float = 2.0
     # calls (wschat.features.calls): how long a call rings; the ICE servers handed to the pages
     call_timeout: float = 45.0
     ice_servers: tuple[dict, ...] = ()
