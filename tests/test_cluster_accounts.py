@@ -179,6 +179,9 @@ async def test_accounts_of_a_host_that_grows_to_redis_come_along(
     try:
         back, frame = await account(grown.port, "login", "Alice", session_token=token)
         assert frame["type"] == "username_accepted" and frame["session_id"] == session_id, frame
+        # a private message resent after the move is recognised: acknowledged, not stored again
+        await back.send({"type": "private", "to": "Bob", "message": "kept", "client_msg_id": "k1"})
+        assert (await back.expect("ack", client_msg_id="k1")).get("duplicate") is True
         await back.close()
         bob, frame = await account(grown.port, "login", "Bob", password=PASSWORD)
         assert frame["type"] == "username_accepted", frame

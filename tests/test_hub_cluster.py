@@ -8,6 +8,8 @@ from typing import Any
 from hubharness import Harness, only
 
 from wschat.broker import LocalBroker
+from wschat.features import mod_cluster
+from wschat.features.mod_records import RemoteKick
 from wschat.hub import Config, Hub, Message
 from wschat.records import ReadRange
 
@@ -164,3 +166,54 @@ def test_a_room_redis_lost_starts_a_new_epoch_and_its_members_are_told() -> None
         [],
     )
     assert (chat["type"], chat["seq"]) == ("chat", 1)
+
+
+def test_a_user_here_and_on_another_process_is_listed_once_and_leaves_with_its_last_process() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.login(2, "carol")
+    h.take(2)
+    h.run(h.hub.remote_presence("general", "alice", "procB", "join", h.now))  # another device of hers
+    assert only(h.take(2), "user_join") == []
+    h.send(2, {"type": "get_users", "room": "general"})
+    [listed] = only(h.take(2), "online_users")
+    assert (sorted(listed["users"]), listed["count"]) == (["alice", "carol"], 2)
+    h.run(h.hub.disconnect(1, h.now))  # her device here goes; the one on procB stays
+    assert only(h.take(2), "user_leave") == []
+    h.send(2, {"type": "get_users", "room": "general"})
+    assert only(h.take(2), "online_users")[0]["users"] == ["carol", "alice"]
+    h.run(h.hub.remote_presence("general", "alice", "procB", "disconnect", h.now))  # her last
+    [leave] = only(h.take(2), "user_leave")
+    assert (leave["username"], leave["online_users"], leave["reason"]) == ("alice", 1, "disconnect")
+
+
+def test_a_room_left_on_another_process_is_left_by_the_users_connections_here() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.login(2, "carol")
+    h.take(1)
+    h.take(2)
+    h.run(h.hub.remote_presence("general", "alice", "procB", "join", h.now))
+    h.run(h.hub.remote_presence("general", "alice", "procB", "leave", h.now))  # she asked to leave
+    assert only(h.take(1), "left") == [{"type": "left", "room": "general"}]
+    [leave] = only(h.take(2), "user_leave")
+    assert (leave["username"], leave["reason"]) == ("alice", "leave")
+    assert "alice" not in h.hub.rooms["general"].remote and 1 not in h.hub.rooms["general"].members
+
+
+def test_a_mute_or_a_server_ban_from_another_process_applies_here_at_once() -> None:
+    h = ClusterHarness()
+    h.login(1, "gus")
+    h.take(1)
+    subject = f"address:{h.hub.sessions[1].address}"
+    mute = RemoteKick("", 1, "", "Op", "calm", "mute", subject, "gus", h.now + 60)
+    h.run(mod_cluster.arrived(h.hub, mute.payload(), h.now))
+    [told] = only(h.take(1), "moderation")
+    assert (told["action"], told["by"], told["reason"]) == ("mute", "Op", "calm")
+    h.send(1, {"type": "private", "to": "nobody", "message": "hi"})
+    assert only(h.take(1), "error")[0]["code"] == "muted"
+    h.run(mod_cluster.arrived(h.hub, b"not json at all", h.now))  # nothing but what we wrote
+    assert h.take(1) == [] and 1 not in h.closed
+    ban = RemoteKick("", 1, "", "Op", "spam", "ban", subject, "gus")
+    h.run(mod_cluster.arrived(h.hub, ban.payload(), h.now))
+    assert only(h.take(1), "moderation")[0]["action"] == "ban" and h.closed[1][0] == 4003

@@ -187,6 +187,10 @@ class ClaimName(Command):
     token: str
     offered: str
     force: bool = False  # an account that logged in: take the name over wherever it is held
+    # An account's device (its session id): the name is shared by all of the account's devices,
+    # cluster-wide; only an older connection of this same device is taken over.
+    session_id: str = ""
+    address: str = ""  # the peer's address (a guest is banned by it, from any process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,29 @@ class UserPlace:
     process: str
     cid: int
     name: str
+    session_id: str = ""  # an account's device ("" for a guest)
+    address: str = ""  # the connection's peer address
+    presence: str = "online"  # what the device says (online, away, busy)
+    status: str = ""  # the user's status line as that process knows it
+
+
+@dataclass(frozen=True, slots=True)
+class FindDevices(Command):
+    """Every connection of the user with name key `key` on the *other* processes (an account's
+    devices, or a guest's one connection). Result: a tuple of `UserPlace`s (empty: none)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveLive(Command):
+    """Cluster mode: connection `cid` of user `key` (this process) now says `presence` and the
+    user's status is `status`, so that `whois` on another process answers live. Result: None."""
+
+    key: str
+    cid: int
+    presence: str
+    status: str
 
 
 @dataclass(frozen=True, slots=True)

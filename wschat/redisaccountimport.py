@@ -24,7 +24,7 @@ import redis
 from wschat.redisaccounts import A, acct_key, sess_key
 from wschat.rediskeys import keys_key
 from wschat.redismod import AUDIT_KEPT, M
-from wschat.redisprivate import P
+from wschat.redisprivate import SENT_TTL, P, sent_key
 
 RAISE_LUA = """
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
@@ -109,6 +109,8 @@ def _private(db: sqlite3.Connection, r: redis.Redis) -> None:
         pipe.zadd(P + f"by:{sk}", {mid: mid})
         pipe.zadd(P + f"by:{rk}", {mid: mid})
         pipe.zadd(P + f"conv:{conv}", {mid: seq})
+        if cmid is not None:  # a resend after the move is recognised, as one stored in Redis
+            pipe.set(sent_key(sk, cmid), f"{mid} {seq}", ex=SENT_TTL)
         if delivered is None:
             pipe.zadd(P + f"waiting:{rk}", {mid: mid})
         else:

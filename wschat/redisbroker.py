@@ -14,7 +14,8 @@ room's channel, both text (never pickle):
 - `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
   the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
   lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
-  (name -> process), read after each subscription (`Hub.remote_members`). Every process keeps
+  (`<name>\n<process>` -> process: an account may be in a room on several processes), read
+  after each subscription (`Hub.remote_members`). Every process keeps
   `wschat:alive:<process>` alive (TTL `--redis-ttl`, 30 s by default, refreshed every third of
   it); one whose key expired has
   died: its users leave every room (`Hub.process_gone`) and the hashes forget them.
@@ -31,14 +32,14 @@ reconnect storms); `health_check_interval` pings the connection while it is idle
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
 for one of its connections, `Forward`), `c <json>` (call frames for its users, `RelayCall`:
 `Hub.call_arrived`), `t <connection>` (that session was taken over on
-another process: `Hub.taken_over`) and `k <connection> <by>`, room and reason on lines of their
-own (a moderator elsewhere kicked it: `moderation.kicked_here`). Names are claimed through the
+another process: `Hub.taken_over`) and `k <json>` (a moderator elsewhere kicked, muted or
+banned it: `RemoteKick`, `wschat.features.mod_cluster.arrived`). Names are claimed through the
 store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
 
 `wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
 password change (their connections here close, `wschat.features.accounts.sessions_ended`).
-Bans need no message: every process re-reads moderation from Redis every two seconds.
+Every process also re-reads moderation from Redis every two seconds (the admin command line's bans).
 `wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
 `live.remote_read` keeps it, tells the user's connections here and a small room's members.
 After a reconnect, registered names and read positions are read from Redis again, for what was
@@ -58,8 +59,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts, live, moderation
-from wschat.hub import Hub
+from wschat.features import accounts, live, mod_cluster
+from wschat.hub import Hub, cluster
 from wschat.redisaccounts import NEWS
 from wschat.redisreads import READS
 from wschat.redisreads import parse as parse_read
@@ -79,6 +80,11 @@ def online_key(room: str) -> str:
 
 def alive_key(process: str) -> str:
     return f"{PREFIX}alive:{process}"
+
+
+def online_field(name: str, process: str) -> str:
+    """A user's field in a room's `online` hash: one per process it is in the room on."""
+    return f"{name}\n{process}"
 
 
 Run = Callable[[list[Effect]], None]
@@ -152,10 +158,11 @@ class RedisBroker:
         return Send(tuple(self.members.get(room, ())), data)
 
     def presence(self, room: str, name: str, event: str) -> None:
+        field = online_field(name, self.process)
         if event in ("join", "resume"):
-            self.outbox.put_nowait(("hset", online_key(room), (name, self.process)))
+            self.outbox.put_nowait(("hset", online_key(room), (field, self.process)))
         else:
-            self.outbox.put_nowait(("hdel", online_key(room), (name, self.process)))
+            self.outbox.put_nowait(("hdel", online_key(room), (field, self.process)))
         message = f"p {self.process} {event} {name}".encode()
         self.outbox.put_nowait(("publish", channel(room), (message,)))
 
@@ -191,7 +198,10 @@ class RedisBroker:
             online = None
         now = time.time()
         if online is not None and room in self.members:
-            members = {k.decode(): v.decode() for k, v in online.items() if v.decode() != self.process}
+            members: dict[str, set[str]] = {}
+            for k, v in online.items():
+                if v.decode() != self.process:
+                    members.setdefault(k.decode().rpartition("\n")[0], set()).add(v.decode())
             self.run(self.hub.remote_members(room, members, now))
         self.run(self.hub.resync(room, now))
 
@@ -270,10 +280,8 @@ class RedisBroker:
             self.run(hub.call_arrived(data[2:], now))
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
-        elif kind == b"k ":  # a moderator on another process kicked one of this process's connections
-            head, room, reason = data[2:].decode().split("\n", 2)
-            cid, by = head.split(" ", 1)
-            self.run(moderation.kicked_here(hub, int(cid), room, by, reason, now))
+        elif kind == b"k ":  # a moderator on another process acted on one of this process's connections
+            self.run(mod_cluster.arrived(hub, data[2:], now))
 
     async def _refresh_shared(self) -> None:
         """After a reconnect: registrations and read positions published meanwhile were missed
@@ -345,7 +353,7 @@ class RedisBroker:
         while True:
             await asyncio.sleep(self.store.ttl / 3)
             hub = self.hub
-            processes = sorted({p for r in hub.rooms.values() for p in r.remote.values()} if hub else ())
+            processes = cluster.processes(hub) if hub else []
             try:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.set(alive_key(self.process), 1, ex=self.store.ttl)
@@ -360,11 +368,10 @@ class RedisBroker:
             for process, up in zip(processes, alive, strict=True):
                 if not up and hub is not None:
                     log.info("process %s stopped answering; its users are gone", process)
-                    gone = {
-                        (r.name, w) for r in hub.rooms.values() for w, p in r.remote.items() if p == process
-                    }
-                    for room, who in gone:
-                        self.outbox.put_nowait(("hdel", online_key(room), (who, process)))
+                    for room, who in cluster.people_of(hub, process):
+                        self.outbox.put_nowait(
+                            ("hdel", online_key(room), (online_field(who, process), process))
+                        )
                     self.run(hub.process_gone(process, time.time()))
 
     async def _drain_outbox(self) -> None:

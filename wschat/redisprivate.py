@@ -11,7 +11,9 @@ message still waiting for delivery. Keys (prefix `wschat:pm:`):
   (a hash: id -> when the recipient first got it);
 - `by:<account>` (a sorted set of the ids an account sent or received, by id),
   `conv:<conversation>` (its ids by seq), `waiting:<account>` (ids not delivered yet);
-- `cursor` (a hash: session id -> last id given to that device).
+- `cursor` (a hash: session id -> last id given to that device);
+- `sent:<len>:<sender>:<client_msg_id>` ("<id> <seq>" of a stored message, for a day): a resend
+  is recognised atomically by the storing script, after a restart and on any process.
 """
 
 from __future__ import annotations
@@ -30,23 +32,39 @@ from wschat.features.private_records import (
 )
 
 P = "wschat:pm:"
+SENT_TTL = 86_400  # how long a client_msg_id is recognised (as a room message's, wschat.redisstore)
 
-# KEYS: next, seq, msg, then per message: by:sender, by:recipient, conv, waiting:recipient
-# ARGV: per message: conversation, JSON.   Returns per message: id, seq.
+# KEYS: next, seq, msg, then per message: by:sender, by:recipient, conv, waiting:recipient,
+#       sent:<sender>:<client_msg_id> (or "" without one)
+# ARGV: sent TTL, then per message: conversation, JSON.   Returns per message: id, seq, repeat (0/1).
+# A client_msg_id stored before (a resend, to any process, after a restart too) answers the
+# stored copy's id and seq and stores nothing, in the same atomic step (as the room script).
 STORE_LUA = """
 local out = {}
-for i = 0, (#KEYS - 3) / 4 - 1 do
-  local k = 4 + 4 * i
-  local conv, json = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
-  local id = redis.call('INCR', KEYS[1])
-  local seq = redis.call('HINCRBY', KEYS[2], conv, 1)
-  redis.call('HSET', KEYS[3], id, seq .. ' ' .. json)
-  redis.call('ZADD', KEYS[k], id, id)
-  redis.call('ZADD', KEYS[k + 1], id, id)
-  redis.call('ZADD', KEYS[k + 2], seq, id)
-  redis.call('ZADD', KEYS[k + 3], id, id)
-  out[#out + 1] = id
-  out[#out + 1] = seq
+for i = 0, (#KEYS - 3) / 5 - 1 do
+  local k = 4 + 5 * i
+  local conv, json = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local sent = KEYS[k + 4]
+  local before = false
+  if sent ~= '' then before = redis.call('GET', sent) end
+  if before then
+    local id, seq = string.match(before, '^(%d+) (%d+)$')
+    out[#out + 1] = id
+    out[#out + 1] = seq
+    out[#out + 1] = 1
+  else
+    local id = redis.call('INCR', KEYS[1])
+    local seq = redis.call('HINCRBY', KEYS[2], conv, 1)
+    redis.call('HSET', KEYS[3], id, seq .. ' ' .. json)
+    redis.call('ZADD', KEYS[k], id, id)
+    redis.call('ZADD', KEYS[k + 1], id, id)
+    redis.call('ZADD', KEYS[k + 2], seq, id)
+    redis.call('ZADD', KEYS[k + 3], id, id)
+    if sent ~= '' then redis.call('SET', sent, id .. ' ' .. seq, 'EX', ARGV[1]) end
+    out[#out + 1] = id
+    out[#out + 1] = seq
+    out[#out + 1] = 0
+  end
 end
 return out
 """
@@ -92,6 +110,11 @@ def _record(mid: int, raw: bytes, delivered: bytes | None) -> StoredPrivate:
     return m
 
 
+def sent_key(sender_key: str, cmid: str) -> str:
+    """Where the id and seq of `sender_key`'s stored message with this client_msg_id are kept."""
+    return P + f"sent:{len(sender_key)}:{sender_key}:{cmid}"
+
+
 class RedisPrivate:
     """`StorePrivate`, `MarkDelivered`, `ReadMissed`, `ReadConversation` and device cursors."""
 
@@ -102,14 +125,16 @@ class RedisPrivate:
 
     async def store(self, c: StorePrivate) -> None:
         keys: list[str] = [P + "next", P + "seq", P + "msg"]
-        args: list[Any] = []
+        args: list[Any] = [SENT_TTL]
         for m in c.messages:
             keys += [P + f"by:{m.sender_key}", P + f"by:{m.recipient_key}"]
             keys += [P + f"conv:{m.conversation}", P + f"waiting:{m.recipient_key}"]
+            cmid = m.client_msg_id
+            keys.append(sent_key(m.sender_key, cmid) if cmid is not None else "")
             args += [m.conversation, _json(m)]
         out = await self.store_script(keys=keys, args=args)
         for i, m in enumerate(c.messages):
-            m.id, m.seq = int(out[2 * i]), int(out[2 * i + 1])
+            m.id, m.seq, m.duplicate = int(out[3 * i]), int(out[3 * i + 1]), bool(out[3 * i + 2])
 
     async def mark_delivered(self, c: MarkDelivered) -> None:
         args: list[Any] = [c.ts, len(c.ids), *c.ids]

@@ -47,6 +47,7 @@ from wschat.records import (
     Append,
     ClaimName,
     Command,
+    FindDevices,
     FindUser,
     Forward,
     LoadRoom,
@@ -55,6 +56,7 @@ from wschat.records import (
     ReadPage,
     ReadRange,
     RoomState,
+    SaveLive,
     SaveReads,
     Search,
     Snapshot,
@@ -181,6 +183,7 @@ class RedisStore(Store):
         ReadMessage: "read_message",
         ClaimName: "claim_name",
         FindUser: "find_user",
+        **dict.fromkeys((FindDevices, SaveLive), "user_work"),  # wschat.redisnames
         Forward: "forward",
         RelayCall: "relay_call",
         SaveReads: "save_reads",
@@ -366,6 +369,9 @@ class RedisStore(Store):
     def find_user(self, command: FindUser, done: Done) -> None:
         self._run(done, self.names.find(command), f"finding {command.key}")
 
+    def user_work(self, command: Command, done: Done) -> None:
+        self._run(done, self.names.work(command), type(command).__name__)
+
     def forward(self, command: Forward, done: Done) -> None:
         data = b"d " + str(command.cid).encode() + b" " + command.data
         self._run(done, self._to_process(command.process, data), "forwarding a private message")
@@ -375,9 +381,8 @@ class RedisStore(Store):
         self._run(done, published, "relaying a call's set-up")  # result: how many listened
 
     def remote_kick(self, command: RemoteKick, done: Done) -> None:
-        c = command
-        data = f"k {c.cid} {c.by}\n{c.room}\n{c.reason}".encode()
-        self._run(done, self._to_process(c.process, data), "kicking on another process")
+        published = self._to_process(command.process, b"k " + command.payload())
+        self._run(done, published, "moderating on another process")
 
     async def _to_process(self, process: str, data: bytes) -> bool:
         """Publish on a process's own channel; whether it is there (subscribed)."""

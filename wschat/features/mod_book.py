@@ -44,6 +44,9 @@ class ModBook:
         self.generation = 0  # counts changes: a re-read asked before one is stale
         self.rereading = False
         self.next_reread = 0.0
+        # cluster mode: where the user an action names is on the other processes, while that
+        # action's handler runs (wschat.features.mod_cluster); name key -> its places
+        self.places: dict[str, tuple] = {}
 
     def load(self, state: ModState) -> None:
         self.operators = dict(state.operators)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
+
 from wschat.records import Command
 
 
@@ -66,13 +68,33 @@ class Moderate(Command):
 @dataclass(frozen=True, slots=True)
 class RemoteKick(Command):
     """Cluster mode: connection `cid` of another `process` is kicked by `by` out of `room` ("":
-    off the server), for `reason`; that process takes it out. Result: whether it is there."""
+    off the server), for `reason`; that process takes it out. Result: whether it is there.
+
+    `action` extends it to the other actions on a user (`wschat.features.mod_cluster`): "mute",
+    "unmute" and "ban" of `subject` (`until`: the restriction's end, 0 for none), which that
+    process applies at once instead of at its next re-read of moderation.
+    """
 
     process: str
     cid: int
     room: str
     by: str
     reason: str
+    action: str = "kick"
+    subject: str = ""
+    name: str = ""  # the name shown (whom it is aimed at)
+    until: float = 0.0
+
+    def payload(self) -> bytes:
+        """What crosses Redis to that process (JSON, never pickle)."""
+        fields = {"c": self.cid, "r": self.room, "b": self.by, "why": self.reason, "a": self.action}
+        return orjson.dumps(fields | {"s": self.subject, "n": self.name, "u": self.until})
+
+    @classmethod
+    def parse(cls, process: str, data: bytes) -> RemoteKick:
+        """The command `payload` made (ValueError or KeyError if it is not one)."""
+        f = orjson.loads(data)
+        return cls(process, int(f["c"]), f["r"], f["b"], f["why"], f["a"], f["s"], f["n"], float(f["u"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
 from wschat.features import events, mod_wire
 from wschat.features.mod_book import subject_of
-from wschat.features.mod_records import Moderate, RemoteKick, Restriction
+from wschat.features.mod_records import Moderate, Restriction
 from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, FindUser, Message, UserPlace
+from wschat.records import Append, Message
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -100,7 +100,7 @@ def _target(hub: Hub, s: Session, room: Room | None, username: str) -> tuple[str
     cid = hub.by_key.get(key)
     other = hub.sessions.get(cid) if cid is not None else None
     registered = key in hub.accounts.registered
-    if other is None and not registered:
+    if other is None and not registered and not hub.moderation.places.get(key):
         raise Refused(p.NO_SUCH_USER, f"{username} is not online (and has no account).")
     if key == s.key:
         raise Refused(p.NOT_ALLOWED, "You cannot do that to yourself.")
@@ -144,10 +144,13 @@ def _guarded(handler: Any) -> Any:
 def kick(hub: Hub, s: Session, req: mod_wire.Kick, now: float) -> list[Effect]:
     room = _room_for(hub, s, req.room)
     key, other, registered = _target(hub, s, room, req.username)
-    if other is None and hub.broker.names_by_store:  # cluster mode: perhaps on another process
-        return [hub.ask(FindUser(key), _kick_found, (s.cid, req, registered))]
+    places = hub.moderation.places.get(key, ())
+    if other is None and places:  # cluster mode: on other processes only (mod_cluster tells them)
+        return _kick_elsewhere(hub, s, room, req, places[0].name, registered, now)
     if other is None:
         raise Refused(p.NO_SUCH_USER, f"{req.username} is not online.")
+    if room is not None and other.cid not in room.members:
+        raise Refused(p.NOT_IN_ROOM, f"{other.name} is not in #{room.name}.")
     where = room.name if room is not None else ""
     subject = subject_of(other)
     out: list[Effect] = [record(hub, s, "kick", where, subject, other.name, value=req.reason, now=now)]
@@ -156,33 +159,24 @@ def kick(hub: Hub, s: Session, req: mod_wire.Kick, now: float) -> list[Effect]:
         gone = devices.connections(hub, other.key)
         byes = [Close(cid, p.CLOSE_KICKED, "kicked by an operator") for cid in gone]
         return [*out, Send((s.cid, *gone), frame), *byes]
-    if other.cid not in room.members:
-        raise Refused(p.NOT_IN_ROOM, f"{other.name} is not in #{room.name}.")
     frame = notice("kick", s.name, now, room=room.name, username=other.name, reason=req.reason)
     _out_of_room(hub, other, room, frame, now, out)
     out.append(room_event(hub, s, room, "kick", now, req.reason, username=other.name))
     return out
 
 
-def _kick_found(hub: Hub, ctx: tuple[int, mod_wire.Kick, bool], place: Any, now: float) -> list[Effect]:
-    """Cluster mode: the one to kick is on another process: record it, and that process acts."""
-    cid, req, registered = ctx
-    s = hub.sessions.get(cid)
-    if s is None:
-        return []
-    if not isinstance(place, UserPlace):
-        return [hub.error(s, p.NO_SUCH_USER, f"{req.username} is not online.")]
-    room = hub.rooms.get(req.room) if req.room is not None else None
-    if req.room is not None and (room is None or cid not in room.members):
-        return []  # the kicker left the room meanwhile
+def _kick_elsewhere(
+    hub: Hub, s: Session, room: Room | None, req: mod_wire.Kick, name: str, registered: bool, now: float
+) -> list[Effect]:
+    """Cluster mode: the one to kick is on other processes only: record it here; those processes
+    take it out (`RemoteKick`, sent by `wschat.features.mod_cluster`)."""
     where = room.name if room is not None else ""
-    key = name_key(place.name)
+    key = name_key(name)
     subject = f"account:{key}" if registered else f"name:{key}"
-    out = [record(hub, s, "kick", where, subject, place.name, value=req.reason, now=now)]
-    out.append(hub.ask(RemoteKick(place.process, place.cid, where, s.name, req.reason), _kick_sent, None))
+    out = [record(hub, s, "kick", where, subject, name, value=req.reason, now=now)]
     if room is None:
-        return [*out, Send((cid,), notice("kick", s.name, now, username=place.name, reason=req.reason))]
-    out.append(room_event(hub, s, room, "kick", now, req.reason, username=place.name))
+        return [*out, Send((s.cid,), notice("kick", s.name, now, username=name, reason=req.reason))]
+    out.append(room_event(hub, s, room, "kick", now, req.reason, username=name))
     return out
 
 
@@ -208,7 +202,9 @@ def kicked_here(hub: Hub, cid: int, room_name: str, by: str, reason: str, now: f
 
 
 def _subject(hub: Hub, key: str, other: Session | None, registered: bool) -> str:
-    return f"account:{key}" if registered else subject_of(other)  # type: ignore[arg-type]
+    if registered or other is not None:
+        return f"account:{key}" if registered else subject_of(other)  # type: ignore[arg-type]
+    return f"address:{hub.moderation.places[key][0].address}"  # a guest on another process
 
 
 def mute(hub: Hub, s: Session, req: mod_wire.Mute, now: float) -> list[Effect]:

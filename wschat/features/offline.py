@@ -29,7 +29,7 @@ from wschat.features.private_records import (
 from wschat.hub import devices, handlers
 from wschat.hub.state import Session
 from wschat.names import name_key
-from wschat.records import FindUser, Forward, UserPlace
+from wschat.records import FindDevices, Forward
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -110,6 +110,10 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
         text = "The server could not save your private message; it was not delivered. Send it again."
         frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
         return [Send((sender.cid,), frame)]
+    if m.duplicate:  # stored before (Redis: a resend after a restart): acknowledged, not delivered again
+        hub.ids.remember(m.sender_key, cmid or "", "@" + m.recipient, _pid(m), m.seq)
+        ack = outbound.ack(cmid or "", _pid(m), m.seq, to=m.recipient, duplicate=True, stored=True)
+        return [Send((sender.cid,), ack) for _ in range(1 + repeats)] if sender is not None else []
     recipients = _devices(hub, m.recipient_key)
     if recipients:
         m.delivered = now
@@ -130,27 +134,38 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
     if cursors:
         ids = [m.id] if recipients else []
         out.append(hub.ask(MarkDelivered(ids, now, cursors), _written, None))
-    if not recipients and hub.broker.names_by_store:  # cluster mode: online on another process?
-        out.append(hub.ask(FindUser(m.recipient_key), _found, m))
+    if hub.broker.names_by_store:  # cluster mode: both accounts' devices on other processes too
+        out.append(hub.ask(FindDevices(m.recipient_key), _found, (m, True)))
+        if m.sender_key != m.recipient_key:
+            out.append(hub.ask(FindDevices(m.sender_key), _found, (m, False)))
     return out
 
 
-def _found(hub: Hub, m: StoredPrivate, place: Any, now: float) -> list[Effect]:
-    """Cluster mode: the recipient is online on another process: deliver it there too."""
-    if not isinstance(place, UserPlace):
-        return []  # offline (or the storage failed): given at the recipient's next log-in
-    m.delivered = now
-    return [hub.ask(Forward(place.process, place.cid, _frame(m)), _forwarded, m)]
+def _found(hub: Hub, context: tuple[StoredPrivate, bool], places: Any, now: float) -> list[Effect]:
+    """Cluster mode: devices of the recipient (or the sender's other devices) on other
+    processes: deliver it there too, each once."""
+    m, to_recipient = context
+    if not isinstance(places, tuple) or not places:
+        return []  # offline there (or the storage failed): given at their next log-in
+    # the sender hears `delivered` once: told already if a device here got it
+    told = [not to_recipient or m.delivered is not None]
+    if to_recipient and m.delivered is None:
+        m.delivered = now
+    frame = _frame(m)
+    return [hub.ask(Forward(d.process, d.cid, frame), _forwarded, (m, d, to_recipient, told)) for d in places]
 
 
-def _forwarded(hub: Hub, m: StoredPrivate, result: Any, now: float) -> list[Effect]:
+def _forwarded(hub: Hub, context: tuple, result: Any, now: float) -> list[Effect]:
+    m, _, to_recipient, told = context
     if result is not True:
         return []
-    # That device's cursor is not moved (it is on another process): at its next log-in it is
-    # given the message again, which clients recognise by its id.
-    out: list[Effect] = [hub.ask(MarkDelivered([m.id], now, {}), _written, None)]
+    # That device's cursor is not moved: the process took the frame, but the connection may have
+    # gone meanwhile (a stale place). At its next log-in it may be given the message again,
+    # with the same id, which clients show once.
+    out: list[Effect] = [hub.ask(MarkDelivered([m.id], now, {}), _written, None)] if to_recipient else []
     senders = _devices(hub, m.sender_key)
-    if senders:
+    if senders and not told[0]:
+        told[0] = True  # once, whichever of the recipient's devices got it first
         frame = outbound.delivered(_pid(m), m.recipient, m.seq, now)
         out.append(Send(tuple(d.cid for d in senders), frame))
     return out

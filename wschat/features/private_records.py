@@ -37,6 +37,7 @@ class StoredPrivate:
     file: dict[str, Any] | None = None  # a shared file's `file` object (wschat.features.files)
     call: dict[str, Any] | None = None  # a call's outcome (wschat.features.calls)
     e2ee: dict[str, Any] | None = None  # an encrypted message's envelope (text is then "")
+    duplicate: bool = False  # the store found its client_msg_id stored before (Redis): not stored again
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProf
 from wschat.hub import devices, rooms
 from wschat.hub.state import Room, Session
 from wschat.names import name_key
+from wschat.records import FindDevices, SaveLive, UserPlace
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -46,7 +47,11 @@ def presence_of(hub: Hub, key: str) -> str:
     cids = devices.connections(hub, key)
     if not cids:
         return "offline"
-    said = {_book(hub).presence.get(cid, "online") for cid in cids}
+    return together({_book(hub).presence.get(cid, "online") for cid in cids})
+
+
+def together(said: set[str]) -> str:
+    """Several devices' presence as one: busy if one says so, else online if one is, else away."""
     return "busy" if "busy" in said else "online" if "online" in said else "away"
 
 
@@ -105,6 +110,10 @@ def set_profile(hub: Hub, s: Session, req: wire.SetProfile, now: float) -> list[
         book.status[s.key] = req.status or ""
         if s.account:
             out.append(hub.ask(SaveProfile(s.key, status=req.status), _saved, None))
+    if hub.broker.names_by_store and (changed or req.presence is not None):  # for whois elsewhere
+        status = book.status.get(s.key, "")
+        for cid in devices.connections(hub, s.key) if changed else (s.cid,):
+            out.append(hub.ask(SaveLive(s.key, cid, book.presence.get(cid, "online"), status), _saved, None))
     return out + _announce(hub, s, changed or req.presence is not None)
 
 
@@ -189,21 +198,54 @@ def gone(hub: Hub, s: Session, now: float, out: list[Effect]) -> None:
 def whois(hub: Hub, s: Session, req: wire.Whois, now: float) -> list[Effect]:
     key = name_key(req.username.strip())
     online = devices.connections(hub, key)
-    if online:
-        return [Send((s.cid,), _frame(hub, hub.sessions[online[0]]))]
+    here = hub.sessions[online[0]] if online else None
+    if hub.broker.names_by_store and (here is None or here.account):  # devices on other processes?
+        return [hub.ask(FindDevices(key), _whois_found, (s.cid, key, req.username))]
+    if here is not None:
+        return [Send((s.cid,), _frame(hub, here))]
+    return _whois_stored(hub, s, key, req.username, ())
+
+
+def _whois_found(hub: Hub, context: tuple[int, str, str], places: Any, now: float) -> list[Effect]:
+    """Cluster mode: the user's connections on the other processes, with what each says."""
+    cid, key, asked = context
+    s = hub.sessions.get(cid)
+    if s is None:
+        return []
+    if not isinstance(places, tuple):
+        return [hub.error(s, p.STORE_FAILED, "The server could not read that profile; ask again shortly.")]
+    online = devices.connections(hub, key)
+    if online:  # online here (and perhaps there): its devices' presence together
+        book, o = _book(hub), hub.sessions[online[0]]
+        said = {book.presence.get(c, "online") for c in online} | {d.presence for d in places}
+        status, avatar_id = book.status.get(key, ""), book.avatar.get(key, "")
+        return [
+            Send((cid,), wire.profile(o.name, together(said), status, account=o.account, avatar_id=avatar_id))
+        ]
+    if places and key not in hub.accounts.registered:  # a guest elsewhere: all it has is live
+        presence = together({d.presence for d in places})
+        return [Send((cid,), wire.profile(places[0].name, presence, places[0].status, account=False))]
+    return _whois_stored(hub, s, key, asked, places)
+
+
+def _whois_stored(hub: Hub, s: Session, key: str, asked: str, places: tuple[UserPlace, ...]) -> list[Effect]:
     name = hub.accounts.registered.get(key)
     if name is None:
-        return [hub.error(s, p.NO_SUCH_USER, f"{req.username[:40]} is not online and has no account.")]
-    return [hub.ask(ReadProfile(key), _whois_read, (s.cid, name))]
+        return [hub.error(s, p.NO_SUCH_USER, f"{asked[:40]} is not online and has no account.")]
+    return [hub.ask(ReadProfile(key), _whois_read, (s.cid, name, places))]
 
 
-def _whois_read(hub: Hub, context: tuple[int, str], result: Any, now: float) -> list[Effect]:
-    cid, name = context
+def _whois_read(hub: Hub, context: tuple, result: Any, now: float) -> list[Effect]:
+    cid, name, places = context
     s = hub.sessions.get(cid)
     if s is None:
         return []
     if not isinstance(result, StoredProfile):
         return [hub.error(s, p.STORE_FAILED, "The server could not read that profile; ask again shortly.")]
+    if places:  # online on other processes: its devices' presence together, as here
+        presence = together({d.presence for d in places})
+        frame = wire.profile(name, presence, result.status, account=True, avatar_id=result.avatar)
+        return [Send((cid,), frame)]
     frame = wire.profile(
         name, "offline", result.status, account=True, last_seen=result.last_seen, avatar_id=result.avatar
     )

@@ -15,13 +15,15 @@ it starts following a room (what was published before the subscription took effe
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.hub import history, rooms
+from wschat.hub import devices, history, reach, rooms
 from wschat.hub.state import Room
+from wschat.names import name_key
 from wschat.records import Message, ReadRange
 
 if TYPE_CHECKING:
@@ -160,33 +162,60 @@ def _new_epoch(hub: Hub, room: Room, epoch: str, out: list[Effect]) -> None:
 
 
 def remote_presence(hub: Hub, room_name: str, who: str, process: str, event: str, now: float) -> list[Effect]:
-    """Someone on another process joined or left a room this process has in memory."""
+    """Someone on another process joined or left a room this process has in memory.
+
+    A user may be in the room on several processes at once (an account's devices): it is
+    listed and counted once, joins when it first appears anywhere and leaves (`disconnect`)
+    when its last process lets it go. A room is the user's: when it joins (or leaves, asking
+    to) on one device, its devices here follow (PROTOCOL.md, "Several devices").
+    """
     room = hub.rooms.get(room_name)
     out: list[Effect] = []
     if room is None:
         return out
+    mine = devices.connections(hub, name_key(who))
+    here = [c for c in mine if c in room.members]  # the user's connections in the room here
     if event in ("join", "resume"):
-        known = who in room.remote
-        room.remote[who] = process
+        known = who in room.remote or bool(here)
+        room.remote.setdefault(who, {})[process] = None
+        if here:
+            room.both[who] = None
         if not known:
             rooms.announce_join(hub, room, who, event == "resume", now, out)
-    elif room.remote.get(who) == process:  # not a stale leave of someone who moved on
-        del room.remote[who]
+        for cid in mine:  # an account's devices here follow it into the room
+            out += reach.entered_from_elsewhere(hub, cid, room.name, now)
+        return out
+    processes = room.remote.get(who)
+    if processes is None or process not in processes:  # a stale leave of someone who moved on
+        return out
+    del processes[process]
+    if processes and event == "disconnect":
+        return out
+    del room.remote[who]  # gone from its last process, or it left the room on every device
+    room.both.pop(who, None)
+    if not here:
         rooms.announce_leave(hub, room, who, event, now, out)
+    elif event != "disconnect":  # it asked to leave the room: its devices here follow
+        out.append(Send((here[0],), outbound.left(room.name)))  # leave() tells the others
+        rooms.leave(hub, hub.sessions[here[0]], room, "leave", now, out)
     return out
 
 
-def remote_members(hub: Hub, room_name: str, members: dict[str, str], now: float) -> list[Effect]:
-    """Who is in the room on the other processes, as Redis says (after following it)."""
+def remote_members(
+    hub: Hub, room_name: str, members: Mapping[str, str | Collection[str]], now: float
+) -> list[Effect]:
+    """Who is in the room on the other processes (name -> its processes), as Redis says."""
     room = hub.rooms.get(room_name)
     out: list[Effect] = []
     if room is None:
         return out
-    for who in [w for w in room.remote if w not in members]:
-        del room.remote[who]
-        rooms.announce_leave(hub, room, who, "disconnect", now, out)
-    for who, process in members.items():
-        out.extend(remote_presence(hub, room_name, who, process, "resume", now))
+    listed = {who: {procs} if isinstance(procs, str) else set(procs) for who, procs in members.items()}
+    for who, processes in list(room.remote.items()):
+        for process in [q for q in processes if q not in listed.get(who, ())]:
+            out.extend(remote_presence(hub, room_name, who, process, "disconnect", now))
+    for who, processes in listed.items():
+        for process in processes:
+            out.extend(remote_presence(hub, room_name, who, process, "resume", now))
     return out
 
 
@@ -194,6 +223,16 @@ def process_gone(hub: Hub, process: str, now: float) -> list[Effect]:
     """Another process died (its heartbeat expired): everyone it had left every room."""
     out: list[Effect] = []
     for room in list(hub.rooms.values()):
-        for who in [w for w, proc in room.remote.items() if proc == process]:
+        for who in [w for w, processes in room.remote.items() if process in processes]:
             out.extend(remote_presence(hub, room.name, who, process, "disconnect", now))
     return out
+
+
+def processes(hub: Hub) -> list[str]:
+    """The other processes that have people in this process's rooms."""
+    return sorted({q for room in hub.rooms.values() for procs in room.remote.values() for q in procs})
+
+
+def people_of(hub: Hub, process: str) -> set[tuple[str, str]]:
+    """(room, name) of everyone `process` has in this process's rooms."""
+    return {(r.name, w) for r in hub.rooms.values() for w, procs in r.remote.items() if process in procs}

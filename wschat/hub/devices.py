@@ -12,6 +12,11 @@ Room membership is the user's (as in Matrix and Zulip): a room joined on one dev
 all of them, a room left on one is left on all; a device that logs in enters the rooms it asks
 for and the rooms its account is in already, and the others follow it into the rooms it brought.
 Only when the last device of a room's user goes does the room hear that the user left.
+
+In cluster mode (`--redis`) an account's devices may be on several processes: each process
+keeps its own here, the user's connections elsewhere are found in Redis
+(`wschat.hub.reach`), and a room counts a user on several processes once (`Room.both`,
+`wschat.hub.cluster`).
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import accounts, offline, wire
-from wschat.hub import cluster, devices, history, rooms, sessions
+from wschat.hub import cluster, devices, history, reach, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
-from wschat.records import Append, FindUser, Forward, Message, ReadMessage, ReadPage
+from wschat.records import Append, Message, ReadMessage, ReadPage
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -129,8 +129,8 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     if cmid is not None and (dup := hub.ids.repeat_ack(s.key, cmid)) is not None:
         return [Send((s.cid,), dup)]
     target_cid = hub.by_key.get(name_key(req.to))
-    if target_cid is None and hub.broker.names_by_store:  # perhaps on another process
-        return [hub.ask(FindUser(name_key(req.to)), _found, (s.cid, req, now))]
+    if target_cid is None and hub.broker.names_by_store:  # perhaps on other processes
+        return reach.private_elsewhere(hub, s, req, name_key(req.to), now)
     if target_cid is None:
         return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     t = hub.sessions[target_cid]
@@ -141,47 +141,10 @@ def private(hub: Hub, s: Session, req: p.Private, now: float) -> list[Effect]:
     hub.next_private += 1
     frame = outbound.private(pid, seq, s.name, t.name, req.message, now, s.client_id, cmid)
     out: list[Effect] = [Send(devices.both_ends(hub, s, t.key), frame)]
+    out += reach.elsewhere(hub, (t.key, s.key), frame)  # their devices on other processes
     if cmid is not None:
         hub.ids.remember(s.key, cmid, "@" + t.name, pid, seq)
         out.append(Send((s.cid,), outbound.ack(cmid, pid, seq, to=t.name)))
-    return out
-
-
-def _found(hub: Hub, asked: tuple[int, p.Private, float], place: Any, now: float) -> list[Effect]:
-    """Cluster mode: where the recipient of a private message is; forward it there."""
-    cid, req, sent = asked
-    s = hub.sessions.get(cid)
-    if s is None:
-        return []
-    cmid = req.client_msg_id
-    if isinstance(place, BaseException):
-        text = "The server could not reach its storage to find the recipient; send it again shortly."
-        return _storage_failed(hub, cid, cmid, text)
-    if place is None:
-        return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
-    seq = hub.next_private
-    pid = f"p{hub.run_id}-{seq}"
-    hub.next_private += 1
-    frame = outbound.private(pid, seq, s.name, place.name, req.message, sent, s.client_id, cmid)
-    forward = Forward(place.process, place.cid, frame)
-    return [hub.ask(forward, _forwarded, (cid, req.to, place.name, frame, pid, seq, cmid))]
-
-
-def _forwarded(hub: Hub, asked: tuple, delivered: Any, now: float) -> list[Effect]:
-    cid, to, name, frame, pid, seq, cmid = asked
-    s = hub.sessions.get(cid)
-    if s is None:
-        return []
-    if isinstance(delivered, BaseException):
-        text = "The server could not reach its storage to deliver that; send it again shortly."
-        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
-        return [Send((cid,), frame)]
-    if not delivered:  # its process is gone; the name frees itself shortly
-        return [hub.error(s, p.NO_SUCH_USER, f"{to} is not online.", cmid)]
-    out: list[Effect] = [Send((cid,), frame)]
-    if cmid is not None:
-        hub.ids.remember(s.key, cmid, "@" + name, pid, seq)
-        out.append(Send((cid,), outbound.ack(cmid, pid, seq, to=name)))
     return out
 
 
@@ -262,3 +225,6 @@ from wschat.features import e2ee_hub, events, files, live, mod_hooks, moderation
 
 HANDLERS.update(_calls.HANDLERS)
 SELF_PACED.update(_calls.SELF_PACED)
+
+# Moderation across processes wraps moderation's handlers (it imports moderation first).
+from wschat.features import mod_cluster  # noqa: E402, F401

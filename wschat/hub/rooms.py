@@ -53,12 +53,14 @@ def member_room(hub: Hub, s: Session, raw: str) -> Room:
 def names(hub: Hub, room: Room) -> list[str]:
     """Who is in the room: here, then on the other processes (cluster mode); each user once."""
     sessions, doubles = hub.sessions, room.doubles
-    return [sessions[c].name for c in room.members if c not in doubles] + list(room.remote)
+    here = [sessions[c].name for c in room.members if c not in doubles]
+    both = room.both
+    return here + ([w for w in room.remote if w not in both] if both else list(room.remote))
 
 
 def online(room: Room) -> int:
-    """How many users are in the room (a user on several devices counts once)."""
-    return len(room.members) - len(room.doubles) + len(room.remote)
+    """How many users are in the room (a user on several devices, or processes, counts once)."""
+    return len(room.members) - len(room.doubles) + len(room.remote) - len(room.both)
 
 
 def enter(
@@ -89,13 +91,18 @@ def enter(
     if rejoin or s.cid in room.doubles:
         return
     hub.broker.presence(name, s.name, "resume" if resumed else "join")
-    announce_join(hub, room, s.name, resumed, now, out, s.cid)
+    if s.name in room.remote:  # in the room on another process already (cluster mode): not news
+        room.both[s.name] = None
+    else:
+        announce_join(hub, room, s.name, resumed, now, out, s.cid)
     for other in devices.siblings(hub, s):  # the room is the user's: its other devices enter too
         if name not in other.rooms:
             try:
                 enter(hub, other, name, None, True, now, out)
             except p.ProtocolError as exc:
                 out.append(hub.error(other, exc.code, f"#{name}: {exc}"))
+    if s.account and not resumed:  # and those on the other processes (cluster mode)
+        out += reach.follow(hub, s, name)
 
 
 def announce_join(
@@ -193,7 +200,11 @@ def leave(hub: Hub, s: Session, room: Room, reason: str, now: float, out: list[E
         out += live.stop_typing(hub, other, room, now)
         out.append(Send((cid,), outbound.left(room.name)))
     hub.broker.presence(room.name, s.name, reason)
-    announce_leave(hub, room, s.name, reason, now, out)
+    elsewhere = room.both.pop(s.name, 0) is None  # in the room on another process too (cluster)
+    if elsewhere and reason != "disconnect":
+        del room.remote[s.name]  # it left the room on every device: the other processes follow
+    if not elsewhere or reason != "disconnect":  # a device going while others stay is not news
+        announce_leave(hub, room, s.name, reason, now, out)
     if not room.members and room.last_seq == 0 and room.name != GENERAL:
         history.unload(hub, room)
     elif not room.members and hub.broker.stored_seqs and not room.inflight and room.name != GENERAL:
@@ -259,3 +270,4 @@ def listing(hub: Hub, s: Session) -> bytes:
 
 # Moderation's hooks (see wschat.features.mod_hooks); imported last, as handlers does its features.
 from wschat.features import mod_hooks, profiles  # noqa: E402
+from wschat.hub import reach  # noqa: E402

@@ -15,7 +15,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Close, Effect, Send
 from wschat.features import calls
-from wschat.hub import devices, rooms
+from wschat.hub import devices, reach, rooms
 from wschat.hub.state import GENERAL, Session
 from wschat.names import InvalidName, check_room, check_username, lookalike_keys
 from wschat.records import ClaimName, NameClaim
@@ -164,7 +164,9 @@ def _claim(
     s.claiming = True
     token = hub.new_token()
     offered = req.session_token or ""
-    claim = ClaimName(key, name, tuple(sorted(looks)), s.cid, token, offered, force=account is not None)
+    device = account[1] if account is not None else ""  # an account's devices share the name
+    looks_ = tuple(sorted(looks))
+    claim = ClaimName(key, name, looks_, s.cid, token, offered, account is not None, device, s.address)
     return [hub.ask(claim, _claimed, (s.cid, req, name, key, looks, token, account))]
 
 
@@ -190,6 +192,9 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         return [Send((cid,), outbound.username_error(p.NAME_TAKEN, text))]
     out: list[Effect] = []
     old = {result.local_cid, hub.by_key.get(key, 0)} - {0, cid}
+    if account is not None:  # the account's other devices stay: only a guest that held it goes
+        old = {c for c in old if c in hub.sessions and not hub.sessions[c].account}
+        old |= set(devices.same_device(hub, key, account[1])) - {cid}  # this device, reconnecting
     for holder in old:  # a session of this process taken over
         out.append(Close(holder, p.CLOSE_TAKEOVER, "logged in again from another connection"))
         out.extend(logout(hub, holder, now))
@@ -200,6 +205,7 @@ def _claimed(hub: Hub, context: tuple, result: NameClaim | BaseException, now: f
         from wschat.features import offline
 
         out.append(offline.after_login(hub, s))  # private messages this device has not seen
+        out += reach.rooms_from_elsewhere(hub, s)  # and the rooms of its devices on other processes
     return out
 
 
@@ -263,7 +269,7 @@ def logout(hub: Hub, cid: int, now: float) -> list[Effect]:
     if hub.by_key.get(s.key) == cid:
         del hub.by_key[s.key]
     hub.broker.release(s.key, cid)
-    if heir is not None:
+    if heir is not None and not hub.broker.names_by_store:  # in Redis each device has its own claim
         hub.broker.claim(s.key, heir)
     for look in s.looks:
         if hub.by_look.get(look) == cid:

@@ -97,7 +97,10 @@ class Room:
     # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq, and
     # whether the missing range is being read from the store.
     early: dict[int, Message] = field(default_factory=dict)
-    remote: dict[str, str] = field(default_factory=dict)  # name -> process, for those elsewhere
+    # name -> the processes it is in the room on, for those elsewhere; a user may be on several
+    # (an account's devices), and here too: those are in `both` (listed and counted once)
+    remote: dict[str, dict[str, None]] = field(default_factory=dict)
+    both: dict[str, None] = field(default_factory=dict)
     catching_up: bool = False
     # typing (wschat.features.live): who types here (cid -> when it expires), when the next
     # `typing` frame may go out, and whether the list changed since the last one
