@@ -179,7 +179,7 @@ def test_the_writer_indexes_by_itself_once_writes_pause(tmp_path: Path) -> None:
     chat.send("alpha", "bravo")
     db = sqlite3.connect(str(path))
     try:
-        for _ in range(2000):  # bounded: the writer indexes 50 ms after the last write
+        for _ in range(2000):  # bounded: the writer indexes 1 s after the last write
             if db.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0] == "2":
                 break
             db.execute("SELECT 1 FROM messages_fts WHERE messages_fts MATCH 'x'")  # a real wait: a query
@@ -188,6 +188,35 @@ def test_the_writer_indexes_by_itself_once_writes_pause(tmp_path: Path) -> None:
     finally:
         db.close()
     assert_in_step(path)
+    chat.store.close()
+
+
+def wait_for_mark(path: Path, chat: Chat, mark: int) -> None:
+    """Until the stored mark reaches `mark` (the writer moves it after acknowledging a batch)."""
+    db = sqlite3.connect(str(path))
+    try:
+        for _ in range(2000):  # bounded
+            if int(db.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0]) >= mark:
+                break
+            chat.store.writer.join(0.01)  # type: ignore[union-attr]
+        assert int(db.execute("SELECT value FROM meta WHERE key = 'fts_indexed'").fetchone()[0]) == mark
+    finally:
+        db.close()
+
+
+def test_a_burst_is_indexed_after_it_and_a_writer_that_never_pauses_catches_up(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    chat = Chat(path)  # never idle-indexes; chunks of 2
+    chat.store.index_max_lag = 10**9  # rows alone never force it: only time does here
+    chat.store.index_max_behind = 0.0  # behind since the previous batch is too long
+    chat.send("alpha", "bravo")  # the index falls behind now: nothing is indexed after this batch
+    assert_in_step(path)
+    chat.send("delta")  # behind since the last batch: a chunk (2 rows) after this one
+    wait_for_mark(path, chat, 2)
+    chat.send("kilo")  # still behind: the next chunk brings it in step (4 rows)
+    wait_for_mark(path, chat, 4)
+    assert_in_step(path)
+    assert_search_is_exact(chat, path)
     chat.store.close()
 
 

@@ -52,7 +52,10 @@ class SetUsername:
     session_token: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other requests: a frozen dataclass sets each field through
+# object.__setattr__, which made building this one, for every chat message, ~0.7 us slower
+# (0.96 against 0.22 us). Nothing changes a request after decoding.
+@dataclass(slots=True)
 class Chat:
     message: str
     room: str = "general"

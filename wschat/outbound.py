@@ -118,11 +118,27 @@ def chat(
     `rich` holds the fields of wschat.features (reply_to, reply_preview, reactions, edited_at,
     deleted); those given as None are left out.
     """
-    head = {"id": mid, "room": room, "seq": seq, "username": username}
-    tail = {"client_id": client_id, "client_msg_id": client_msg_id, "file": file}
+    # one dict, in `_stamped`'s field order: this runs for every chat message stored, and the
+    # three dicts `_stamped` merges cost ~1 us a message more (durable benchmark)
+    frame = {
+        "type": "chat",
+        "id": mid,
+        "room": room,
+        "seq": seq,
+        "username": username,
+        "message": message,
+        "timestamp": timestamp(ts),
+        "client_id": client_id,
+    }
+    if client_msg_id is not None:
+        frame["client_msg_id"] = client_msg_id
+    if file is not None:
+        frame["file"] = file
     if rich:
-        tail.update(rich)
-    return encode(_stamped("chat", head, message, ts, tail))
+        for key, value in rich.items():
+            if value is not None:
+                frame[key] = value
+    return encode(frame)
 
 
 def private(

@@ -112,7 +112,10 @@ def _loads(text: str) -> Any:
 def _chat(obj: dict, limits: Limits) -> Chat:
     cmid = _client_msg_id(obj)
     room = _text(obj, "room", required=False, default="general")
-    return Chat(_message(obj, limits, cmid), room, cmid, _rich.reply_to(obj), _rich.mentions(obj))
+    text = _message(obj, limits, cmid)
+    if "reply_to" not in obj and "mentions" not in obj:  # the usual message: two tests, no calls
+        return Chat(text, room, cmid)
+    return Chat(text, room, cmid, _rich.reply_to(obj), _rich.mentions(obj))
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,8 @@ class ChatServer(Lifecycle, Backpressure):
         self.conns: dict[int, ChatConnection] = {}
         self.echoes: set[ChatConnection] = set()  # /echo connections (no chat, no name)
         self.pending: dict[int, list[bytes]] = {}
-        self.to_store: list[Execute] = []  # batched store commands of this loop iteration
+        # batched store commands of this loop iteration, by kind (in the order kinds came)
+        self.to_store: dict[type, list[Execute]] = {}
         self.flush_scheduled = False
         self.next_cid = 1
         self.admission = Admission(opts)
@@ -200,9 +201,14 @@ class ChatServer(Lifecycle, Backpressure):
             if kind is Send:
                 self._send(action.targets, action.data)
             elif kind is Execute:
-                if action.command.batched:  # merged with this loop iteration's others: _flush_store
-                    self.to_store.append(action)
-                    self._schedule()
+                command = action.command
+                if command.batched:  # merged with this loop iteration's others: _flush_store
+                    queued = self.to_store.get(type(command))
+                    if queued is None:
+                        self.to_store[type(command)] = [action]
+                        self._schedule()
+                    else:
+                        queued.append(action)
                 else:
                     self._execute(action)
             elif kind is Close:
@@ -256,10 +262,7 @@ class ChatServer(Lifecycle, Backpressure):
 
     def _flush_store(self) -> None:
         """This loop iteration's batched store commands, merged: one store batch per kind."""
-        batch, self.to_store = self.to_store, []
-        kinds: dict[type, list[Execute]] = {}
-        for action in batch:
-            kinds.setdefault(type(action.command), []).append(action)
+        kinds, self.to_store = self.to_store, {}
         for kind, actions in kinds.items():
             command = kind.merge([a.command for a in actions])
             self.store.execute(command, functools.partial(self._stored_all, [a.token for a in actions]))

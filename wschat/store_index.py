@@ -10,9 +10,12 @@ messages first and indexes them later; this module owns how that stays exact:
   with its current text, and no row above it is. It moves in the same transaction as the rows
   it indexes, so a crash or a restart loses nothing: indexing simply resumes from it.
 - The writer indexes the rows above the mark a chunk at a time once no write has come for a
-  moment (`IDLE`), and a chunk after each batch while more than `MAX_LAG` rows wait (so a busy
-  server's index never falls far behind, a search never has much to index first, and no batch
-  waits for more than one chunk).
+  second (`IDLE`): a burst of messages is stored and acknowledged first and indexed after it,
+  so the index costs the acknowledgements nothing. A server that never pauses that long
+  still catches up: a chunk after each batch once the index has been behind for `MAX_BEHIND`
+  seconds or more than `MAX_LAG` rows wait, until it is in step (so the index is never far
+  behind, a search never has much to index first, and no batch waits for more than one
+  chunk).
 - Edits and deletes reach the index through triggers guarded by the mark: a row not yet
   indexed is left alone, and gets its text of that moment when it is indexed.
 - A search is queued to the writer thread: it indexes everything pending, then hands the query
@@ -31,6 +34,7 @@ import contextlib
 import logging
 import queue
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +47,16 @@ Done = Callable[[Any], None]
 # Rows indexed per transaction: ~1.8 us a row at 10,000 against ~4 at 2,000 (CPU time, a
 # micro-benchmark); a write arriving during one waits for it (~20 ms) at most.
 CHUNK = 10_000
-IDLE = 0.05  # seconds without writes before the writer indexes: a busy server stores first
-MAX_LAG = 100_000  # rows: past this, the writer indexes a chunk after each batch (~0.2 s of work)
+# Seconds without writes before the writer indexes, chunk after chunk while none comes. Not
+# shorter: under a flood the writer waits for the loop between batches (~0.1-0.3 s with 5,000
+# messages in flight on a busy core), and indexing then took the loop's core (measured).
+IDLE = 1.0
+# Past either bound the writer indexes a chunk after each batch until the index is in step. A
+# burst shorter than both costs its acknowledgements no indexing at all (the durable benchmark's
+# 6 s at ~40,000 messages/s: ~3 us of the server's core per message at 100,000 rows, the bound
+# before); the first search after the longest burst waits ~1 s (~2 us a pending row).
+MAX_BEHIND = 10.0  # seconds the index may stay behind the committed rows without a pause
+MAX_LAG = 500_000  # rows that may wait
 
 # An FTS5 index of the chat messages' text (external content: the text is stored once).
 # unicode61 with remove_diacritics 2 folds case and accents, so "cafe" finds "Café". Room events
@@ -147,7 +159,9 @@ class IndexedSearch:
     _search: Callable[..., Any]
     fts_mark = 0  # the committed mark (writer thread)
     last_id = 0  # the newest committed message id (writer thread)
+    behind_since = 0.0  # time.monotonic() when the index fell behind the committed rows; 0: in step
     index_chunk, index_idle, index_max_lag = CHUNK, IDLE, MAX_LAG  # (tests use small ones)
+    index_max_behind = MAX_BEHIND
 
     def search(self, command: Search, done: Done) -> None:
         """Through the writer thread: it indexes what is pending, then the reader searches."""
@@ -157,22 +171,32 @@ class IndexedSearch:
         self.queue.put((command, done))
 
     def _next_write(self) -> Any:
-        """The next queued item; once none has come for `IDLE` seconds, index a chunk at a time."""
+        """The next queued item; once none has come for `IDLE` seconds, index a chunk at a time
+        until one comes (it waits for one chunk at most)."""
+        idle = False
         while self.fts_mark < self.last_id:
             with contextlib.suppress(queue.Empty):
-                return self.queue.get(timeout=self.index_idle)
+                return self.queue.get_nowait() if idle else self.queue.get(timeout=self.index_idle)
             if not self._catch_up(self.index_chunk):
                 break
+            idle = True
         return self.queue.get()
 
     def _after_commit(self, searches: list[tuple[Search, Done]]) -> None:
-        """After a batch: index everything for a search, or a chunk if the index lags far."""
-        lag = self.last_id - self.fts_mark
+        """After a batch (acknowledged already): index everything for a search, or a chunk if
+        the index has been behind too long or by too many rows; otherwise leave it for a pause."""
         if searches:
             self._catch_up(None)  # a search finds even a stale index's rows if this fails
             for command, done in searches:
                 self._read(self.reader, done, self._search, command)
-        elif lag > self.index_max_lag:
+            return
+        lag = self.last_id - self.fts_mark
+        if lag <= 0:
+            return
+        now = time.monotonic()
+        if not self.behind_since:
+            self.behind_since = now
+        if lag > self.index_max_lag or now - self.behind_since > self.index_max_behind:
             self._catch_up(self.index_chunk)
 
     def _catch_up(self, limit: int | None) -> bool:
@@ -192,4 +216,6 @@ class IndexedSearch:
             return False
         self.fts_mark = mark
         self.last_id = max(self.last_id, mark)
+        if mark >= self.last_id:
+            self.behind_since = 0.0
         return True

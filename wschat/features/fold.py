@@ -25,23 +25,24 @@ from wschat.records import Message
 def payload(m: Message, mentions_you: bool = False) -> bytes:
     """The frame of a stored room message of any kind, from its fields (`m.text` holds the body);
     with `mentions_you`, the copy for the people it mentions."""
+    kind = m.kind
+    if kind == "chat" and not (m.meta or m.reactions or m.edited_at or m.deleted or mentions_you):
+        return outbound.chat(  # the usual case first: a plain chat message, on every one stored
+            str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file
+        )
     meta = m.meta or {}
-    if m.kind == "reaction":
+    if kind == "reaction":
         return wire.reaction(
             m.room, m.seq, m.target, meta.get("key", ""), m.username, bool(meta.get("removed")), m.ts
         )
-    if m.kind == "edit":
+    if kind == "edit":
         return wire.edit(m.room, m.seq, m.target, m.text, m.username, m.ts)
-    if m.kind == "delete":
+    if kind == "delete":
         return wire.delete(m.room, m.seq, m.target, m.username, m.ts)
-    if m.kind == "moderation":  # wschat.features.moderation: who did what, `m.text` the reason
+    if kind == "moderation":  # wschat.features.moderation: who did what, `m.text` the reason
         fields = {k: v for k, v in meta.items() if k != "action"}
         where = {"room": m.room, "seq": m.seq, "id": str(m.id), "reason": m.text}
         return mod_wire.moderation(meta.get("action", ""), m.username, m.ts, **where, **fields)
-    if not (m.meta or m.reactions or m.edited_at or m.deleted or mentions_you):  # the usual case
-        return outbound.chat(
-            str(m.id), m.room, m.seq, m.username, m.text, m.ts, m.client_id, m.client_msg_id, m.file
-        )
     rich: dict[str, Any] = {
         "reply_to": m.reply_to or None,
         "reply_preview": meta.get("reply_preview") if m.reply_to else None,

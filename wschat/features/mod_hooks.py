@@ -76,14 +76,24 @@ def entered(hub: Hub, s: Session, room: Room, now: float) -> list[Effect]:
 # ------------------------------------------------------------------ wrapped handlers
 
 
-def _wrap(kind: type, check: Any) -> None:
+def _wrap(kind: type, check: Any, *, restrictions_only: bool = False) -> None:
+    """`kind`'s handler, after `check` (its refusal, or None). `restrictions_only`: `check`
+    refuses only under a ban or mute, so it is skipped while there are none (the usual case; a
+    chat message then costs one test, not three calls)."""
     inner, needs_name = HANDLERS[kind]
 
     def run(hub: Hub, s: Session, req: Any, now: float) -> list[Effect]:
         refusal = check(hub, s, req, now)
         return refusal if refusal is not None else inner(hub, s, req, now)
 
-    HANDLERS[kind] = (run, needs_name)
+    def run_if_restricted(hub: Hub, s: Session, req: Any, now: float) -> list[Effect]:
+        if hub.moderation.restrictions:
+            refusal = check(hub, s, req, now)
+            if refusal is not None:
+                return refusal
+        return inner(hub, s, req, now)
+
+    HANDLERS[kind] = (run_if_restricted if restrictions_only else run, needs_name)
 
 
 def _server_ban(hub: Hub, s: Session, subject: str, now: float) -> list[Effect] | None:
@@ -141,11 +151,11 @@ def _users_check(hub: Hub, s: Session, req: p.GetUsers, now: float) -> list[Effe
 
 
 _wrap(p.GetUsers, _users_check)
-_wrap(p.SetUsername, _guest_check)
-_wrap(p.Register, _guest_check)
-_wrap(p.Login, _login_check)
-_wrap(p.Chat, _chat_check)
-_wrap(p.Private, _private_check)
+_wrap(p.SetUsername, _guest_check, restrictions_only=True)
+_wrap(p.Register, _guest_check, restrictions_only=True)
+_wrap(p.Login, _login_check, restrictions_only=True)
+_wrap(p.Chat, _chat_check, restrictions_only=True)
+_wrap(p.Private, _private_check, restrictions_only=True)
 
 
 # ------------------------------------------------------------------ the tick

@@ -55,7 +55,8 @@ class Hub:
         self.sessions: dict[int, Session] = {}
         self.by_key: dict[str, int] = {}
         self.by_look: dict[str, int] = {}  # look-alike key -> connection holding such a name
-        # name key -> every connection of that user, in log-in order (wschat.hub.devices)
+        # name key -> every connection of that user, in log-in order, for users with two or
+        # more (wschat.hub.devices)
         self.devices: dict[str, dict[int, None]] = {}
         # cid -> (connect time, deadline to choose a name); the deadline moves on with each refused
         # name, so a person retrying is not cut off, but never past 6 timeouts after connecting
@@ -198,7 +199,7 @@ class Hub:
 
     def shutdown_notice(self, now: float) -> list[Effect]:
         text = "The server is shutting down; your client will reconnect when it is back."
-        everyone = tuple(cid for cids in self.devices.values() for cid in cids)
+        everyone = tuple(cid for cid, s in self.sessions.items() if s.name)
         return [Send(everyone, outbound.system(text, now))]
 
     def stats(self) -> dict[str, int]:

@@ -1,12 +1,13 @@
 """An account's devices: several connections of one account online at once. NO I/O.
 
 A guest's name is one connection (`hub.by_key`). An account may be logged in on several
-devices at once: `hub.devices` maps its name key to every connection it has here, in log-in
-order, and `hub.by_key` / `hub.by_look` point at the first of them (what the name checks and
-the older code paths use). Each device is a `Session` of its own (its own `session_id`, rate
-limits, resume token) and its own member of each of the user's rooms; a room counts and lists
-the user once: the members that are a second or later device of a name already counted there
-are in `Room.doubles`.
+devices at once: `hub.by_key` / `hub.by_look` point at the first of them (what the name checks
+and the older code paths use), and `hub.devices` maps its name key to every connection it has
+here, in log-in order, only while it has two or more (a user with one connection, nearly
+everyone, costs no dict there: ~250 bytes each; `_cids` reads both forms). Each device is a
+`Session` of its own (its own `session_id`, rate limits, resume token) and its own member of
+each of the user's rooms; a room counts and lists the user once: the members that are a second
+or later device of a name already counted there are in `Room.doubles`.
 
 Room membership is the user's (as in Matrix and Zulip): a room joined on one device is joined on
 all of them, a room left on one is left on all; a device that logs in enters the rooms it asks
@@ -21,6 +22,7 @@ keeps its own here, the user's connections elsewhere are found in Redis
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from wschat.hub.state import Room, Session
@@ -29,14 +31,20 @@ if TYPE_CHECKING:
     from wschat.hub.core import Hub
 
 
+def _cids(hub: Hub, key: str) -> Collection[int]:
+    """Every connection of name key `key`, in log-in order: `hub.devices` for two or more, else
+    the one in `hub.by_key`, else none."""
+    cids = hub.devices.get(key)
+    if cids is not None:
+        return cids
+    cid = hub.by_key.get(key)
+    return () if cid is None else (cid,)
+
+
 def connections(hub: Hub, key: str) -> tuple[int, ...]:
     """Every online connection (here) of the user whose name key is `key`: all of an account's
     devices, a guest's one connection, or () when offline."""
-    cids = hub.devices.get(key)
-    if cids:
-        return tuple(cids)
-    cid = hub.by_key.get(key)
-    return () if cid is None else (cid,)
+    return tuple(_cids(hub, key))
 
 
 def both_ends(hub: Hub, s: Session, to_key: str) -> tuple[int, ...]:
@@ -48,12 +56,12 @@ def both_ends(hub: Hub, s: Session, to_key: str) -> tuple[int, ...]:
 def siblings(hub: Hub, s: Session) -> list[Session]:
     """The other devices of `s`'s account that are online here (none for a guest)."""
     sessions = hub.sessions
-    return [sessions[c] for c in hub.devices.get(s.key, ()) if c != s.cid and c in sessions]
+    return [sessions[c] for c in _cids(hub, s.key) if c != s.cid and c in sessions]
 
 
 def sender(hub: Hub, key: str, client_id: str) -> int | None:
     """The connection that sent something (by its `client_id`), else the user's first one."""
-    for cid in hub.devices.get(key, ()):
+    for cid in _cids(hub, key):
         s = hub.sessions.get(cid)
         if s is not None and s.client_id == client_id:
             return cid
@@ -63,23 +71,31 @@ def sender(hub: Hub, key: str, client_id: str) -> int | None:
 def same_device(hub: Hub, key: str, session_id: str) -> list[int]:
     """The connections of account `key` that are its device `session_id` (at most one, normally)."""
     sessions = hub.sessions
-    return [c for c in hub.devices.get(key, ()) if c in sessions and sessions[c].session_id == session_id]
+    return [c for c in _cids(hub, key) if c in sessions and sessions[c].session_id == session_id]
 
 
 def add(hub: Hub, s: Session) -> None:
-    """`s` has its name: one more connection of its user."""
-    hub.devices.setdefault(s.key, {})[s.cid] = None
+    """`s` has its name (`hub.by_key` holds its user's first connection): one more connection."""
+    first = hub.by_key.get(s.key)
+    if first is None or first == s.cid:  # its user's only connection: `hub.by_key` says it all
+        return
+    cids = hub.devices.get(s.key)
+    if cids is None:
+        hub.devices[s.key] = {first: None, s.cid: None}
+    else:
+        cids[s.cid] = None
 
 
 def remove(hub: Hub, s: Session) -> int | None:
     """`s` is gone: the user's connection that now stands for the name, or None (the last one)."""
     cids = hub.devices.get(s.key)
-    if cids is None:
+    if cids is None:  # it was its user's only connection
         return None
     cids.pop(s.cid, None)
-    if not cids:
+    if len(cids) <= 1:  # one left (or none): `hub.by_key` is enough again
         del hub.devices[s.key]
-        return None
+        if not cids:
+            return None
     heir = next(iter(cids))
     if hub.by_key.get(s.key) == s.cid:
         hub.by_key[s.key] = heir
@@ -91,7 +107,7 @@ def remove(hub: Hub, s: Session) -> int | None:
 
 def present_in(hub: Hub, s: Session, room: Room) -> list[int]:
     """The other devices of `s`'s user that are members of `room`."""
-    return [c for c in hub.devices.get(s.key, ()) if c != s.cid and c in room.members]
+    return [c for c in _cids(hub, s.key) if c != s.cid and c in room.members]
 
 
 def counted_elsewhere(hub: Hub, s: Session, room: Room) -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
-from wschat.features import accounts, offline, wire
+from wschat.features import accounts, fold, offline, wire
 from wschat.hub import cluster, devices, history, reach, rooms, sessions
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
@@ -103,13 +103,14 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
         return cluster.committed(hub, m, repeats, holder, now)
     if m.seq > room.last_seq:  # a seq the store assigned (see wschat.broker)
         room.last_seq = m.seq
-    m.payload = history.chat_payload(m)
+    m.payload = fold.payload(m)
     publish = hub.broker.publish(room.name, m.payload)
-    out: list[Effect] = events.mentioned(hub, room, m, publish)  # those mentioned: mentions_you
+    # cheap tests first (this runs for every message): mentions and typing are rare
+    out: list[Effect] = [publish] if m.meta is None else events.mentioned(hub, room, m, publish)
     history.add(hub, room, m)
     room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
     rooms.touch(hub, room)
-    if holder is not None:
+    if holder is not None and room.typing:
         out += live.stop_typing(hub, hub.sessions[holder], room, now)
     if cmid is not None:
         mid = str(m.id)
@@ -119,7 +120,9 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
             if repeats:
                 again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
                 out.extend(Send((holder,), again) for _ in range(repeats))
-    history.evict(hub)
+    cfg = hub.config
+    if hub.window_bytes > cfg.window_budget or len(hub.rooms) > cfg.loaded_rooms:
+        history.evict(hub)  # tested here first: for almost every message it has nothing to do
     return out
 
 
