@@ -11,7 +11,8 @@ It feeds each text frame to `Hub.receive()` and carries out the actions it gets 
   gets everything queued for it in a single `write()`. One write per delivery would cap a core
   near 100,000 deliveries a second; merging lifts that by the batch size.
 - `Execute`: a store command; those of one iteration that can be merged (appends) go to the
-  store as one batch; the hub hears back through `store_result()` on the loop thread.
+  store as one batch; the hub hears back through `store_result()` (`store_results()` for a
+  merged batch: one call for all its tokens) on the loop thread.
 - `Close` as it says.
 
 What waits for each connection is capped by `wschat.output.Backpressure`, and what the server
