@@ -316,7 +316,10 @@ async def test_a_profile_change_reaches_members_and_devices_on_both_processes_de
 async def test_an_unban_on_one_process_applies_at_once_on_the_other(pair: Pair) -> None:
     a, b = pair.a, pair.b
     mod, _ = await logs_in(a.port, "Mod", register=True)
-    hal, _ = await logs_in(b.port, "Hal", register=True)
+    # registered on a (so a knows the name is an account at once), then online on b only
+    first, _ = await logs_in(a.port, "Hal", register=True)
+    await first.close()
+    hal, _ = await logs_in(b.port, "Hal")
     await mod.send({"type": "ban", "username": "Hal", "reason": "cool off"})
     assert await closed_with(hal) == 4003  # CLOSE_BANNED, at once on b
     again = await Client.open(b.port)
@@ -375,7 +378,10 @@ async def test_a_stored_private_message_given_live_on_the_other_process_is_not_g
 ) -> None:
     a, b = pair.a, pair.b
     pia, _ = await logs_in(a.port, "Pia", register=True)
-    quin, made = await logs_in(b.port, "Quin", register=True, device="phone")
+    # registered on a (so a stores what Pia sends her at once), then online on b only
+    first, _ = await logs_in(a.port, "Quin", register=True, device="laptop")
+    await first.close()
+    quin, made = await logs_in(b.port, "Quin", device="phone")
     await pia.send({"type": "private", "to": "Quin", "message": "live one", "client_msg_id": "q1"})
     assert (await quin.expect("private", message="live one"))["from"] == "Pia"
     await pia.expect("delivered")
