@@ -260,3 +260,19 @@ def test_a_profile_from_another_process_reaches_the_members_of_the_users_rooms_h
     assert (got["username"], got["presence"], got["status"]) == ("Rita", "busy", "in a meeting")
     h.run(profile_cluster.arrived(h.hub, b"not json", h.now))
     assert h.take(1) == []
+
+
+def test_a_device_still_given_what_it_missed_keeps_its_cursor_when_one_comes_from_another_process() -> None:
+    h = Recording()
+    h.login(1, "quin")
+    h.take(1)
+    s = h.hub.sessions[1]
+    s.session_id = "d1"
+    h.hub.broker.names_by_store = True  # cluster mode from here on (its name is held)
+    h.run([offline.after_login(h.hub, s)])  # what it missed is being read (not answered yet)
+    h.asked.clear()
+    frame = b'{"type": "private", "id": "pm9", "seq": 4, "from": "pia", "to": "quin", "message": "new"}'
+    h.run(offline.delivered_here(h.hub, DeliverStored("", 1, "d1", 9, frame).payload(), h.now))
+    # given, but its cursor stays, so the read of what it missed cannot start past those
+    assert [f["message"] for f in only(h.take(1), "private")] == ["new"]
+    assert not [c for c in h.asked if isinstance(c, MarkDelivered)]

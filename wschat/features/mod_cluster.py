@@ -13,8 +13,9 @@ moderation every two seconds), tells the connection, closes it (a server ban, a 
 or takes it out of the room. An `unban` that lifted a ban sends one `RemoteKick` of action
 "unban" to every process (no process named: it goes on `wschat:news`), which lift it at once
 too; the user need not be online anywhere. The same message, of action "join", brings an
-account's device here into a room the account joined on another process (`wschat.hub.reach.follow`), and of
-action "rooms" asks this process's device to tell a device that logged in elsewhere its rooms.
+account's device here into a room the account joined on another process
+(`wschat.hub.reach.follow`), and of action "rooms" asks this process's device to tell a device
+that logged in elsewhere its rooms.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
         m.delivered = now
     out: list[Effect] = []
     ends = {d.cid: d for d in (*senders, *recipients)}  # a note to oneself: each device once
-    cursors = {d.session_id: m.id for d in ends.values()}
+    cursors = {d.session_id: m.id for d in ends.values() if not _catching_up(hub, d.cid)}
     if ends:
         out.append(Send(tuple(ends), _frame(m)))
     if cmid is not None:
@@ -189,9 +189,19 @@ def delivered_here(hub: Hub, payload: bytes, now: float) -> list[Effect]:
     if s is None or s.session_id != c.session_id:
         return []
     out: list[Effect] = [Send((c.cid,), c.frame)]
-    if c.session_id:
+    if c.session_id and not _catching_up(hub, c.cid):
         out.append(hub.ask(MarkDelivered([], now, {c.session_id: c.last_id}), _written, None))
     return out
+
+
+def _catching_up(hub: Hub, cid: int) -> bool:
+    """Cluster mode: whether device `cid` is still being given what it missed (`ReadMissed` asked,
+    not answered). Its cursor must not move past those meanwhile: the Redis store runs commands
+    at once, not in order, so the read could start after the move and skip them. Such a message
+    is then given again at its next log-in (same `id`), never lost. SQLite runs them in order."""
+    if not hub.broker.names_by_store:
+        return False
+    return any(then is _missed and context[0] == cid for then, context in hub.asked.values())
 
 
 def _written(hub: Hub, context: None, result: Any, now: float) -> list[Effect]:
