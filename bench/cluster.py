@@ -4,8 +4,8 @@ Each scenario starts a fresh `redis-server` (appendonly, `appendfsync always`: t
 SQLite's `--synchronous full`) on a free loopback port in the bench's temporary folder, one or
 two `chat-server.py --redis` processes, and the load generator (`--port2` and `--split` put
 clients on the second process). Redis and the servers are pinned to the server CPU, the
-generator to the other; the CPU each of them used during the whole run is reported (the
-generator's window figure covers the first server only).
+generator to the other; the CPU each of them used during the generator's measured window is
+reported (`--watch-pid`), as a share of a core and per message.
 
 - `fanout`: 1,000 clients, 40 messages in flight, on one process with Redis (compare with the
   `fanout-40` run without Redis in the same report; target: at least 70 % of it), and split
@@ -22,10 +22,10 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 
 from bench.machine import pin
@@ -82,19 +82,9 @@ class Redis:
             client.close()
 
 
-def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    out = {}
-    for name, pid in pids.items():
-        try:
-            t = psutil.Process(pid).cpu_times()
-            out[name] = t.user + t.system
-        except psutil.Error:
-            out[name] = 0.0
-    return out
-
-
 def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: list[str]) -> tuple[Any, ...]:
-    """Redis, `processes` servers, one generator run; (result, servers, cpu by process, wall, load)."""
+    """Redis, `processes` servers, one generator run; (result, server, CPU seconds by process in
+    the measured window, messages stored, load, busy)."""
     folder = bench.tmp / f"{name}-{len(bench.runs)}"
     with Redis(folder / "redis", bench.server_cpu) as rds:
         srv, load, busy = bench._start("wschat", ["--redis", rds.url, "--db", ":memory:", *RAISED_LIMITS])
@@ -106,24 +96,29 @@ def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: 
                 second.__enter__()
             try:
                 assert rds.proc is not None
-                pids = {"redis": rds.proc.pid, "server 1": srv.pid}
+                pids = {"redis": rds.proc.pid}
                 if processes == 2:
                     pids["server 2"] = second.pid
                 extra = ["--port2", str(second.port)] if processes == 2 else []
-                before, t0 = _cpu(pids), time.monotonic()
+                extra += [a for pid in pids.values() for a in ("--watch-pid", str(pid))]
                 res = bench._gen(srv, mode, clients, *gen, *extra, timeout=120)
-                wall = time.monotonic() - t0
-                after = _cpu(pids)
             finally:
                 second.__exit__()
         stored = rds.stored()
-    cpu = {k: (after[k] - before[k]) / wall for k in pids}
+    cpu = {"server 1": res["server_cpu_s"], **dict(zip(pids, res["watched_cpu_s"], strict=True))}
     return res, srv, cpu, stored, load, busy
 
 
-def _figures_cpu(figures: dict[str, Any], cpu: dict[str, float]) -> None:
-    for name, share in cpu.items():
-        figures[f"{name} cpu (whole run)"] = f"{share:.0%}"
+def _figures_cpu(figures: dict[str, Any], cpu: dict[str, float], window: float, messages: int = 0) -> None:
+    """Each process's share of a core in the measured window, and the servers' and Redis's CPU
+    per message (what the estimate for more cores is made from; not for a paced load)."""
+    for name, seconds in cpu.items():
+        figures[f"{name} cpu"] = f"{seconds / window:.0%}"
+    if not messages:
+        return
+    servers = sum(v for k, v in cpu.items() if k.startswith("server"))
+    figures["server_us_per_msg"] = servers / messages * 1e6
+    figures["redis_us_per_msg"] = cpu["redis"] / messages * 1e6
 
 
 def fanout(bench: Bench, processes: int) -> Run:
@@ -141,7 +136,7 @@ def fanout(bench: Bench, processes: int) -> Run:
         "delivered_all": res["deliveries"] == res["expected_deliveries"],
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu)
+    _figures_cpu(figures, cpu, w, res["window_sent"])
     return bench._record(f"cluster-fanout-{processes}p", srv, res, figures, load, busy)
 
 
@@ -159,7 +154,7 @@ def latency(bench: Bench) -> Run:
         "samples": res["latency_samples"],
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu)
+    _figures_cpu(figures, cpu, w)
     return bench._record("cluster-latency", srv, res, figures, load, busy)
 
 
@@ -176,9 +171,67 @@ def durable(bench: Bench) -> Run:
         "stored": stored,
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu)
+    _figures_cpu(figures, cpu, w, res["window_acks"])
     ok = bool(res["ok"]) and stored >= res["acks"]
     return bench._record("cluster-durable", srv, res, figures, load, busy, ok)
+
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def _find(runs: list[Run], scenario: str) -> Run | None:
+    return next((r for r in runs if r.scenario == scenario and r.server == "wschat"), None)
+
+
+def _cpu(r: Run) -> str:
+    f = r.figures
+    return (
+        f"; CPU per message: server {f['server_us_per_msg']:,.0f} µs, Redis {f['redis_us_per_msg']:,.0f} µs"
+    )
+
+
+def _fanout_rows(runs: list[Run], met: Callable[[bool], str]) -> list[Row]:
+    out = []
+    base, one, two = (
+        _find(runs, "fanout-40"),
+        _find(runs, "cluster-fanout-1p"),
+        _find(runs, "cluster-fanout-2p"),
+    )
+    if one:
+        rate = one.figures["deliveries_per_s"]
+        alone = base.figures["deliveries_per_s"] if base else 0
+        shown = f"{rate:,.0f}" + (f" ({rate / alone:.0%} of fanout-40)" if alone else "")
+        target = f"≥ 70 % of fanout-40 ({alone * 0.7:,.0f})" if alone else "≥ 70 % of fanout-40 (not run)"
+        what = "Fan-out through Redis, one process: deliveries/s, 1,000 clients, 40 in flight" + _cpu(one)
+        out.append((what, target, shown, "–", "–", met(rate >= 0.7 * alone and one.ok) if alone else "–"))
+    if two:
+        what = "Fan-out through Redis, clients split over two processes: deliveries/s" + _cpu(two)
+        out.append((what, "", f"{two.figures['deliveries_per_s']:,.0f}", "–", "–", ""))
+    return out
+
+
+def rows(runs: list[Run], quick: bool) -> list[Row]:
+    """The report's summary rows for the cluster runs, each against the issue's target."""
+
+    def met(ok: bool) -> str:
+        return "(quick)" if quick else ("**yes**" if ok else "**no**")
+
+    out = _fanout_rows(runs, met)
+    lat = _find(runs, "cluster-latency")
+    if lat:
+        single = sorted(r.figures["p99_ms"] for r in runs if r.scenario == "latency" and r.server == "wschat")
+        alone = single[(len(single) - 1) // 2] if single else 0
+        p99 = lat.figures["p99_ms"]
+        what = "Latency across processes (sender on one, readers on the other), 20 msg/s: p99 ms"
+        target = "≤ 2× single-process p99 " + (f"({2 * alone:.1f})" if alone else "(not run)")
+        out.append((what, target, f"{p99:.1f}", "–", "–", met(p99 <= 2 * alone and lat.ok) if alone else "–"))
+    dur = _find(runs, "cluster-durable")
+    if dur:
+        acks = dur.figures["acks_per_s"]
+        what = "Durable through Redis (`appendfsync always`): acknowledged messages/s, "
+        what += f"{dur.figures['in_flight']:,} in flight" + _cpu(dur)
+        out.append((what, "≥ 30,000", f"{acks:,.0f}", "–", "–", met(acks >= 30_000 and dur.ok)))
+    return out
 
 
 def available() -> str:

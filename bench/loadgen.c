@@ -112,11 +112,11 @@ static double self_cpu(void) {
     return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* CPU seconds (all threads) of the server process, from /proc/PID/stat; -1 if unknown. */
-static double server_cpu(void) {
-    if (!opt.server_pid) return -1;
+/* CPU seconds (all threads) of a process, from /proc/PID/stat; -1 if unknown. */
+static double pid_cpu(int pid) {
+    if (!pid) return -1;
     char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", opt.server_pid);
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t k = fread(buf, 1, sizeof buf - 1, f);
@@ -129,6 +129,14 @@ static double server_cpu(void) {
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+static double server_cpu(void) { return pid_cpu(opt.server_pid); }
+
+/* --watch-pid (repeatable): more processes whose CPU over the measured window is reported
+   (the other servers and Redis of a cluster run), in "watched_cpu_s" in the order given */
+#define MAX_WATCHED 8
+static int watched[MAX_WATCHED], n_watched;
+static double watched0[MAX_WATCHED], watched_window[MAX_WATCHED];
 
 /* Resident memory of the server in KiB, from /proc/PID/status; -1 if unknown. */
 static long server_rss_kib(void) {
@@ -652,7 +660,7 @@ static void usage(void) {
             "usage: loadgen --mode fanout|latency|join|idle|durable|typing --port P [--host 127.0.0.1] [--clients N]\n"
             "  [--senders S] [--window W] [--rate R] [--duration s] [--warmup s] [--drain s] [--timeout s]\n"
             "  [--msg-chars C] [--srcs K] [--concurrency C] [--server-pid PID] [--prefix P] [--no-login]\n"
-            "  [--port2 P2 [--split alternate|senders]]\n");
+            "  [--port2 P2 [--split alternate|senders]] [--watch-pid PID]...\n");
     exit(2);
 }
 
@@ -681,6 +689,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--msg-chars")) opt.msg_chars = atoi(v);
         else if (!strcmp(k, "--concurrency")) opt.concurrency = atoi(v);
         else if (!strcmp(k, "--server-pid")) opt.server_pid = atoi(v);
+        else if (!strcmp(k, "--watch-pid")) {
+            if (n_watched == MAX_WATCHED) usage();
+            watched[n_watched++] = atoi(v);
+        }
         else if (!strcmp(k, "--duration")) opt.duration = atof(v);
         else if (!strcmp(k, "--warmup")) opt.warmup = atof(v);
         else if (!strcmp(k, "--rate")) opt.rate = atof(v);
@@ -780,6 +792,7 @@ int main(int argc, char **argv) {
                 measure_from = t;
                 c0 = self_cpu();
                 sc0 = server_cpu();
+                for (int k = 0; k < n_watched; k++) watched0[k] = pid_cpu(watched[k]);
                 d0 = deliveries;
                 a0 = acks;
                 s0 = sent_total;
@@ -807,6 +820,10 @@ int main(int argc, char **argv) {
         m_cpu = self_cpu() - c0;
         double sc1 = server_cpu();
         m_scpu = (sc0 >= 0 && sc1 >= 0) ? sc1 - sc0 : -1;
+        for (int k = 0; k < n_watched; k++) {
+            double w1 = pid_cpu(watched[k]);
+            watched_window[k] = (watched0[k] >= 0 && w1 >= 0) ? w1 - watched0[k] : -1;
+        }
         m_deliv = deliveries - d0;
         m_acks = acks - a0;
         m_sent = sent_total - s0;
@@ -840,7 +857,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < opt.n; k++)
         if (conns[k].typing_max > tmax) tmax = conns[k].typing_max;
     printf("\"typing_frames\":%lld,\"typing_max_per_member_s\":%u,", typing_frames, tmax);
-    printf("\"latency_samples\":%zu", nlat);
+    printf("\"watched_cpu_s\":[");
+    for (int k = 0; k < n_watched; k++) printf("%s%.4f", k ? "," : "", watched_window[k]);
+    printf("],\"latency_samples\":%zu", nlat);
     if (nlat) {
         qsort(lat, nlat, sizeof *lat, cmp_u32);
         double sum = 0;

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import files
+from bench import cluster, files
 from bench.scenarios import Plan, Run
 
 HERE = Path(__file__).resolve().parent
@@ -215,6 +215,7 @@ def summary(runs: list[Run], plan: Plan, quick: bool) -> list[str]:
     rows += _page_rows(runs)
     rows += files.rows(_find(runs, "files", "wschat"))
     rows += _typing_rows(runs, quick)
+    rows += cluster.rows(runs, quick)
     if quick:  # at smoke-run sizes a comparison says nothing (see the note above the table)
         rows = [(a, b, c, d, "(quick)" if e not in ("", "–") else e, f) for a, b, c, d, e, f in rows]
     out = [

@@ -37,12 +37,15 @@ def generate(server: Server, *args: str) -> loadgen.Result:
 def test_fanout_delivers_every_message_to_every_client_in_room_order(tmp_path: Path) -> None:
     with Server("wschat", ["--db", ":memory:", *RAISED_LIMITS], None, tmp_path) as server:
         res = generate(server, "--mode", "fanout", "--clients", "30", "--senders", "3", "--window", "2",
-                       "--warmup", "0.2", "--duration", "1")  # fmt: skip
+                       "--warmup", "0.2", "--duration", "1", "--watch-pid", str(server.pid))  # fmt: skip
     assert res["logged"] == 30
     assert res["sent"] > 0
     assert res["deliveries"] == res["expected_deliveries"] == res["sent"] * 30
     assert res["order_errors"] == 0 and res["error_frames"] == 0
     assert res["window_deliveries"] > 0 and res["gen_cpu_s"] >= 0 and res["server_cpu_s"] >= 0
+    # a watched process's CPU over the same window (the cluster runs watch Redis and server 2)
+    [watched] = res["watched_cpu_s"]
+    assert abs(watched - res["server_cpu_s"]) <= 0.02  # read a moment apart, in clock ticks
     assert res["ok"] is True and res.returncode == 0
 
 

@@ -105,6 +105,23 @@ def test_a_message_the_store_found_stored_before_is_acknowledged_as_duplicate_an
     assert (ack["id"], ack["seq"], ack["duplicate"]) == ("3", 2, True)
 
 
+def test_a_repeat_this_process_never_delivered_the_first_copy_of_is_read_from_the_store() -> None:
+    """Its first call's answer was lost, and the broker skips this process's own published copies."""
+    h = ClusterHarness()
+    h.login(1, "alice")
+    h.auto_commit = False
+    h.chat(1, "hi", client_msg_id="c1")
+    [m] = h.held
+    m.id, m.seq, m.duplicate = 3, 1, True
+    h.commit_held()
+    assert only(h.take(1), "chat") == []
+    [(token, asked)] = h.ranges
+    assert (asked.room, asked.after_seq) == ("general", 0)
+    stored = Message(3, "general", 1, "alice", "alice", m.client_id, "hi", m.ts, "c1", m.epoch)
+    h.answer(token, [stored])
+    assert [(f["seq"], f["message"]) for f in only(h.take(1), "chat")] == [(1, "hi")]
+
+
 def test_people_on_other_processes_count_in_lists_and_leave_when_their_process_dies() -> None:
     h = ClusterHarness()
     h.login(1, "alice")

@@ -342,3 +342,43 @@ async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_h
     finally:
         await a.stop()
         await b.stop()
+
+
+def lose_the_next_answer(node: Node) -> None:
+    """The next script call runs in Redis, but its answer never reaches the process."""
+    answered = node.store.script
+
+    async def answer_lost(keys: list, args: list) -> object:
+        await answered(keys, args)
+        node.store.script = answered
+        raise redis.ConnectionError("connection lost after the call")
+
+    node.store.script = answer_lost  # type: ignore[method-assign]
+
+
+async def test_a_message_stored_by_a_call_whose_answer_was_lost_still_reaches_its_process_once(
+    redis_server: RedisServer,
+) -> None:
+    """A process skips its own published copies (it delivers from the script's answer): when
+    that answer is lost after the script ran, the room is read again once a call succeeds."""
+    a, b = await Node.start(redis_server.url), await Node.start(redis_server.url)
+    try:
+        await alice_and_bob(a, b)
+        a.login(2, "carol")
+        await a.wait(2, "history")
+        a.send(2, {"type": "join", "room": "dev"})
+        await a.wait(2, "joined", room="dev")
+        lose_the_next_answer(a)
+        a.send(1, {"type": "chat", "message": "lost answer", "client_msg_id": "c1"})
+        await a.wait(1, "error", code="store_failed", client_msg_id="c1")
+        await b.wait(1, "chat", message="lost answer")
+        a.send(2, {"type": "chat", "room": "dev", "message": "elsewhere"})  # a call that succeeds
+        await a.wait(2, "chat", message="lost answer")
+        await a.wait(1, "chat", message="lost answer")
+        await resend_until_acked(a, 1, "lost answer", "c1")  # the outbox's resend: a repeat
+        [ack] = a.frames(1, "ack", client_msg_id="c1")
+        assert ack["duplicate"] is True and ack["seq"] == 1
+        assert seqs(a, 1) == seqs(a, 2) == seqs(b, 1) == [1]
+    finally:
+        await a.stop()
+        await b.stop()

@@ -4,11 +4,13 @@ It implements `wschat.broker.Broker`. Each process subscribes to the channel of 
 has in memory (`follow`, `unfollow`) and to a channel of its own. Two kinds of message cross a
 room's channel, both text (never pickle):
 
-- `m <id> <seq> <epoch> <json>`: stored messages, published by the store's Lua script
-  (`wschat.redisstore`), one or more entries of one room joined by newlines, in seq order;
-  each goes to `Hub.arrived`, which delivers in seq order, exactly once (this process's own
-  messages come through there too, whichever of the store's answer and the echo is first; an
-  echo whose last entry was delivered already is dropped without parsing);
+- `b <process>` and `m <id> <seq> <epoch> <json>` lines: stored messages, published by the
+  store's Lua script (`wschat.redisstore`), one or more entries of one room joined by newlines,
+  in seq order, after a line naming the process that stored them. This process delivers its
+  own from the script's answer (`Hub.store_result`), so their copy is skipped unparsed; the
+  others' go to `Hub.arrived`, which delivers in seq order, exactly once (a copy whose last
+  entry was delivered already is dropped without parsing). If a script call fails, the store
+  has the broker read its rooms again once Redis answers (`resync`);
 - `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
   the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
   lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
@@ -118,7 +120,9 @@ class RedisBroker:
     def __init__(self, store: RedisStore) -> None:
         self.store = store
         self.process = store.process
+        self.own = self.process.encode()
         self.own_channel = process_channel(self.process)
+        store.resync = self._resync
         self.client = store.client  # publishing: commands with a timeout
         url = store.url
         self.reader = connect(url, timeout=None)  # pub/sub: no socket timeout
@@ -211,6 +215,13 @@ class RedisBroker:
             self.run(self.hub.remote_members(room, members, now))
         self.run(self.hub.resync(room, now))
 
+    def _resync(self, rooms: set[str]) -> None:
+        """Read rooms again whose messages the store may have stored unanswered (a failed call)."""
+        if self.hub is not None:
+            now = time.time()
+            for room in rooms:
+                self.run(self.hub.resync(room, now))
+
     async def _unfollow(self, room: str) -> None:
         if self.pubsub is None or not self.connected or room in self.members:
             return
@@ -265,7 +276,7 @@ class RedisBroker:
             process, key, room, seq, private = parse_read(data)
             if process != self.process:  # this process shared its own already
                 self.run(live.remote_read(hub, key, room, seq, private))
-        elif kind == b"m ":
+        elif kind in (b"b ", b"m "):  # (an older version publishes them without the `b` line)
             self._stored(hub, chan, data, now)
         elif kind == b"p ":
             _, process, event, who = data.decode().split(" ", 3)
@@ -312,6 +323,10 @@ class RedisBroker:
 
     def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
         """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""
+        if data[:2] == b"b ":
+            head, _, data = data.partition(b"\n")
+            if head[2:] == self.own:  # this process delivered them from the script's answer
+                return
         room = hub.rooms.get(chan.decode()[len(ROOM_CHANNEL) :])
         seq, epoch = _position(data[data.rfind(b"\n") + 1 :])
         if room is not None and seq <= room.last_seq and epoch == room.epoch:

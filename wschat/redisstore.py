@@ -8,14 +8,15 @@ messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
 stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
-stream gone while the process knew seqs, gets a new epoch), take an id, XADD, remember the id;
-then each room's new entries are published together, one PUBLISH per room and call. One writer
-task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call,
-packed in C on a connection of its own (`wschat.redisscript`), so a burst costs a few round
-trips and each process reads one pub/sub message per room and batch. The id, seq and epoch are
-written into each `Message` before `done(None)`; `done(exc)` if Redis failed (the senders get
-`store_failed` and resend: a script that did run is then recognised as a repeat). What crosses
-Redis is text made here and by `orjson`, never pickle: `m <id> <seq> <epoch> <json>`.
+stream gone while the process knew seqs, gets a new epoch), XADD, remember the id. One writer
+task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call
+(`wschat.redisscript`: one INCRBY for the ids, each room's keys once, one PUBLISH per room
+headed by this process's name). The id, seq and epoch are written into each `Message` before
+`done(None)`; this process delivers its own from there (its broker skips their published
+copy). `done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that
+did run is then a repeat, and the failed call's rooms are read again, `resync`, once a call
+succeeds). What crosses Redis is text made here and by `orjson`, never pickle: `m <id> <seq>
+<epoch> <json>`.
 
 The other commands go to their own modules: accounts, private messages and moderation
 (`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
@@ -27,10 +28,11 @@ that stopped answering turns them into `store_failed` instead of hanging them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 import orjson
@@ -64,7 +66,7 @@ from wschat.records import (
 from wschat.redisaccounts import NEWS, RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisreads import RedisReads
-from wschat.redisscript import APPEND_LUA, ScriptCall
+from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
 from wschat.redissearch import RedisSearch
 from wschat.store import Done, Notify, Store, StoreError
 
@@ -101,6 +103,16 @@ def process_channel(process: str) -> str:
 
 def sent_key(user_key: str, cmid: str) -> str:
     return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
+
+
+@functools.lru_cache(maxsize=ROOM_KEYS_KEPT)
+def room_keys(room: str) -> tuple[str, str, str]:
+    """A room's meta and stream keys and its channel, made once for the writer."""
+    return meta_key(room), stream_key(room), channel(room)
+
+
+def _sent(m: Message) -> str:
+    return sent_key(m.user_key, m.client_msg_id) if m.client_msg_id else ""
 
 
 def body(m: Message) -> bytes:
@@ -202,7 +214,6 @@ class RedisStore(Store):
         self.window = window
         self.client = connect(url)
         self.script = ScriptCall(self.client, APPEND_LUA)
-        self.room_keys: dict[str, tuple[str, str, str]] = {}  # room -> meta, stream, channel
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
         self.reads = RedisReads(self.client, self.process)
@@ -211,6 +222,8 @@ class RedisStore(Store):
         self.tasks: set[asyncio.Task] = set()
         self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
         self.writer: asyncio.Task | None = None
+        self.unsure: set[str] = set()  # rooms of a batch whose script call failed
+        self.resync: Callable[[set[str]], None] = lambda rooms: None  # the broker's, to read them again
         self.closed = False
         self.failing = False  # the last command failed: Redis is unreachable (for /healthz)
 
@@ -280,29 +293,21 @@ class RedisStore(Store):
                 log.error("Redis failed (storing %d messages): %s", len(messages), exc)
                 result = exc
                 self.failing = True
-            for _, done in batch:
-                self.notify(done, result)
+                # The script may have run (or may still run) without this process hearing the
+                # answer, and it skips its own published copies: read these rooms again later.
+                self.unsure.update(m.room for m in messages)
+            if result is None and self.unsure:
+                rooms, self.unsure = self.unsure, set()
+                self.notify(self.resync, rooms)
+            await answer(self.notify, batch, result)
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
-        room_keys = self.room_keys
         for start in range(0, len(messages), SCRIPT_BATCH):
             chunk = messages[start : start + SCRIPT_BATCH]
-            keys = [PREFIX + "next_id", PREFIX + "rooms"]
-            args: list[Any] = [self.cap, SENT_TTL, secrets.token_urlsafe(9)]
-            for m in chunk:
-                cmid, room = m.client_msg_id, m.room
-                rk = room_keys.get(room)
-                if rk is None:
-                    if len(room_keys) > ROOM_KEYS_KEPT:
-                        room_keys.clear()
-                    rk = room_keys[room] = (meta_key(room), stream_key(room), channel(room))
-                keys += (rk[0], rk[1], sent_key(m.user_key, cmid) if cmid else "")
-                args += (body(m), m.epoch, m.seq, rk[2], room)
-            results = await self.script(keys, args)
-            for i, m in enumerate(chunk):
-                mid, seq, epoch = results[2 * i + 1].split(b" ")
-                m.id, m.seq, m.epoch, m.duplicate = int(mid), int(seq), epoch.decode(), bool(results[2 * i])
+            head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
+            keys, args = script_args(chunk, room_keys, _sent, body, [*head, self.process])
+            answered(chunk, await self.script(keys, args))
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""

@@ -125,6 +125,10 @@ def committed(hub: Hub, m: Message, repeats: int, holder: int | None, now: float
     room = hub.rooms[m.room]
     cmid = m.client_msg_id
     out: list[Effect] = [] if m.duplicate else arrived(hub, m, now)
+    if m.duplicate and m.epoch == room.epoch and m.seq > room.last_seq:
+        # stored by an earlier call whose answer was lost: its copy published to this process
+        # is skipped (the broker), so read it from the store
+        _catch_up(hub, room, out)
     rooms.touch(hub, room)
     if cmid is not None:
         mid = str(m.id)
