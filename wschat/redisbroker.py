@@ -30,15 +30,18 @@ published before the subscription took effect. The reader has no socket timeout 
 reconnect storms); `health_check_interval` pings the connection while it is idle.
 
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
-for one of its connections, `Forward`), `c <json>` (call frames for its users, `RelayCall`:
-`Hub.call_arrived`), `t <connection>` (that session was taken over on
-another process: `Hub.taken_over`) and `k <json>` (a moderator elsewhere kicked, muted or
-banned it: `RemoteKick`, `wschat.features.mod_cluster.arrived`). Names are claimed through the
-store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
+for one of its connections, `Forward`), `s <connection> <id> <session> <frame>` (a stored
+one, `DeliverStored`: `wschat.features.offline.delivered_here` moves that device's cursor),
+`c <json>` (call frames for its users, `RelayCall`: `Hub.call_arrived`), `t <connection>` (that
+session was taken over on another process: `Hub.taken_over`) and `k <json>` (a moderator
+elsewhere kicked, muted or banned it: `RemoteKick`, `wschat.features.mod_cluster.arrived`).
+Names are claimed through the store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
 
 `wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
-password change (their connections here close, `wschat.features.accounts.sessions_ended`).
+password change (their connections here close, `wschat.features.accounts.sessions_ended`); and
+`k <process> <json>` (a ban lifted, for every process: `RemoteKick`) and `P <process> <json>` (a
+user's profile changed: `wschat.features.profile_cluster.arrived`).
 Every process also re-reads moderation from Redis every two seconds (the admin command line's bans).
 `wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
 `live.remote_read` keeps it, tells the user's connections here and a small room's members.
@@ -59,7 +62,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts, live, mod_cluster
+from wschat.features import accounts, live, mod_cluster, offline, profile_cluster
 from wschat.hub import Hub, cluster
 from wschat.redisaccounts import NEWS
 from wschat.redisreads import READS
@@ -89,6 +92,13 @@ def online_field(name: str, process: str) -> str:
 
 Run = Callable[[list[Effect]], None]
 
+
+# What this process's channel brings for one of its connections, by kind: a moderator on another
+# process acted on it (`RemoteKick`); a stored private message for it (`DeliverStored`).
+FOR_CONNECTION: dict[bytes, Callable[[Hub, bytes, float], list[Effect]]] = {
+    b"k ": mod_cluster.arrived,
+    b"s ": offline.delivered_here,
+}
 
 NEWS_CHANNEL = NEWS.encode()
 READS_CHANNEL = READS.encode()
@@ -280,8 +290,8 @@ class RedisBroker:
             self.run(hub.call_arrived(data[2:], now))
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
-        elif kind == b"k ":  # a moderator on another process acted on one of this process's connections
-            self.run(mod_cluster.arrived(hub, data[2:], now))
+        elif kind in FOR_CONNECTION:  # moderation, stored private messages, for a connection here
+            self.run(FOR_CONNECTION[kind](hub, data[2:], now))
 
     async def _refresh_shared(self) -> None:
         """After a reconnect: registrations and read positions published meanwhile were missed
@@ -306,6 +316,10 @@ class RedisBroker:
         elif kind in ("x", "X"):
             key, session_id = rest.rsplit(" ", 1)
             self.run(accounts.sessions_ended(hub, key, session_id, all_but=kind == "X"))
+        elif kind == "k":  # a moderator lifted a ban (RemoteKick for every process)
+            self.run(mod_cluster.arrived(hub, rest.encode(), now))
+        elif kind == "P":  # a user's profile changed on another process
+            self.run(profile_cluster.arrived(hub, rest.encode(), now))
 
     def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
         """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""

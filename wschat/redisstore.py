@@ -43,6 +43,8 @@ from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.features import fold
 from wschat.features.call_relay import RelayCall
 from wschat.features.mod_records import RemoteKick
+from wschat.features.private_records import DeliverStored
+from wschat.features.profile_records import ShareProfile
 from wschat.records import (
     Append,
     ClaimName,
@@ -61,7 +63,7 @@ from wschat.records import (
     Search,
     Snapshot,
 )
-from wschat.redisaccounts import RedisAccounts
+from wschat.redisaccounts import NEWS, RedisAccounts
 from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisreads import RedisReads
 from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
@@ -189,6 +191,8 @@ class RedisStore(Store):
         SaveReads: "save_reads",
         Search: "search",
         RemoteKick: "remote_kick",
+        ShareProfile: "share_profile",  # wschat.features.profile_cluster
+        DeliverStored: "deliver_stored",  # wschat.features.offline
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -376,13 +380,27 @@ class RedisStore(Store):
         data = b"d " + str(command.cid).encode() + b" " + command.data
         self._run(done, self._to_process(command.process, data), "forwarding a private message")
 
+    def deliver_stored(self, command: DeliverStored, done: Done) -> None:
+        published = self._to_process(command.process, b"s " + command.payload())
+        self._run(done, published, "delivering a stored private message")
+
     def relay_call(self, command: RelayCall, done: Done) -> None:
         published = self._to_process(command.process, b"c " + command.payload)
         self._run(done, published, "relaying a call's set-up")  # result: how many listened
 
     def remote_kick(self, command: RemoteKick, done: Done) -> None:
+        if not command.process:  # for every process (an unban): on wschat:news
+            self._run(done, self._news(b"k", command.payload()), "moderating on every process")
+            return
         published = self._to_process(command.process, b"k " + command.payload())
         self._run(done, published, "moderating on another process")
+
+    def share_profile(self, command: ShareProfile, done: Done) -> None:
+        self._run(done, self._news(b"P", command.payload()), "sharing a profile change")
+
+    async def _news(self, kind: bytes, payload: bytes) -> None:
+        """Publish `<kind> <process> <payload>` to every process (wschat:news, `RedisBroker._news`)."""
+        await self.client.publish(NEWS, b" ".join((kind, self.process.encode(), payload)))
 
     async def _to_process(self, process: str, data: bytes) -> bool:
         """Publish on a process's own channel; whether it is there (subscribed)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from wschat.records import Command
 
 
@@ -36,3 +38,28 @@ class SaveProfile(Command):
     status: str | None = None
     last_seen: float | None = None
     avatar: str | None = None  # a media id; "" removes it
+
+
+@dataclass(frozen=True, slots=True)
+class ShareProfile(Command):
+    """Cluster mode: user `key` (shown as `name`) now has this profile, its devices' presence on
+    every process together; every other process tells the user's devices and the members of its
+    small rooms there (`wschat.features.profile_cluster`). Result: None (published, JSON)."""
+
+    key: str
+    name: str
+    account: bool
+    presence: str
+    status: str
+    avatar: str
+
+    def payload(self) -> bytes:
+        """What crosses Redis (JSON, never pickle)."""
+        fields = {"k": self.key, "n": self.name, "acc": self.account, "pr": self.presence}
+        return orjson.dumps(fields | {"st": self.status, "av": self.avatar})
+
+    @classmethod
+    def parse(cls, data: bytes) -> ShareProfile:
+        """The command `payload` made (ValueError, KeyError or TypeError if it is not one)."""
+        f = orjson.loads(data)
+        return cls(str(f["k"]), str(f["n"]), bool(f["acc"]), str(f["pr"]), str(f["st"]), str(f["av"]))
