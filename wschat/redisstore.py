@@ -42,7 +42,7 @@ from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
 from wschat.features.call_relay import RelayCall
 from wschat.features.mod_records import RemoteKick
 from wschat.features.private_records import DeliverStored
-from wschat.features.profile_records import ShareProfile
+from wschat.features.profile_records import ReadLiveProfiles, ShareProfile
 from wschat.records import (
     Append,
     ClaimName,
@@ -64,6 +64,7 @@ from wschat.records import (
 from wschat.redisaccounts import RedisAccounts
 from wschat.redisentry import body, folded, parse_entry
 from wschat.redisnames import NAME_TTL, RedisNames
+from wschat.redisprofiles import live_profiles
 from wschat.redisreads import RedisReads
 from wschat.redisrelay import Relay
 from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
@@ -148,6 +149,7 @@ class RedisStore(Relay, Store):
         Search: "search",
         RemoteKick: "remote_kick",
         ShareProfile: "share_profile",  # wschat.features.profile_cluster
+        ReadLiveProfiles: "live_profiles",  # wschat.redisprofiles
         DeliverStored: "deliver_stored",  # wschat.features.offline
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
@@ -328,6 +330,9 @@ class RedisStore(Relay, Store):
 
     def find_user(self, command: FindUser, done: Done) -> None:
         self._run(done, self.names.find(command), f"finding {command.key}")
+
+    def live_profiles(self, command: ReadLiveProfiles, done: Done) -> None:
+        self._run(done, live_profiles(self.client, self.process, command), "reading profiles")
 
     def user_work(self, command: Command, done: Done) -> None:
         self._run(done, self.names.work(command), type(command).__name__)
