@@ -7,7 +7,8 @@ on one process tells the live presence of a user on the other; a private message
 its client_msg_id after a restart is recognised and stored once. A profile change reaches every
 room member and device on both processes, with the devices' presence together; an unban
 applies at once on the other process; "last seen" is recorded when the last device anywhere
-goes; a stored private message given live on the other process is not given again.
+goes; a stored private message given live on the other process is not given again; a room's
+joiner gets the profiles of its members on the other process, and they get the joiner's.
 """
 
 from __future__ import annotations
@@ -393,4 +394,35 @@ async def test_a_stored_private_message_given_live_on_the_other_process_is_not_g
     assert missed.get("offline") is True
     assert count(back, "private", message="live one") == 0  # it would have come first
     for c in (pia, back):
+        await c.close()
+
+
+async def test_a_joiner_gets_the_profiles_of_members_on_the_other_process_and_they_get_its_own(
+    pair: Pair,
+) -> None:
+    a, b = pair.a, pair.b
+    # Sid (on b) is in #nook only, away with a status: nobody on a shares a room with him.
+    sid = await logged_in(b.port, "Sid")
+    await sid.send({"type": "join", "room": "nook"})
+    await sid.expect("joined", room="nook")
+    await sid.send({"type": "leave", "room": "general"})
+    await sid.expect("left", room="general")
+    await sid.send({"type": "set_profile", "presence": "away", "status": "napping"})
+    await sid.expect("profile", username="Sid", presence="away")
+    # Jonas (on a) is busy, then joins #nook, where nobody on a is yet (a follows it for him).
+    jonas = await logged_in(a.port, "Jonas")
+    await jonas.send({"type": "set_profile", "presence": "busy", "status": "deep work"})
+    await jonas.expect("profile", username="Jonas", presence="busy")
+    await jonas.send({"type": "join", "room": "nook"})
+    cards = (await jonas.expect("profiles", room="nook"))["profiles"]
+    assert cards["Sid"]["presence"] == "away" and cards["Sid"]["status"] == "napping", cards
+    told = await sid.expect("profile", username="Jonas")  # only by his joining #nook
+    assert told["presence"] == "busy" and told["status"] == "deep work", told
+    # The next joiner on a gets one `profiles` with the members here and elsewhere.
+    kim = await logged_in(a.port, "Kim")
+    await kim.send({"type": "join", "room": "nook"})
+    cards = (await kim.expect("profiles", room="nook"))["profiles"]
+    assert cards["Sid"]["status"] == "napping" and cards["Jonas"]["presence"] == "busy", cards
+    assert count(sid, "profile", username="Kim") == 0  # plain: nothing to tell
+    for c in (sid, jonas, kim):
         await c.close()

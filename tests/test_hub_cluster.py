@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -277,6 +278,24 @@ def test_a_profile_from_another_process_reaches_the_members_of_the_users_rooms_h
     assert (got["username"], got["presence"], got["status"]) == ("Rita", "busy", "in a meeting")
     h.run(profile_cluster.arrived(h.hub, b"not json", h.now))
     assert h.take(1) == []
+
+
+def test_a_profile_shared_for_one_room_reaches_its_members_here_and_nothing_in_a_large_room() -> None:
+    h = ClusterHarness()
+    h.login(1, "near")
+    h.login(2, "also")
+    for cid in (1, 2):
+        h.take(cid)
+    joined = ShareProfile("rita", "Rita", True, "away", "out", "", room="general")  # she joined it
+    h.run(profile_cluster.arrived(h.hub, joined.payload(), h.now))
+    for cid in (1, 2):
+        [got] = only(h.take(cid), "profile")
+        assert (got["username"], got["presence"], got["status"]) == ("Rita", "away", "out")
+    assert ShareProfile.parse(joined.payload()) == joined
+    h.hub.config = dataclasses.replace(h.hub.config, large_room=1)  # general is large now
+    for room in ("nook", "general"):  # a room nobody here is in; one above --large-room
+        h.run(profile_cluster.arrived(h.hub, dataclasses.replace(joined, room=room).payload(), h.now))
+        assert h.take(1) == [] and h.take(2) == []
 
 
 def test_a_device_still_given_what_it_missed_keeps_its_cursor_when_one_comes_from_another_process() -> None:

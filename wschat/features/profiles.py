@@ -179,7 +179,11 @@ def entered(hub: Hub, s: Session, room: Room) -> list[Effect]:
     sessions = hub.sessions
     members = [sessions[c] for c in room.members if c not in room.doubles and c != s.cid]
     cards = {o.name: card(hub, o) for o in members if not _plain(hub, o)}
-    out: list[Effect] = [Send((s.cid,), wire.profiles(room.name, cards))] if cards else []
+    out: list[Effect] = []
+    if hub.broker.names_by_store:  # members elsewhere too: with them, in one `profiles`
+        out += profile_cluster.entered(hub, s, room, cards)
+    elif cards:
+        out.append(Send((s.cid,), wire.profiles(room.name, cards)))
     if not _plain(hub, s) and s.cid not in room.doubles:  # a further device: the room knows it
         out.append(Send(tuple(c for c in room.members if c != s.cid), _frame(hub, s)))
     return out
