@@ -4,17 +4,23 @@ Two real server processes on one real redis-server, started once for the module.
 is online on devices on both processes at once and is one user (PROTOCOL.md, "Several
 devices"); a moderator on one process mutes, bans and kicks users connected to the other; whois
 on one process tells the live presence of a user on the other; a private message resent with
-its client_msg_id after a restart is recognised and stored once.
+its client_msg_id after a restart is recognised and stored once. A profile change reaches every
+room member and device on both processes, with the devices' presence together; an unban
+applies at once on the other process; "last seen" is recorded when the last device anywhere
+goes; a stored private message given live on the other process is not given again; a room's
+joiner gets the profiles of its members on the other process, and they get the joiner's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from redisserver import RedisServer, available
 from support import Client, ServerProcess, logged_in
 from test_accounts_e2e import PASSWORD, account
@@ -22,7 +28,9 @@ from test_moderation_e2e import answer, closed_with
 
 pytestmark = pytest.mark.slow
 
-FAST = ("--rate", "1000", "--burst", "1000", "--admin", "Op")
+# --admin-poll 60: what reaches the other process must come at once, never by its re-read of
+# moderation (a test that waited out the re-read would pass without the cluster path).
+FAST = ("--rate", "1000", "--burst", "1000", "--admin", "Op", "--admin", "Mod", "--admin-poll", "60")
 
 
 class Pair:
@@ -271,3 +279,150 @@ async def test_a_private_message_resent_after_a_restart_is_recognised_and_stored
     page = await again.expect("private_history")
     assert [m["message"] for m in page["messages"]] == ["once only"]
     await again.close()
+
+
+async def test_a_profile_change_reaches_members_and_devices_on_both_processes_devices_together(
+    pair: Pair,
+) -> None:
+    a, b = pair.a, pair.b
+    laptop, _ = await logs_in(a.port, "Rita", register=True, device="laptop")
+    phone, _ = await logs_in(b.port, "Rita", device="phone")
+    near, far = await logged_in(a.port, "Near"), await logged_in(b.port, "Far")
+    await near.expect("user_join", username="Far")  # Far (b) is listed on a
+    everyone = [laptop, phone, near, far]
+
+    async def told(presence: str, status: str) -> None:
+        for c in everyone:
+            got = await c.expect("profile", username="Rita", presence=presence)
+            assert got["status"] == status, got
+
+    await laptop.send({"type": "set_profile", "presence": "busy", "status": "in a meeting"})
+    await told("busy", "in a meeting")
+    # The phone (b) says away: the laptop (a) is busy, so she is busy; then the laptop is back.
+    await phone.send({"type": "set_profile", "presence": "away", "status": "on the road"})
+    await told("busy", "on the road")
+    await laptop.send({"type": "set_profile", "presence": "online"})
+    await told("online", "on the road")
+    # The laptop goes: the phone's away is now hers, on both processes (the phone's own too).
+    await laptop.close()
+    everyone.remove(laptop)
+    await told("away", "on the road")
+    # A guest's change on b reaches a.
+    await far.send({"type": "set_profile", "status": "far away"})
+    assert (await near.expect("profile", username="Far"))["status"] == "far away"
+    for c in (phone, near, far):
+        await c.close()
+
+
+async def test_an_unban_on_one_process_applies_at_once_on_the_other(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    mod, _ = await logs_in(a.port, "Mod", register=True)
+    # registered on a (so a knows the name is an account at once), then online on b only
+    first, _ = await logs_in(a.port, "Hal", register=True)
+    await first.close()
+    hal, _ = await logs_in(b.port, "Hal")
+    await mod.send({"type": "ban", "username": "Hal", "reason": "cool off"})
+    assert await closed_with(hal) == 4003  # CLOSE_BANNED, at once on b
+    again = await Client.open(b.port)
+    await again.send({"type": "login", "username": "Hal", "password": PASSWORD})
+    assert (await answer(again, "username_accepted", "username_error"))["code"] == "banned"
+    await mod.send({"type": "unban", "username": "Hal"})
+    await mod.expect("moderation", action="unban")
+    # b lifts it when the unban arrives, long before its re-read of moderation (60 s here).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        await again.send({"type": "login", "username": "Hal", "password": PASSWORD})
+        made = await answer(again, "username_accepted", "username_error")
+        if made["type"] == "username_accepted" or loop.time() > deadline:
+            break
+        assert made["code"] == "banned", made
+        await asyncio.sleep(0.05)  # the unban is on its way through Redis
+    assert made["type"] == "username_accepted", made
+    await again.close()
+    await mod.close()
+
+
+async def test_last_seen_is_recorded_when_the_last_device_anywhere_goes(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    peek = redis.Redis.from_url(pair.redis.url)
+    try:
+        one, _ = await logs_in(a.port, "Ivy", register=True, device="one")
+        two, _ = await logs_in(b.port, "Ivy", device="two")
+        asker = await logged_in(a.port, "Seer")
+        assert peek.hlen("wschat:devs:ivy") == 2
+        await one.close()  # a's last device of hers; b's stays
+        for _ in range(200):  # until a has let that device go in Redis
+            if peek.hlen("wschat:devs:ivy") == 1:
+                break
+            await asyncio.sleep(0.05)
+        await asker.send({"type": "whois", "username": "Ivy"})
+        assert (await asker.expect("profile", username="Ivy"))["presence"] == "online"
+        assert peek.hget("wschat:profile:ivy", "last_seen") is None
+        before = time.time()
+        await two.close()
+        for _ in range(200):  # until b has let her go
+            await asker.send({"type": "whois", "username": "Ivy"})
+            offline = await asker.expect("profile", username="Ivy")
+            if offline["presence"] == "offline":
+                break
+            await asyncio.sleep(0.05)
+        assert offline["presence"] == "offline" and offline["last_seen"], offline
+        assert float(peek.hget("wschat:profile:ivy", "last_seen") or 0) >= before - 1
+        await asker.close()
+    finally:
+        peek.close()
+
+
+async def test_a_stored_private_message_given_live_on_the_other_process_is_not_given_again(
+    pair: Pair,
+) -> None:
+    a, b = pair.a, pair.b
+    pia, _ = await logs_in(a.port, "Pia", register=True)
+    # registered on a (so a stores what Pia sends her at once), then online on b only
+    first, _ = await logs_in(a.port, "Quin", register=True, device="laptop")
+    await first.close()
+    quin, made = await logs_in(b.port, "Quin", device="phone")
+    await pia.send({"type": "private", "to": "Quin", "message": "live one", "client_msg_id": "q1"})
+    assert (await quin.expect("private", message="live one"))["from"] == "Pia"
+    await pia.expect("delivered")
+    await quin.close()
+    await pia.send({"type": "private", "to": "Quin", "message": "while away", "client_msg_id": "q2"})
+    await pia.expect("ack", client_msg_id="q2")
+    back, _ = await logs_in(a.port, "Quin", session_token=made["session_token"])
+    missed = await back.expect("private", message="while away")
+    assert missed.get("offline") is True
+    assert count(back, "private", message="live one") == 0  # it would have come first
+    for c in (pia, back):
+        await c.close()
+
+
+async def test_a_joiner_gets_the_profiles_of_members_on_the_other_process_and_they_get_its_own(
+    pair: Pair,
+) -> None:
+    a, b = pair.a, pair.b
+    # Sid (on b) is in #nook only, away with a status: nobody on a shares a room with him.
+    sid = await logged_in(b.port, "Sid")
+    await sid.send({"type": "join", "room": "nook"})
+    await sid.expect("joined", room="nook")
+    await sid.send({"type": "leave", "room": "general"})
+    await sid.expect("left", room="general")
+    await sid.send({"type": "set_profile", "presence": "away", "status": "napping"})
+    await sid.expect("profile", username="Sid", presence="away")
+    # Jonas (on a) is busy, then joins #nook, where nobody on a is yet (a follows it for him).
+    jonas = await logged_in(a.port, "Jonas")
+    await jonas.send({"type": "set_profile", "presence": "busy", "status": "deep work"})
+    await jonas.expect("profile", username="Jonas", presence="busy")
+    await jonas.send({"type": "join", "room": "nook"})
+    cards = (await jonas.expect("profiles", room="nook"))["profiles"]
+    assert cards["Sid"]["presence"] == "away" and cards["Sid"]["status"] == "napping", cards
+    told = await sid.expect("profile", username="Jonas")  # only by his joining #nook
+    assert told["presence"] == "busy" and told["status"] == "deep work", told
+    # The next joiner on a gets one `profiles` with the members here and elsewhere.
+    kim = await logged_in(a.port, "Kim")
+    await kim.send({"type": "join", "room": "nook"})
+    cards = (await kim.expect("profiles", room="nook"))["profiles"]
+    assert cards["Sid"]["status"] == "napping" and cards["Jonas"]["presence"] == "busy", cards
+    assert count(sid, "profile", username="Kim") == 0  # plain: nothing to tell
+    for c in (sid, jonas, kim):
+        await c.close()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
 from hubharness import Harness, only
 
 from wschat.broker import LocalBroker
-from wschat.features import mod_cluster
-from wschat.features.mod_records import RemoteKick
+from wschat.features import mod_cluster, offline, profile_cluster
+from wschat.features.mod_records import RemoteKick, Restriction
+from wschat.features.private_records import DeliverStored, MarkDelivered
+from wschat.features.profile_records import ShareProfile
 from wschat.hub import Config, Hub, Message
 from wschat.records import ReadRange
 
@@ -217,3 +220,95 @@ def test_a_mute_or_a_server_ban_from_another_process_applies_here_at_once() -> N
     ban = RemoteKick("", 1, "", "Op", "spam", "ban", subject, "gus")
     h.run(mod_cluster.arrived(h.hub, ban.payload(), h.now))
     assert only(h.take(1), "moderation")[0]["action"] == "ban" and h.closed[1][0] == 4003
+
+
+class Recording(ClusterHarness):
+    """Keeps every store command the hub asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[Any] = []
+
+    def execute(self, token: int, command: Any) -> None:
+        self.asked.append(command)
+        super().execute(token, command)
+
+
+def test_an_unban_from_another_process_lifts_the_ban_here_at_once() -> None:
+    h = ClusterHarness()
+    h.login(1, "gus")
+    h.take(1)
+    subject = f"address:{h.hub.sessions[1].address}"
+    h.hub.moderation.add(Restriction("ban", "yard", subject, "gus", 0.0, "spam", "Op"))
+    h.send(1, {"type": "join", "room": "yard"})
+    assert only(h.take(1), "error")[0]["code"] == "banned"
+    lift = RemoteKick("", 0, "yard", "Op", "", "unban", subject, "gus")  # for every process
+    h.run(mod_cluster.arrived(h.hub, lift.payload(), h.now))
+    h.send(1, {"type": "join", "room": "yard"})
+    assert "joined" in h.types(1)
+
+
+def test_a_stored_private_message_from_another_process_moves_the_cursor_of_a_device_still_here() -> None:
+    h = Recording()
+    h.login(1, "quin")
+    h.take(1)
+    h.hub.sessions[1].session_id = "d1"
+    frame = b'{"type": "private", "id": "pm7", "seq": 3, "from": "pia", "to": "quin", "message": "hi"}'
+    h.run(offline.delivered_here(h.hub, DeliverStored("", 1, "d1", 7, frame).payload(), h.now))
+    assert [f["message"] for f in only(h.take(1), "private")] == ["hi"]
+    [mark] = [c for c in h.asked if isinstance(c, MarkDelivered)]
+    assert (mark.ids, mark.cursors) == ([], {"d1": 7})
+    h.asked.clear()
+    # A connection gone meanwhile, another device's connection, or not ours: nothing given, and
+    # no cursor moved (the device gets it at its next log-in).
+    for stale in (DeliverStored("", 2, "d1", 8, frame), DeliverStored("", 1, "d0", 8, frame)):
+        h.run(offline.delivered_here(h.hub, stale.payload(), h.now))
+    h.run(offline.delivered_here(h.hub, b"not ours", h.now))
+    assert h.take(1) == [] and h.asked == []
+
+
+def test_a_profile_from_another_process_reaches_the_members_of_the_users_rooms_here() -> None:
+    h = ClusterHarness()
+    h.login(1, "near")
+    h.take(1)
+    h.hub.rooms["general"].remote["Rita"] = {"p2": None}  # listed here from another process
+    share = ShareProfile("rita", "Rita", True, "busy", "in a meeting", "")
+    h.run(profile_cluster.arrived(h.hub, share.payload(), h.now))
+    [got] = only(h.take(1), "profile")
+    assert (got["username"], got["presence"], got["status"]) == ("Rita", "busy", "in a meeting")
+    h.run(profile_cluster.arrived(h.hub, b"not json", h.now))
+    assert h.take(1) == []
+
+
+def test_a_profile_shared_for_one_room_reaches_its_members_here_and_nothing_in_a_large_room() -> None:
+    h = ClusterHarness()
+    h.login(1, "near")
+    h.login(2, "also")
+    for cid in (1, 2):
+        h.take(cid)
+    joined = ShareProfile("rita", "Rita", True, "away", "out", "", room="general")  # she joined it
+    h.run(profile_cluster.arrived(h.hub, joined.payload(), h.now))
+    for cid in (1, 2):
+        [got] = only(h.take(cid), "profile")
+        assert (got["username"], got["presence"], got["status"]) == ("Rita", "away", "out")
+    assert ShareProfile.parse(joined.payload()) == joined
+    h.hub.config = dataclasses.replace(h.hub.config, large_room=1)  # general is large now
+    for room in ("nook", "general"):  # a room nobody here is in; one above --large-room
+        h.run(profile_cluster.arrived(h.hub, dataclasses.replace(joined, room=room).payload(), h.now))
+        assert h.take(1) == [] and h.take(2) == []
+
+
+def test_a_device_still_given_what_it_missed_keeps_its_cursor_when_one_comes_from_another_process() -> None:
+    h = Recording()
+    h.login(1, "quin")
+    h.take(1)
+    s = h.hub.sessions[1]
+    s.session_id = "d1"
+    h.hub.broker.names_by_store = True  # cluster mode from here on (its name is held)
+    h.run([offline.after_login(h.hub, s)])  # what it missed is being read (not answered yet)
+    h.asked.clear()
+    frame = b'{"type": "private", "id": "pm9", "seq": 4, "from": "pia", "to": "quin", "message": "new"}'
+    h.run(offline.delivered_here(h.hub, DeliverStored("", 1, "d1", 9, frame).payload(), h.now))
+    # given, but its cursor stays, so the read of what it missed cannot start past those
+    assert [f["message"] for f in only(h.take(1), "private")] == ["new"]
+    assert not [c for c in h.asked if isinstance(c, MarkDelivered)]

@@ -11,14 +11,8 @@ room's channel, both text (never pickle):
   others' go to `Hub.arrived`, which delivers in seq order, exactly once (a copy whose last
   entry was delivered already is dropped without parsing). If a script call fails, the store
   has the broker read its rooms again once Redis answers (`resync`);
-- `p <process> <event> <name>`: someone joined or left the room on that process (`presence`);
-  the other processes' hubs build their own notices (`Hub.remote_presence`), so counts and
-  lists span the cluster. Who is where is also in the hash `wschat:room:<room>:online`
-  (`<name>\n<process>` -> process: an account may be in a room on several processes), read
-  after each subscription (`Hub.remote_members`). Every process keeps
-  `wschat:alive:<process>` alive (TTL `--redis-ttl`, 30 s by default, refreshed every third of
-  it); one whose key expired has
-  died: its users leave every room (`Hub.process_gone`) and the hashes forget them.
+- `p <process> <event> <name>`: someone joined or left the room on that process (`presence`,
+  with who is where and which processes live: `wschat.redispresence`).
 
 `publish` delivers to this process's members only: frames are built where they are delivered.
 
@@ -30,15 +24,18 @@ published before the subscription took effect. The reader has no socket timeout 
 reconnect storms); `health_check_interval` pings the connection while it is idle.
 
 Its own channel (`wschat:proc:<process>`) brings `d <connection> <frame>` (a private message
-for one of its connections, `Forward`), `c <json>` (call frames for its users, `RelayCall`:
-`Hub.call_arrived`), `t <connection>` (that session was taken over on
-another process: `Hub.taken_over`) and `k <json>` (a moderator elsewhere kicked, muted or
-banned it: `RemoteKick`, `wschat.features.mod_cluster.arrived`). Names are claimed through the
-store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
+for one of its connections, `Forward`), `s <connection> <id> <session> <frame>` (a stored
+one, `DeliverStored`: `wschat.features.offline.delivered_here` moves that device's cursor),
+`c <json>` (call frames for its users, `RelayCall`: `Hub.call_arrived`), `t <connection>` (that
+session was taken over on another process: `Hub.taken_over`) and `k <json>` (a moderator
+elsewhere kicked, muted or banned it: `RemoteKick`, `wschat.features.mod_cluster.arrived`).
+Names are claimed through the store (`names_by_store`, `wschat.redisnames`); `release` frees one there.
 
 `wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
-password change (their connections here close, `wschat.features.accounts.sessions_ended`).
+password change (their connections here close, `wschat.features.accounts.sessions_ended`); and
+`k <process> <json>` (a ban lifted, for every process: `RemoteKick`) and `P <process> <json>` (a
+user's profile changed: `wschat.features.profile_cluster.arrived`).
 Every process also re-reads moderation from Redis every two seconds (the admin command line's bans).
 `wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
 `live.remote_read` keeps it, tells the user's connections here and a small room's members.
@@ -59,36 +56,24 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts, live, mod_cluster
-from wschat.hub import Hub, cluster
+from wschat.features import accounts, live, mod_cluster, offline, profile_cluster
+from wschat.hub import Hub
 from wschat.redisaccounts import NEWS
+from wschat.redisentry import parse_entry
+from wschat.redispresence import HDEL_IF_LUA, ClusterPresence, Run, alive_key
 from wschat.redisreads import READS
 from wschat.redisreads import parse as parse_read
-from wschat.redisstore import PREFIX, ROOM_CHANNEL, RedisStore, channel, connect, parse_entry, process_channel
+from wschat.redisrelay import process_channel
+from wschat.redisstore import ROOM_CHANNEL, RedisStore, channel, connect
 
 log = logging.getLogger("wschat.redisbroker")
 
-HDEL_IF_LUA = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0
-"""
-
-
-def online_key(room: str) -> str:
-    return f"{PREFIX}room:{room}:online"
-
-
-def alive_key(process: str) -> str:
-    return f"{PREFIX}alive:{process}"
-
-
-def online_field(name: str, process: str) -> str:
-    """A user's field in a room's `online` hash: one per process it is in the room on."""
-    return f"{name}\n{process}"
-
-
-Run = Callable[[list[Effect]], None]
-
+# What this process's channel brings for one of its connections, by kind: a moderator on another
+# process acted on it (`RemoteKick`); a stored private message for it (`DeliverStored`).
+FOR_CONNECTION: dict[bytes, Callable[[Hub, bytes, float], list[Effect]]] = {
+    b"k ": mod_cluster.arrived,
+    b"s ": offline.delivered_here,
+}
 
 NEWS_CHANNEL = NEWS.encode()
 READS_CHANNEL = READS.encode()
@@ -102,7 +87,7 @@ def _position(entry: bytes) -> tuple[int, str]:
     return int(parts[2]), parts[3].decode(errors="replace")
 
 
-class RedisBroker:
+class RedisBroker(ClusterPresence):
     stored_seqs = True
 
     names_by_store = True
@@ -157,15 +142,6 @@ class RedisBroker:
     def publish(self, room: str, data: bytes) -> Send:
         return Send(tuple(self.members.get(room, ())), data)
 
-    def presence(self, room: str, name: str, event: str) -> None:
-        field = online_field(name, self.process)
-        if event in ("join", "resume"):
-            self.outbox.put_nowait(("hset", online_key(room), (field, self.process)))
-        else:
-            self.outbox.put_nowait(("hdel", online_key(room), (field, self.process)))
-        message = f"p {self.process} {event} {name}".encode()
-        self.outbox.put_nowait(("publish", channel(room), (message,)))
-
     def claim(self, key: str, owner: int) -> bool:
         # A race between processes cannot be answered at once: with `names_by_store` the hub
         # claims through the store (ClaimName, wschat.redisnames) and never calls this.
@@ -186,24 +162,6 @@ class RedisBroker:
             return
         if room in self.members:
             await self._catch_up(room)
-
-    async def _catch_up(self, room: str) -> None:
-        """After (re)subscribing: who is in the room elsewhere, and what was published meanwhile."""
-        if self.hub is None:
-            return
-        try:
-            online = await self.client.hgetall(online_key(room))
-        except (RedisError, OSError) as exc:
-            log.warning("could not read who is in #%s: %s", room, exc)
-            online = None
-        now = time.time()
-        if online is not None and room in self.members:
-            members: dict[str, set[str]] = {}
-            for k, v in online.items():
-                if v.decode() != self.process:
-                    members.setdefault(k.decode().rpartition("\n")[0], set()).add(v.decode())
-            self.run(self.hub.remote_members(room, members, now))
-        self.run(self.hub.resync(room, now))
 
     def _resync(self, rooms: set[str]) -> None:
         """Read rooms again whose messages the store may have stored unanswered (a failed call)."""
@@ -280,8 +238,8 @@ class RedisBroker:
             self.run(hub.call_arrived(data[2:], now))
         elif kind == b"t ":  # a session of this process was taken over on another process
             self.run(hub.taken_over(int(data[2:]), now))
-        elif kind == b"k ":  # a moderator on another process acted on one of this process's connections
-            self.run(mod_cluster.arrived(hub, data[2:], now))
+        elif kind in FOR_CONNECTION:  # moderation, stored private messages, for a connection here
+            self.run(FOR_CONNECTION[kind](hub, data[2:], now))
 
     async def _refresh_shared(self) -> None:
         """After a reconnect: registrations and read positions published meanwhile were missed
@@ -306,6 +264,10 @@ class RedisBroker:
         elif kind in ("x", "X"):
             key, session_id = rest.rsplit(" ", 1)
             self.run(accounts.sessions_ended(hub, key, session_id, all_but=kind == "X"))
+        elif kind == "k":  # a moderator lifted a ban (RemoteKick for every process)
+            self.run(mod_cluster.arrived(hub, rest.encode(), now))
+        elif kind == "P":  # a user's profile changed on another process
+            self.run(profile_cluster.arrived(hub, rest.encode(), now))
 
     def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
         """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""
@@ -347,32 +309,6 @@ class RedisBroker:
                 # Presence only (messages are published by the store's script): the other
                 # processes read who is where again when their pub/sub reconnects.
                 log.warning("could not publish %d presence changes to Redis: %s", len(batch), exc)
-
-    async def _heartbeat(self) -> None:
-        """Keep this process alive in Redis; notice the processes that died."""
-        while True:
-            await asyncio.sleep(self.store.ttl / 3)
-            hub = self.hub
-            processes = cluster.processes(hub) if hub else []
-            try:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.set(alive_key(self.process), 1, ex=self.store.ttl)
-                for process in processes:
-                    pipe.exists(alive_key(process))
-                _, *alive = await pipe.execute()
-                self.store.failing = False
-            except (RedisError, OSError) as exc:
-                log.warning("Redis heartbeat failed: %s", exc)
-                self.store.failing = True
-                continue
-            for process, up in zip(processes, alive, strict=True):
-                if not up and hub is not None:
-                    log.info("process %s stopped answering; its users are gone", process)
-                    for room, who in cluster.people_of(hub, process):
-                        self.outbox.put_nowait(
-                            ("hdel", online_key(room), (online_field(who, process), process))
-                        )
-                    self.run(hub.process_gone(process, time.time()))
 
     async def _drain_outbox(self) -> None:
         for _ in range(300):

@@ -20,7 +20,8 @@ from collections.abc import Callable
 import redis
 
 from wschat.records import Message
-from wschat.redisstore import PREFIX, SENT_TTL, body, meta_key, sent_key, stream_key
+from wschat.redisentry import body
+from wschat.redisstore import PREFIX, SENT_TTL, meta_key, sent_key, stream_key
 
 log = logging.getLogger("wschat.redisimport")
 

@@ -19,7 +19,8 @@ value JSON `{"s": session id, "a": address, "n": name, "pr": presence, "st": sta
 has one field, its connection). A device's claim (`DEVICE_LUA`) adds its field and takes over
 only the fields of the same session id (an older connection of the same device: `t
 <connection>` to its process); fields of processes whose `alive:<process>` key expired are
-dropped on the way. The last device's release frees the name. `FindDevices` reads the hash
+dropped on the way. The last device's release frees the name and records the account's "last
+seen" time (`profile:<key>`, `wschat.redisaccounts`). `FindDevices` reads the hash
 (the live places of a user on the other processes: private messages, kicks and moderation reach
 every device; `whois` tells its live presence, kept by `SaveLive`).
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -121,7 +123,9 @@ for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', ARGV[2]) end
 return {'ok', local_cid}
 """.replace("@P@", PREFIX)
 
-# KEYS: name key, devs key, look keys...   ARGV: the field that goes
+# KEYS: name key, devs key, look keys...   ARGV: the field that goes, now, the name key
+# The account's last device on any process going records its "last seen" time, here in the
+# same step (a process whose last device of the user goes cannot know it is the last).
 DEVICE_GONE_LUA = """
 redis.call('HDEL', KEYS[2], ARGV[1])
 for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do
@@ -132,6 +136,7 @@ if redis.call('HLEN', KEYS[2]) > 0 then return 0 end
 local old = redis.call('GET', KEYS[1])
 if old and cjson.decode(old)['acc'] then
   for i = 1, #KEYS do redis.call('DEL', KEYS[i]) end
+  redis.call('HSET', '@P@profile:' .. ARGV[3], 'last_seen', ARGV[2])
 end
 return 1
 """.replace("@P@", PREFIX)
@@ -245,7 +250,7 @@ class RedisNames:
             if not held[1]:
                 del self.devices[key]
             keys = [name_key(key), devs_key(key), *held[0]]
-            self._spawn(self._script(self.gone_script, keys, [self._field(cid)], "release"))
+            self._spawn(self._script(self.gone_script, keys, self._gone(key, cid), "release"))
             return
         entry = self.held.get(key)
         if entry is None or entry[2] != cid:
@@ -253,6 +258,10 @@ class RedisNames:
         del self.held[key]
         value, looks, _ = entry
         self._spawn(self._keep(key, value, looks, 0))
+
+    def _gone(self, key: str, cid: int) -> list[Any]:
+        """`DEVICE_GONE_LUA`'s arguments: the device's field, and its last seen time."""
+        return [self._field(cid), time.time(), key]
 
     def save_live(self, c: SaveLive) -> Any:
         """The device's presence and the user's status, for `whois` on the other processes."""
@@ -350,6 +359,6 @@ class RedisNames:
         for key, (looks, cids) in devices.items():
             keys = [name_key(key), devs_key(key), *looks]
             for cid in cids:
-                self._spawn(self._script(self.gone_script, keys, [self._field(cid)], "release"))
+                self._spawn(self._script(self.gone_script, keys, self._gone(key, cid), "release"))
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=3)

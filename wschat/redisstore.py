@@ -20,7 +20,7 @@ succeeds). What crosses Redis is text made here and by `orjson`, never pickle: `
 
 The other commands go to their own modules: accounts, private messages and moderation
 (`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
-search (`wschat.redissearch`); `Forward` and `RemoteKick` reach another process's channel.
+search (`wschat.redissearch`), what reaches other processes (`wschat.redisrelay`).
 Commands run on the event loop (redis-py's asyncio client) with a socket timeout, so a Redis
 that stopped answering turns them into `store_failed` instead of hanging them.
 """
@@ -35,14 +35,14 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
-from wschat.features import fold
 from wschat.features.call_relay import RelayCall
 from wschat.features.mod_records import RemoteKick
+from wschat.features.private_records import DeliverStored
+from wschat.features.profile_records import ReadLiveProfiles, ShareProfile
 from wschat.records import (
     Append,
     ClaimName,
@@ -62,8 +62,11 @@ from wschat.records import (
     Snapshot,
 )
 from wschat.redisaccounts import RedisAccounts
+from wschat.redisentry import body, folded, parse_entry
 from wschat.redisnames import NAME_TTL, RedisNames
+from wschat.redisprofiles import live_profiles
 from wschat.redisreads import RedisReads
+from wschat.redisrelay import Relay
 from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
 from wschat.redissearch import RedisSearch
 from wschat.store import Done, Notify, Store, StoreError
@@ -95,10 +98,6 @@ def channel(room: str) -> str:
     return ROOM_CHANNEL + room
 
 
-def process_channel(process: str) -> str:
-    return f"{PREFIX}proc:{process}"
-
-
 def sent_key(user_key: str, cmid: str) -> str:
     return f"{PREFIX}sent:{len(user_key)}:{user_key}:{cmid}"
 
@@ -111,46 +110,6 @@ def room_keys(room: str) -> tuple[str, str, str]:
 
 def _sent(m: Message) -> str:
     return sent_key(m.user_key, m.client_msg_id) if m.client_msg_id else ""
-
-
-def body(m: Message) -> bytes:
-    fields: dict[str, Any] = {"r": m.room, "u": m.username, "k": m.user_key, "c": m.client_id}
-    fields |= {"t": m.text, "ts": m.ts}
-    if m.client_msg_id is not None:
-        fields["cm"] = m.client_msg_id
-    if m.kind != "chat":  # a room event of rich messaging (wschat.features.events)
-        fields |= {"kind": m.kind, "target": m.target}
-    if m.reply_to:
-        fields["reply_to"] = m.reply_to
-    if m.meta:
-        fields["meta"] = m.meta
-    if m.file is not None:  # a shared file's `file` object (wschat.features.files)
-        fields["f"] = m.file
-    return orjson.dumps(fields)
-
-
-def parse_entry(raw: bytes) -> Message:
-    """A stream entry or a published message, `m <id> <seq> <epoch> <json>`, as a Message."""
-    _, mid, seq, epoch, data = raw.split(b" ", 4)
-    f = orjson.loads(data)
-    m = Message(
-        int(mid), f["r"], int(seq), f["u"], f["k"], f["c"], f["t"], f["ts"], f.get("cm"), epoch.decode()
-    )
-    m.kind, m.target, m.reply_to, m.meta = (
-        f.get("kind", "chat"),
-        f.get("target", 0),
-        f.get("reply_to", 0),
-        f.get("meta"),
-    )
-    m.file = f.get("f")
-    return m
-
-
-def folded(entries: list[Message]) -> list[Message]:
-    """Read messages with the events among them folded into their targets (current state)."""
-    for ev in [m for m in entries if m.kind != "chat"]:
-        fold.into_list(entries, ev)
-    return entries
 
 
 def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Redis:
@@ -172,7 +131,7 @@ def connect(url: str, *, timeout: float | None = COMMAND_TIMEOUT) -> aioredis.Re
     return aioredis.Redis(connection_pool=pool)
 
 
-class RedisStore(Store):
+class RedisStore(Relay, Store):
     """The shared history of every process that names the same Redis."""
 
     executors: ClassVar[dict[type[Command], str]] = {
@@ -189,6 +148,9 @@ class RedisStore(Store):
         SaveReads: "save_reads",
         Search: "search",
         RemoteKick: "remote_kick",
+        ShareProfile: "share_profile",  # wschat.features.profile_cluster
+        ReadLiveProfiles: "live_profiles",  # wschat.redisprofiles
+        DeliverStored: "deliver_stored",  # wschat.features.offline
         # accounts, their private messages and moderation: in Redis too (wschat.redisaccounts)
         **dict.fromkeys(ACCOUNT_COMMANDS, "account"),
     }
@@ -369,24 +331,11 @@ class RedisStore(Store):
     def find_user(self, command: FindUser, done: Done) -> None:
         self._run(done, self.names.find(command), f"finding {command.key}")
 
+    def live_profiles(self, command: ReadLiveProfiles, done: Done) -> None:
+        self._run(done, live_profiles(self.client, self.process, command), "reading profiles")
+
     def user_work(self, command: Command, done: Done) -> None:
         self._run(done, self.names.work(command), type(command).__name__)
-
-    def forward(self, command: Forward, done: Done) -> None:
-        data = b"d " + str(command.cid).encode() + b" " + command.data
-        self._run(done, self._to_process(command.process, data), "forwarding a private message")
-
-    def relay_call(self, command: RelayCall, done: Done) -> None:
-        published = self._to_process(command.process, b"c " + command.payload)
-        self._run(done, published, "relaying a call's set-up")  # result: how many listened
-
-    def remote_kick(self, command: RemoteKick, done: Done) -> None:
-        published = self._to_process(command.process, b"k " + command.payload())
-        self._run(done, published, "moderating on another process")
-
-    async def _to_process(self, process: str, data: bytes) -> bool:
-        """Publish on a process's own channel; whether it is there (subscribed)."""
-        return bool(await self.client.publish(process_channel(process), data))
 
     async def ping(self) -> bool:
         """Whether Redis answers now (for /healthz)."""

@@ -10,9 +10,12 @@ acted, each place gets a `RemoteKick` carrying the action (the one path for mode
 processes, on that process's own channel). That process applies it at once (`arrived`): it
 adds or lifts the restriction in its book (the store has it too: every process re-reads
 moderation every two seconds), tells the connection, closes it (a server ban, a server kick)
-or takes it out of the room. The same message, of action "join", brings an account's device
-here into a room the account joined on another process (`wschat.hub.reach.follow`), and of
-action "rooms" asks this process's device to tell a device that logged in elsewhere its rooms.
+or takes it out of the room. An `unban` that lifted a ban sends one `RemoteKick` of action
+"unban" to every process (no process named: it goes on `wschat:news`), which lift it at once
+too; the user need not be online anywhere. The same message, of action "join", brings an
+account's device here into a room the account joined on another process
+(`wschat.hub.reach.follow`), and of action "rooms" asks this process's device to tell a device
+that logged in elsewhere its rooms.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ def arrived(hub: Hub, payload: bytes, now: float) -> list[Effect]:
         c = RemoteKick.parse("", payload)
     except (ValueError, KeyError, TypeError):
         return []  # not one of ours: nothing crosses Redis but what this code wrote
+    if c.action == "unban":  # for every process, whoever is online (`unban_everywhere`)
+        hub.moderation.lift("ban", c.room, c.subject)
+        return []
     s = hub.sessions.get(c.cid)
     if s is None or not s.name:
         return []
@@ -109,11 +115,7 @@ def arrived(hub: Hub, payload: bytes, now: float) -> list[Effect]:
         return reach.rooms_asked(hub, c.cid)
     room = hub.rooms.get(c.room) if c.room else None
     if c.action == "kick":
-        if not c.room or (room is not None and c.cid in room.members):
-            return moderation.kicked_here(hub, c.cid, c.room, c.by, c.reason, now)
-        # out of the room already (its device elsewhere left it, and this one followed)
-        frame = moderation.notice("kick", c.by, now, room=c.room, username=s.name, reason=c.reason)
-        return [Send((c.cid,), frame)]
+        return _kicked(hub, c, s, room is not None and c.cid in room.members, now)
     book = hub.moderation
     if c.action == "unmute":
         book.lift("mute", c.room, c.subject)
@@ -137,5 +139,37 @@ def arrived(hub: Hub, payload: bytes, now: float) -> list[Effect]:
     return out
 
 
+def _kicked(hub: Hub, c: RemoteKick, s: Session, in_room: bool, now: float) -> list[Effect]:
+    if not c.room or in_room:
+        return moderation.kicked_here(hub, c.cid, c.room, c.by, c.reason, now)
+    # out of the room already (its device elsewhere left it, and this one followed)
+    frame = moderation.notice("kick", c.by, now, room=c.room, username=s.name, reason=c.reason)
+    return [Send((c.cid,), frame)]
+
+
+def _wrap_unban() -> None:
+    """An unban applies at once on every process: the user it lifts may come back through any
+    of them, and need not be online anywhere (a server ban closed its connections)."""
+    inner, needs_name = HANDLERS[mod_wire.Unban]
+
+    def run(hub: Hub, s: Session, req: Any, now: float) -> list[Effect]:
+        if not hub.broker.names_by_store:
+            return inner(hub, s, req, now)
+        book = hub.moderation
+        bans = [r for (what, _, _), r in book.restrictions.items() if what == "ban"]
+        out = inner(hub, s, req, now)
+        lifted = [r for r in bans if (r.what, r.scope, r.subject) not in book.restrictions]
+        return out + [unban_everywhere(hub, s.name, r) for r in lifted]
+
+    HANDLERS[mod_wire.Unban] = (run, needs_name)
+
+
+def unban_everywhere(hub: Hub, by: str, r: Restriction) -> Effect:
+    """A `RemoteKick` of action "unban" for every process (no process named: `wschat:news`)."""
+    lift = RemoteKick("", 0, r.scope, by, "", "unban", r.subject, r.name)
+    return hub.ask(lift, moderation._kick_sent, None)
+
+
 for _kind, _action in ACTIONS.items():
     _wrap(_kind, _action)
+_wrap_unban()

@@ -72,7 +72,8 @@ class RemoteKick(Command):
 
     `action` extends it to the other actions on a user (`wschat.features.mod_cluster`): "mute",
     "unmute" and "ban" of `subject` (`until`: the restriction's end, 0 for none), which that
-    process applies at once instead of at its next re-read of moderation.
+    process applies at once instead of at its next re-read of moderation. Action "unban" names
+    no `process` (and `cid` 0): every process lifts the ban of `subject` in `room` at once.
     """
 
     process: str

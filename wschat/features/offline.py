@@ -19,6 +19,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features.private_records import (
+    DeliverStored,
     MarkDelivered,
     ReadConversation,
     ReadMissed,
@@ -29,7 +30,7 @@ from wschat.features.private_records import (
 from wschat.hub import devices, handlers
 from wschat.hub.state import Session
 from wschat.names import name_key
-from wschat.records import FindDevices, Forward
+from wschat.records import FindDevices
 
 if TYPE_CHECKING:
     from wschat.hub.core import Hub
@@ -119,7 +120,7 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
         m.delivered = now
     out: list[Effect] = []
     ends = {d.cid: d for d in (*senders, *recipients)}  # a note to oneself: each device once
-    cursors = {d.session_id: m.id for d in ends.values()}
+    cursors = {d.session_id: m.id for d in ends.values() if not _catching_up(hub, d.cid)}
     if ends:
         out.append(Send(tuple(ends), _frame(m)))
     if cmid is not None:
@@ -152,16 +153,20 @@ def _found(hub: Hub, context: tuple[StoredPrivate, bool], places: Any, now: floa
     if to_recipient and m.delivered is None:
         m.delivered = now
     frame = _frame(m)
-    return [hub.ask(Forward(d.process, d.cid, frame), _forwarded, (m, d, to_recipient, told)) for d in places]
+    return [
+        hub.ask(
+            DeliverStored(d.process, d.cid, d.session_id, m.id, frame), _forwarded, (m, d, to_recipient, told)
+        )
+        for d in places
+    ]
 
 
 def _forwarded(hub: Hub, context: tuple, result: Any, now: float) -> list[Effect]:
     m, _, to_recipient, told = context
     if result is not True:
         return []
-    # That device's cursor is not moved: the process took the frame, but the connection may have
-    # gone meanwhile (a stale place). At its next log-in it may be given the message again,
-    # with the same id, which clients show once.
+    # That device's cursor is moved by its process, when the connection is still there
+    # (`delivered_here`): gone meanwhile (a stale place), it is given the message at its next log-in.
     out: list[Effect] = [hub.ask(MarkDelivered([m.id], now, {}), _written, None)] if to_recipient else []
     senders = _devices(hub, m.sender_key)
     if senders and not told[0]:
@@ -169,6 +174,34 @@ def _forwarded(hub: Hub, context: tuple, result: Any, now: float) -> list[Effect
         frame = outbound.delivered(_pid(m), m.recipient, m.seq, now)
         out.append(Send(tuple(d.cid for d in senders), frame))
     return out
+
+
+def delivered_here(hub: Hub, payload: bytes, now: float) -> list[Effect]:
+    """Cluster mode: a stored private message for this process's device (`DeliverStored`): given
+    to it if it is still connected, and its cursor moved on as a delivery here moves it, so its
+    next log-in does not give it again. A device gone meanwhile keeps its cursor: it gets the
+    message at its next log-in (nothing is lost between the two processes)."""
+    try:
+        c = DeliverStored.parse("", payload)
+    except ValueError:
+        return []  # not one of ours: nothing crosses Redis but what this code wrote
+    s = hub.sessions.get(c.cid)
+    if s is None or s.session_id != c.session_id:
+        return []
+    out: list[Effect] = [Send((c.cid,), c.frame)]
+    if c.session_id and not _catching_up(hub, c.cid):
+        out.append(hub.ask(MarkDelivered([], now, {c.session_id: c.last_id}), _written, None))
+    return out
+
+
+def _catching_up(hub: Hub, cid: int) -> bool:
+    """Cluster mode: whether device `cid` is still being given what it missed (`ReadMissed` asked,
+    not answered). Its cursor must not move past those meanwhile: the Redis store runs commands
+    at once, not in order, so the read could start after the move and skip them. Such a message
+    is then given again at its next log-in (same `id`), never lost. SQLite runs them in order."""
+    if not hub.broker.names_by_store:
+        return False
+    return any(then is _missed and context[0] == cid for then, context in hub.asked.values())
 
 
 def _written(hub: Hub, context: None, result: Any, now: float) -> list[Effect]:

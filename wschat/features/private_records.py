@@ -93,3 +93,29 @@ class ReadConversation(Command):
     conversation: str
     before_seq: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverStored(Command):
+    """Cluster mode: give stored private message `last_id` (`frame`) to connection `cid` of another
+    `process`, device `session_id`; that process moves the device's cursor when the connection
+    is still there (`wschat.features.offline.delivered_here`). Result: whether that process
+    listens (not whether the connection is still there)."""
+
+    process: str
+    cid: int
+    session_id: str
+    last_id: int
+    frame: bytes
+
+    def payload(self) -> bytes:
+        """What crosses Redis: `<cid> <id> <session id> <frame>` (session ids are hex)."""
+        return b" ".join(
+            (str(self.cid).encode(), str(self.last_id).encode(), self.session_id.encode(), self.frame)
+        )
+
+    @classmethod
+    def parse(cls, process: str, data: bytes) -> DeliverStored:
+        """The command `payload` made (ValueError if it is not one)."""
+        cid, last_id, session_id, frame = data.split(b" ", 3)
+        return cls(process, int(cid), session_id.decode(), int(last_id), frame)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from wschat.records import Command
 
 
@@ -36,3 +38,52 @@ class SaveProfile(Command):
     status: str | None = None
     last_seen: float | None = None
     avatar: str | None = None  # a media id; "" removes it
+
+
+@dataclass(frozen=True, slots=True)
+class ShareProfile(Command):
+    """Cluster mode: user `key` (shown as `name`) now has this profile, its devices' presence on
+    every process together; every other process tells the user's devices and the members of its
+    small rooms there (`wschat.features.profile_cluster`). Result: None (published, JSON)."""
+
+    key: str
+    name: str
+    account: bool
+    presence: str
+    status: str
+    avatar: str
+    room: str = ""  # for that room's members only: the user just joined it (not a change)
+
+    def payload(self) -> bytes:
+        """What crosses Redis (JSON, never pickle)."""
+        fields = {"k": self.key, "n": self.name, "acc": self.account, "pr": self.presence}
+        if self.room:
+            fields["r"] = self.room
+        return orjson.dumps(fields | {"st": self.status, "av": self.avatar})
+
+    @classmethod
+    def parse(cls, data: bytes) -> ShareProfile:
+        """The command `payload` made (ValueError, KeyError or TypeError if it is not one)."""
+        f = orjson.loads(data)
+        room = str(f.get("r", ""))
+        return cls(str(f["k"]), str(f["n"]), bool(f["acc"]), str(f["pr"]), str(f["st"]), str(f["av"]), room)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveProfile:
+    """A user online on other processes, as its devices there make it (cluster mode)."""
+
+    name: str
+    presences: tuple[str, ...]  # what each of its devices there says (online, away, busy)
+    status: str
+    avatar: str  # an account's avatar's media id ("": none)
+    account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLiveProfiles(Command):
+    """Cluster mode: the profiles of users `keys` (name keys) from their devices on the other
+    processes, for a room's joiner (`wschat.features.profile_cluster.entered`). Result: dict,
+    name key -> LiveProfile (a user with no device elsewhere is left out)."""
+
+    keys: tuple[str, ...]

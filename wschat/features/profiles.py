@@ -5,7 +5,9 @@ is online, else away (the clients set away by themselves after a while idle). Th
 user's (an account's is stored, `wschat.features.profile_records`; a guest's lives while it is
 online). When either changes, a `profile` frame goes to the user's devices and to the members of
 its rooms (rooms up to `large_room` members: in a larger one a change is not pushed, `whois`
-still tells). An account's last device going records its "last seen" time. An account's avatar
+still tells); under `--redis` on every process (`wschat.features.profile_cluster`). An
+account's last device going records its "last seen" time (under `--redis`, its last device on
+any process: `wschat.redisnames` records it when it frees the name). An account's avatar
 is an uploaded image (`upload_begin` {for: avatar}, then `set_profile` {avatar: its id}): the
 media store says whether it is stored and an image (`MediaInfo`) before it is kept and told.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from wschat import protocol as p
 from wschat.effects import Effect, Send
+from wschat.features import profile_cluster
 from wschat.features import profile_wire as wire
 from wschat.features.media_rules import MediaInfo, StoredFile, inline
 from wschat.features.profile_records import ReadProfile, SaveProfile, StoredProfile
@@ -86,6 +89,8 @@ def _frame(hub: Hub, s: Session) -> bytes:
 
 def _announce(hub: Hub, s: Session, force: bool) -> list[Effect]:
     """The user's `profile` to its audience, if its presence changed (or `force`)."""
+    if hub.broker.names_by_store:  # its devices and rooms may be on other processes too
+        return profile_cluster.announce(hub, s, force)
     book = _book(hub)
     presence = presence_of(hub, s.key)
     if not force and book.shown.get(s.key, "online") == presence:
@@ -174,7 +179,11 @@ def entered(hub: Hub, s: Session, room: Room) -> list[Effect]:
     sessions = hub.sessions
     members = [sessions[c] for c in room.members if c not in room.doubles and c != s.cid]
     cards = {o.name: card(hub, o) for o in members if not _plain(hub, o)}
-    out: list[Effect] = [Send((s.cid,), wire.profiles(room.name, cards))] if cards else []
+    out: list[Effect] = []
+    if hub.broker.names_by_store:  # members elsewhere too: with them, in one `profiles`
+        out += profile_cluster.entered(hub, s, room, cards)
+    elif cards:
+        out.append(Send((s.cid,), wire.profiles(room.name, cards)))
     if not _plain(hub, s) and s.cid not in room.doubles:  # a further device: the room knows it
         out.append(Send(tuple(c for c in room.members if c != s.cid), _frame(hub, s)))
     return out
@@ -188,10 +197,13 @@ def gone(hub: Hub, s: Session, now: float, out: list[Effect]) -> None:
     if left:
         out += _announce(hub, hub.sessions[left[0]], False)
         return
+    cluster = hub.broker.names_by_store
+    if cluster and s.account:  # its devices elsewhere (if any) make its presence now
+        out += profile_cluster.announce(hub, s, False, book.shown.get(s.key, "online"))
     book.status.pop(s.key, None)
     book.shown.pop(s.key, None)
     book.avatar.pop(s.key, None)
-    if s.account:
+    if s.account and not cluster:  # under --redis: when its last device anywhere goes (redisnames)
         out.append(hub.ask(SaveProfile(s.key, last_seen=now), _saved, None))
 
 

@@ -210,13 +210,16 @@ def remote_members(
     if room is None:
         return out
     listed = {who: {procs} if isinstance(procs, str) else set(procs) for who, procs in members.items()}
+    before = set(room.remote)
     for who, processes in list(room.remote.items()):
         for process in [q for q in processes if q not in listed.get(who, ())]:
             out.extend(remote_presence(hub, room_name, who, process, "disconnect", now))
     for who, processes in listed.items():
         for process in processes:
             out.extend(remote_presence(hub, room_name, who, process, "resume", now))
-    return out
+    from wschat.features import profile_cluster  # (it imports the hub: a cycle at import time)
+
+    return out + profile_cluster.listed(hub, room, [w for w in room.remote if w not in before])
 
 
 def process_gone(hub: Hub, process: str, now: float) -> list[Effect]:
