@@ -44,19 +44,28 @@ log = logging.getLogger("wschat.redisnames")
 PREFIX = "wschat:"
 NAME_TTL = 30  # seconds, unless --redis-ttl says otherwise
 
+
+def _confusable_lua(first: int, own: int) -> str:
+    """A claim's first step: refuse it when a look-alike key (KEYS[first] on) is held by another
+    name than ARGV[own], the claimed name's own key, and say which."""
+    return f"""
+for i = {first}, #KEYS do
+  local other = redis.call('GET', KEYS[i])
+  if other and other ~= ARGV[{own}] then
+    local holder = redis.call('GET', '{PREFIX}name:' .. other)
+    local shown = other
+    if holder then shown = cjson.decode(holder)['n'] end
+    return {{'confusable', shown}}
+  end
+end"""
+
+
 # KEYS: name key, look keys...
 # ARGV: value (JSON), offered token, ttl, own process, name key, connection, force (1/0),
 #       devs key, device (JSON), device field
-CLAIM_LUA = """
-for i = 2, #KEYS do
-  local other = redis.call('GET', KEYS[i])
-  if other and other ~= ARGV[5] then
-    local holder = redis.call('GET', '@P@name:' .. other)
-    local shown = other
-    if holder then shown = cjson.decode(holder)['n'] end
-    return {'confusable', shown}
-  end
-end
+CLAIM_LUA = (
+    _confusable_lua(2, 5)
+    + """
 local old = redis.call('GET', KEYS[1])
 local local_cid = '0'
 if old then
@@ -80,19 +89,13 @@ redis.call('HSET', ARGV[8], ARGV[10], ARGV[9])
 redis.call('EXPIRE', ARGV[8], ARGV[3])
 return {'ok', local_cid}
 """.replace("@P@", PREFIX)
+)
 
 # An account's device. KEYS: name key, devs key, look keys...
 # ARGV: value ({"n", "acc"}), ttl, own process, name key, own field, device (JSON), session id
-DEVICE_LUA = """
-for i = 3, #KEYS do
-  local other = redis.call('GET', KEYS[i])
-  if other and other ~= ARGV[4] then
-    local holder = redis.call('GET', '@P@name:' .. other)
-    local shown = other
-    if holder then shown = cjson.decode(holder)['n'] end
-    return {'confusable', shown}
-  end
-end
+DEVICE_LUA = (
+    _confusable_lua(3, 4)
+    + """
 local local_cid = '0'
 local old = redis.call('GET', KEYS[1])
 if old then
@@ -122,6 +125,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', ARGV[2]) end
 return {'ok', local_cid}
 """.replace("@P@", PREFIX)
+)
 
 # KEYS: name key, devs key, look keys...   ARGV: the field that goes, now, the name key
 # The account's last device on any process going records its "last seen" time, here in the

@@ -109,8 +109,7 @@ def _stored(hub: Hub, context: tuple[StoredPrivate, int], result: Any, now: floa
         if sender is None:
             return []
         text = "The server could not save your private message; it was not delivered. Send it again."
-        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
-        return [Send((sender.cid,), frame)]
+        return [hub.store_failed(sender.cid, text, cmid)]
     if m.duplicate:  # stored before (Redis: a resend after a restart): acknowledged, not delivered again
         hub.ids.remember(m.sender_key, cmid or "", "@" + m.recipient, _pid(m), m.seq)
         ack = outbound.ack(cmid or "", _pid(m), m.seq, to=m.recipient, duplicate=True, stored=True)

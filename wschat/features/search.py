@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import fold, wire
 from wschat.hub import rooms
@@ -38,7 +37,7 @@ def _found(hub: Hub, ctx: tuple[int, wire.SearchReq], result: Any, now: float) -
         return []
     if isinstance(result, BaseException):
         text = "The server could not search (its storage failed); try again in a few seconds."
-        return [Send((cid,), p.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry))]
+        return [hub.store_failed(cid, text)]
     found = [m for m in result if isinstance(m, Message) and m.kind == "chat" and not m.deleted]
     page = found[: req.limit]
     payloads = [fold.payload(m) if m.text or not m.payload else m.payload for m in page]

@@ -253,6 +253,12 @@ class Hub:
     def error(self, s: Session, code: str, message: str, cmid: str | None = None) -> Send:
         return Send((s.cid,), outbound.error(code, message, client_msg_id=cmid))
 
+    def store_failed(self, cid: int, message: str, cmid: str | None = None, room: str | None = None) -> Send:
+        """`store_failed` to `cid`: the storage failed for what it asked; again after `store_retry` s."""
+        retry = self.config.store_retry
+        frame = outbound.error(p.STORE_FAILED, message, retry_after=retry, client_msg_id=cmid, room=room)
+        return Send((cid,), frame)
+
     def _limited(self, s: Session, req: p.Request | None, wait: float, cmid: str | None) -> list[Effect]:
         """Refuse a frame sent too fast; past `flood_strikes` refusals in a row, close (1008)."""
         s.strikes += 1

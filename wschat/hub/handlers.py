@@ -65,7 +65,7 @@ def _reply_read(hub: Hub, ctx: tuple[int, p.Chat], result: Any, now: float) -> l
     cmid = req.client_msg_id
     if isinstance(result, BaseException):
         text = "The server could not read the message you answer (its storage failed); send it again."
-        return _storage_failed(hub, cid, cmid, text)
+        return [hub.store_failed(cid, text, cmid)]
     try:
         if not isinstance(result, Message) or result.kind != "chat":
             raise p.ProtocolError(p.NO_SUCH_MESSAGE, f"There is no message {req.reply_to} to reply to.")
@@ -73,12 +73,6 @@ def _reply_read(hub: Hub, ctx: tuple[int, p.Chat], result: Any, now: float) -> l
         return chat(hub, s, req, now, quoted)
     except p.ProtocolError as exc:
         return [hub.error(s, exc.code, str(exc), cmid)]
-
-
-def _storage_failed(hub: Hub, cid: int, cmid: str | None, text: str) -> list[Effect]:
-    """A request its answer's store read failed for: send it again after `store_retry` seconds."""
-    frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
-    return [Send((cid,), frame)]
 
 
 def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:

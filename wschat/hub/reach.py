@@ -120,8 +120,7 @@ def _places(hub: Hub, asked: tuple[int, p.Private, float], places: Any, now: flo
     cmid = req.client_msg_id
     if isinstance(places, BaseException):
         text = "The server could not reach its storage to find the recipient; send it again shortly."
-        frame = outbound.error(p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid)
-        return [Send((cid,), frame)]
+        return [hub.store_failed(cid, text, cmid)]
     if not places:
         return [hub.error(s, p.NO_SUCH_USER, f"{req.to} is not online.", cmid)]
     seq = hub.next_private
@@ -145,10 +144,7 @@ def _forwarded(hub: Hub, asked: tuple, delivered: Any, now: float) -> list[Effec
             return []  # another of its places may still have it
         if isinstance(delivered, BaseException):
             text = "The server could not reach its storage to deliver that; send it again shortly."
-            error = outbound.error(
-                p.STORE_FAILED, text, retry_after=hub.config.store_retry, client_msg_id=cmid
-            )
-            return [Send((cid,), error)]
+            return [hub.store_failed(cid, text, cmid)]
         return [hub.error(s, p.NO_SUCH_USER, f"{to} is not online.", cmid)]  # its process is gone
     state[1] = True
     out: list[Effect] = [Send(devices.connections(hub, s.key) or (cid,), frame)]

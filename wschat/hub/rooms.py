@@ -153,11 +153,7 @@ def _loaded(hub: Hub, name: str, state: RoomState | BaseException | None, now: f
         text = f"Could not open #{name}: the server's storage failed. Try again in a few seconds."
         for cid, req in [*((cid, None) for cid, _, _ in waiting), *held]:
             if cid in hub.sessions:
-                cmid = getattr(req, "client_msg_id", None)
-                frame = outbound.error(
-                    p.STORE_FAILED, text, room=name, retry_after=hub.config.store_retry, client_msg_id=cmid
-                )
-                out.append(Send((cid,), frame))
+                out.append(hub.store_failed(cid, text, getattr(req, "client_msg_id", None), name))
         return out
     if name not in hub.rooms:
         install(hub, name, state)
