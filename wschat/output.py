@@ -35,6 +35,7 @@ class Backpressure:
     conns: dict[int, ChatConnection]
     echoes: set[ChatConnection]
     pending: dict[int, list[bytes]]
+    queued_total: int
     hard_cap: int
 
     def __init__(self) -> None:
@@ -79,6 +80,8 @@ class Backpressure:
             self.paused.add(ws)
             return True
         size = ws.transport.get_write_buffer_size()
+        if size + self.queued_total <= self.opts.max_pending_bytes:  # the usual case: cheap bound
+            return False
         queued = self.pending.get(ws.cid)
         if queued:
             # counted incrementally: a packet of n requests from a sender in a busy room must

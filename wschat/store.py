@@ -244,20 +244,25 @@ class SQLiteStore(store_index.IndexedSearch, store_rich.RichSQLite, Store):
     def _write_appends(self, commands: list[Command]) -> Callable[[], None]:
         messages = [m for c in commands if isinstance(c, Append) for m in c.messages]
         new_rooms = {m.room: m.epoch for m in messages if m.room not in self.known_rooms}
-        self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
+        if new_rooms:
+            self.db.executemany("INSERT OR IGNORE INTO rooms (name, epoch) VALUES (?, ?)", new_rooms.items())
         late = store_index.unstored_below(self.db, messages, self.fts_mark)
         plain, full = store_schema.rows(messages)
         self.db.executemany(store_schema.INSERT_PLAIN, plain)
-        self.db.executemany(_INSERT, full)
-        if late:
+        if full:
+            self.db.executemany(_INSERT, full)
+        if late:  # indexed before the events apply: an edit's trigger removes the indexed text
             store_index.index_ids(self.db, late)
-        store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])
+        if full:  # an event is never plain: a batch of plain rows has none to apply
+            store_rich.apply_events(self.db, [m for m in messages if m.kind != "chat"])
         self._trim(messages)
 
         def committed() -> None:
+            self.known_rooms.update(new_rooms)
+            first_seq = self.first_seq
             for m in messages:
-                self.known_rooms.add(m.room)
-                self.first_seq.setdefault(m.room, m.seq)
+                if m.room not in first_seq:
+                    first_seq[m.room] = m.seq
             self.last_id = max(self.last_id, max(m.id for m in messages))
 
         return committed

@@ -152,6 +152,17 @@ class Hub:
         continuation, context = entry
         return continuation(self, context, result, now)
 
+    def store_results(self, tokens: list[int], result: Any, now: float) -> list[Effect]:
+        """One answer for a merged batch (`Command.merge`): every token's continuation, in order.
+        One call per batch, not per message: a call and a list per message cost ~0.7 us an ack."""
+        asked = self.asked
+        effects: list[Effect] = []
+        for token in tokens:
+            entry = asked.pop(token, None)
+            if entry is not None:
+                effects += entry[0](self, entry[1], result, now)
+        return effects
+
     def arrived(self, m: Message, now: float) -> list[Effect]:
         """Cluster mode: a message another process stored (from the broker), in any order."""
         return cluster.arrived(self, m, now)

@@ -27,10 +27,12 @@ class SentIds:
 
     def remember(self, user_key: str, cmid: str, where: str, mid: str, seq: int) -> None:
         """`where` is the room, or "@" and the recipient's name for a private message."""
-        seen = self.sent.pop(user_key, None)
+        sent = self.sent
+        seen = sent.get(user_key)
         if seen is None:
-            seen = OrderedDict()
-        self.sent[user_key] = seen  # now the most recently heard from
+            seen = sent[user_key] = OrderedDict()
+        else:
+            sent.move_to_end(user_key)  # now the most recently heard from
         self.total += cmid not in seen
         seen[cmid] = (where, mid, seq)
         if len(seen) > self.per_user:

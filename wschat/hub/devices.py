@@ -61,7 +61,10 @@ def siblings(hub: Hub, s: Session) -> list[Session]:
 
 def sender(hub: Hub, key: str, client_id: str) -> int | None:
     """The connection that sent something (by its `client_id`), else the user's first one."""
-    for cid in _cids(hub, key):
+    cids = hub.devices.get(key)
+    if cids is None:  # one connection at most (nearly everyone): it is the answer either way
+        return hub.by_key.get(key)
+    for cid in cids:
         s = hub.sessions.get(cid)
         if s is not None and s.client_id == client_id:
             return cid
