@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
+import redis.asyncio as aioredis
 from clusternode import Node, until
 from redisserver import RedisServer
 
 from wschat.protocol import CLOSE_TAKEOVER
+from wschat.redisscript import ScriptCall
 
 
 def seqs(node: Node, cid: int, room: str = "general") -> list[int]:
@@ -346,14 +349,15 @@ async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_h
 
 def lose_the_next_answer(node: Node) -> None:
     """The next script call runs in Redis, but its answer never reaches the process."""
-    answered = node.store.script
+    script = node.store.script
+    answered = script.many
 
-    async def answer_lost(keys: list, args: list) -> object:
-        await answered(keys, args)
-        node.store.script = answered
+    async def answer_lost(calls: list) -> object:
+        await answered(calls)
+        script.many = answered  # type: ignore[method-assign]
         raise redis.ConnectionError("connection lost after the call")
 
-    node.store.script = answer_lost  # type: ignore[method-assign]
+    script.many = answer_lost  # type: ignore[method-assign]
 
 
 async def test_a_message_stored_by_a_call_whose_answer_was_lost_still_reaches_its_process_once(
@@ -382,3 +386,27 @@ async def test_a_message_stored_by_a_call_whose_answer_was_lost_still_reaches_it
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_script_calls_sent_in_one_pipeline_answer_in_order_and_survive_a_flushed_script_cache(
+    redis_server: RedisServer,
+) -> None:
+    """The store sends a batch's script calls in one pipeline (`ScriptCall.many`): answers come
+    in order, a script cache emptied meanwhile (SCRIPT FLUSH, a Redis restart) loads the script
+    again, and an error answer raises without leaving the connection out of step."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    echo = ScriptCall(client, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    refuse_bad = "if ARGV[1] == 'bad' then return redis.error_reply('boom') end return ARGV[1]"
+    failing = ScriptCall(client, refuse_bad)
+    try:
+        assert await echo.many([(["n"], [1]), (["n"], [10]), (["n"], [100])]) == [1, 11, 111]
+        await client.script_flush()
+        assert await echo.many([(["n"], [1]), (["n"], [2])]) == [112, 114]
+        with pytest.raises(redis.ResponseError, match="boom"):
+            await failing.many([([], ["ok"]), ([], ["bad"]), ([], ["after"])])
+        assert await failing.many([([], ["again"])]) == [b"again"]  # every answer was read
+        assert await echo(["n"], [1]) == 115
+    finally:
+        await echo.aclose()
+        await failing.aclose()
+        await client.aclose()

@@ -261,11 +261,13 @@ class RedisStore(Relay, Store):
 
     async def _append(self, messages: list[Message]) -> None:
         """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
-        for start in range(0, len(messages), SCRIPT_BATCH):
-            chunk = messages[start : start + SCRIPT_BATCH]
+        chunks = [messages[start : start + SCRIPT_BATCH] for start in range(0, len(messages), SCRIPT_BATCH)]
+        calls = []
+        for chunk in chunks:
             head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
-            keys, args = script_args(chunk, room_keys, _sent, body, [*head, self.process])
-            answered(chunk, await self.script(keys, args))
+            calls.append(script_args(chunk, room_keys, _sent, body, [*head, self.process]))
+        for chunk, results in zip(chunks, await self.script.many(calls), strict=True):
+            answered(chunk, results)
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
