@@ -43,6 +43,21 @@ def status(port: int) -> int:
         return 0
 
 
+async def passing_requests(
+    proc: subprocess.Popen[bytes], front: int, what: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """`proc` (a proxy on port `front`) once it answers /healthz with 200, i.e. listens and has
+    checked a backend; killed, with its log in the failure, if it exits or never does."""
+    for _ in range(100):
+        if await asyncio.to_thread(status, front) == 200:
+            return proc
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{what} did not pass requests on: " + log.read_text())
+
+
 async def start_haproxy(folder: Path, front: int, backs: list[int]) -> subprocess.Popen[bytes]:
     """haproxy with the shipped configuration; returns once it answers /healthz with 200."""
     if shutil.which("haproxy") is None:
@@ -51,12 +66,7 @@ async def start_haproxy(folder: Path, front: int, backs: list[int]) -> subproces
     cfg.write_text(haproxy_config(front, backs))
     with (folder / "haproxy.log").open("wb") as log:
         proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=log, stderr=log)
-    for _ in range(100):  # until it listens and has checked a backend
-        if await asyncio.to_thread(status, front) == 200:
-            return proc
-        await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("haproxy did not pass requests on: " + (folder / "haproxy.log").read_text())
+    return await passing_requests(proc, front, "haproxy", folder / "haproxy.log")
 
 
 async def test_terminal_client_and_page_through_haproxy_survive_a_killed_process(

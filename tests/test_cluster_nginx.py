@@ -5,7 +5,6 @@ else."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from clusterclient import ResumingClient
 from redisserver import RedisServer, free_port
 from support import ROOT, ServerProcess
 from terminal import Term
-from test_cluster_haproxy import status
+from test_cluster_haproxy import passing_requests
 
 pytestmark = pytest.mark.slow
 
@@ -50,14 +49,7 @@ async def start_nginx(folder: Path, front: int, backs: list[int]) -> subprocess.
     main = nginx_config(folder, front, backs)
     with (folder / "nginx.out").open("wb") as log:
         proc = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(main)], stdout=log, stderr=log)
-    for _ in range(100):  # until it listens and passes a request on
-        if await asyncio.to_thread(status, front) == 200:
-            return proc
-        if proc.poll() is not None:
-            break
-        await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("nginx did not pass requests on: " + (folder / "error.log").read_text())
+    return await passing_requests(proc, front, "nginx", folder / "error.log")
 
 
 async def test_clients_through_nginx_chat_and_survive_a_killed_process(
