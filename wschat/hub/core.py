@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wschat import outbound
@@ -146,13 +146,9 @@ class Hub:
 
     def store_result(self, token: int, result: Any, now: float) -> list[Effect]:
         """The result of `Execute(token, command)`, or the exception the store raised for it."""
-        entry = self.asked.pop(token, None)
-        if entry is None:
-            return []
-        continuation, context = entry
-        return continuation(self, context, result, now)
+        return self.store_results((token,), result, now)
 
-    def store_results(self, tokens: list[int], result: Any, now: float) -> list[Effect]:
+    def store_results(self, tokens: Sequence[int], result: Any, now: float) -> list[Effect]:
         """One answer for a merged batch (`Command.merge`): every token's continuation, in order.
         One call per batch, not per message: a call and a list per message cost ~0.7 us an ack."""
         asked = self.asked
