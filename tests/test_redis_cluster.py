@@ -11,7 +11,11 @@ from clusternode import Node, until
 from redisserver import RedisServer
 
 from wschat.protocol import CLOSE_TAKEOVER
+from wschat.records import Append, Message
+from wschat.redisentry import parse_entry
 from wschat.redisscript import ScriptCall
+from wschat.redisstore import RedisStore
+from wschat.rediswriter import BATCH_MAX
 
 
 def seqs(node: Node, cid: int, room: str = "general") -> list[int]:
@@ -349,15 +353,15 @@ async def test_edits_and_reactions_travel_between_processes_once_and_fold_into_h
 
 def lose_the_next_answer(node: Node) -> None:
     """The next script call runs in Redis, but its answer never reaches the process."""
-    script = node.store.script
-    answered = script.many
+    script = node.store.writer.script
+    received = script.receive
 
-    async def answer_lost(calls: list) -> object:
-        await answered(calls)
-        script.many = answered  # type: ignore[method-assign]
+    async def answer_lost(sent: object) -> object:
+        await received(sent)  # type: ignore[arg-type]
+        script.receive = received  # type: ignore[method-assign]
         raise redis.ConnectionError("connection lost after the call")
 
-    script.many = answer_lost  # type: ignore[method-assign]
+    script.receive = answer_lost  # type: ignore[method-assign]
 
 
 async def test_a_message_stored_by_a_call_whose_answer_was_lost_still_reaches_its_process_once(
@@ -391,22 +395,91 @@ async def test_a_message_stored_by_a_call_whose_answer_was_lost_still_reaches_it
 async def test_script_calls_sent_in_one_pipeline_answer_in_order_and_survive_a_flushed_script_cache(
     redis_server: RedisServer,
 ) -> None:
-    """The store sends a batch's script calls in one pipeline (`ScriptCall.many`): answers come
-    in order, a script cache emptied meanwhile (SCRIPT FLUSH, a Redis restart) loads the script
-    again, and an error answer raises without leaving the connection out of step."""
+    """The writer sends a batch's script calls in one pipeline (`ScriptCall.send`) and may send
+    a second batch before reading the first one's answers: answers come in order, a script cache
+    emptied meanwhile (SCRIPT FLUSH, a Redis restart) changes nothing, an error answer raises
+    without leaving the connection out of step, and a lost connection fails every send made on
+    it while the next send gets a new one."""
     client = aioredis.Redis.from_url(redis_server.url)
     echo = ScriptCall(client, "return redis.call('INCRBY', KEYS[1], ARGV[1])")
     refuse_bad = "if ARGV[1] == 'bad' then return redis.error_reply('boom') end return ARGV[1]"
     failing = ScriptCall(client, refuse_bad)
     try:
         assert await echo.many([(["n"], [1]), (["n"], [10]), (["n"], [100])]) == [1, 11, 111]
+        first, second = await echo.send([(["n"], [1000])]), await echo.send([(["n"], [1]), (["n"], [2])])
+        assert await echo.receive(first) == [1111] and await echo.receive(second) == [1112, 1114]
         await client.script_flush()
-        assert await echo.many([(["n"], [1]), (["n"], [2])]) == [112, 114]
+        assert await echo.many([(["n"], [1]), (["n"], [2])]) == [1115, 1117]
         with pytest.raises(redis.ResponseError, match="boom"):
             await failing.many([([], ["ok"]), ([], ["bad"]), ([], ["after"])])
         assert await failing.many([([], ["again"])]) == [b"again"]  # every answer was read
-        assert await echo(["n"], [1]) == 115
+        first, second = await echo.send([(["n"], [1])]), await echo.send([(["n"], [1])])
+        assert first.conn is second.conn
+        await first.conn.disconnect()  # the connection is lost before the answers are read
+        with pytest.raises(redis.ConnectionError):
+            await echo.receive(first)
+        with pytest.raises(redis.ConnectionError, match="earlier call"):
+            await echo.receive(second)
+        assert await echo(["n"], [1]) == 1120  # both lost calls ran; a new connection
     finally:
         await echo.aclose()
         await failing.aclose()
         await client.aclose()
+
+
+async def test_the_writer_keeps_a_few_batches_in_redis_under_a_flood_and_one_under_a_light_load(
+    redis_server: RedisServer,
+) -> None:
+    """A flood goes out in batches of at most `BATCH_MAX`, up to `IN_FLIGHT` of them in Redis at
+    once, stored in the order queued; a message queued while a batch is in Redis under a light
+    load waits for that batch's answer (so what comes back together is stored together)."""
+    loop = asyncio.get_running_loop()
+    store = RedisStore(redis_server.url, loop.call_soon)
+    await store.aload()
+    writer = store.writer
+    sends: list[tuple[int, int]] = []  # (messages, batches already in Redis) per send
+    send, sending = writer.script.send, asyncio.Event()
+
+    async def counted(calls: list) -> object:
+        sends.append((sum((len(a) - 5 - 4 * a[4]) // 2 for _, a in calls), len(writer.in_flight)))
+        sending.set()
+        return await send(calls)
+
+    writer.script.send = counted  # type: ignore[method-assign]
+    answered: list[int] = []
+    progress = asyncio.Event()
+
+    def append(n: int, room: str, texts: range) -> None:
+        def done(result: object) -> None:
+            assert result is None
+            answered.append(n)
+            progress.set()
+
+        store.append(Append([Message(0, room, 0, "u", "u", "c", f"{t}", 1.0) for t in texts]), done)
+
+    async def answers(count: int) -> None:
+        while len(answered) < count:
+            progress.clear()
+            await asyncio.wait_for(progress.wait(), 10)
+
+    try:
+        for n in range(40):  # 4,000 messages in 4 rooms, queued at once
+            append(n, f"r{n % 4}", range(n * 100, n * 100 + 100))
+        await answers(40)
+        assert sends == [(BATCH_MAX, 0), (BATCH_MAX, 1), (4000 - 2 * BATCH_MAX, 2)]
+        assert answered == list(range(40))  # answered in the order queued
+        for r in range(4):
+            rows = await store.client.xrange(f"wschat:room:r{r}:stream")
+            texts = [int(parse_entry(f[b"m"]).text) for _, f in rows]
+            seqs_ = [parse_entry(f[b"m"]).seq for _, f in rows]
+            assert seqs_ == list(range(1, 1001)) and texts == sorted(texts)  # in order, no gap
+        sends.clear()
+        sending.clear()
+        append(40, "r0", range(1))
+        await asyncio.wait_for(sending.wait(), 10)
+        append(41, "r0", range(1, 2))  # queued while the first is in Redis: waits for its answer
+        assert answered[-1] == 39  # the first is not answered yet
+        await answers(42)
+        assert sends == [(1, 0), (1, 0)]
+    finally:
+        await store.aclose()

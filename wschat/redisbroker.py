@@ -97,7 +97,7 @@ class RedisBroker(ClusterPresence):
         self.process = store.process
         self.own = self.process.encode()
         self.own_channel = process_channel(self.process)
-        store.resync = self._resync
+        store.writer.resync = self._resync
         self.client = store.client  # publishing: commands with a timeout
         url = store.url
         self.reader = connect(url, timeout=None)  # pub/sub: no socket timeout

@@ -8,27 +8,28 @@ redis-py's `Script.__call__` packs every argument in Python and goes through the
 command dispatch, retry wrapper and pool for each call: with one call per writer batch of up
 to 500 messages (3 keys and 5 arguments each) that packing and those layers cost more than
 the script itself. `ScriptCall` holds one connection of the client's pool for its single
-caller (the writer task: calls never overlap), packs the whole `EVALSHA` with
-`hiredis.pack_command` and reads the reply with the connection's hiredis parser.
+caller (the writer), packs the whole `EVAL` with `hiredis.pack_command` and reads the reply
+with the connection's hiredis parser. Sending and reading are apart, so the writer can have
+a second batch in Redis while the first one's answer is on its way.
 
 Faults: the connection's socket timeout bounds each write and read (a stopped Redis becomes a
-`TimeoutError`, and the connection is dropped and made again by the next call); a Redis that
-lost its script cache (restarted) answers NOSCRIPT, and the script is loaded again and the
-call repeated once (the script is atomic: a call that answered NOSCRIPT did nothing).
+`TimeoutError`, and the connection is dropped and made again by the next send; every send
+still waiting on the dropped one fails too). A Redis that lost its script cache (restarted)
+needs nothing: `EVAL` carries the source.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError, ResponseError
 
 from wschat.records import Message
 from wschat.store_base import Done, Notify
@@ -143,6 +144,14 @@ def answered(chunk: list[Message], results: list[Any]) -> None:
         m.epoch = epochs.get(epoch) or epochs.setdefault(epoch, epoch.decode())
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Calls written on `conn` whose answers are still to be read."""
+
+    conn: Connection
+    calls: int
+
+
 LOOP_TURNS = 3  # after a batch's answers, before the next call: them written, the replies read
 
 
@@ -175,49 +184,66 @@ async def answer(
 
 
 class ScriptCall:
-    """`await call(keys, args)`: EVALSHA of `source` with those keys and arguments (one caller)."""
+    """Calls of one script on one connection of the client's pool, for one caller (the writer).
+
+    `send(calls)` writes several calls in one pipeline and returns at once; `receive(sent)`
+    reads their answers, in order. Two sends may be waiting for their answers at once (Redis
+    runs a connection's commands in order, so the answers come in the order of the sends)."""
 
     def __init__(self, client: aioredis.Redis, source: str) -> None:
         self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest().encode()  # Redis names a script by its SHA-1
+        self.source = source.encode()
         self.conn: Connection | None = None
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         return (await self.many([(keys, args)]))[0]
 
     async def many(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
-        """Several calls in one pipeline, run by Redis in order: their answers, in order.
+        return await self.receive(await self.send(calls))
 
-        One write and no round trip between the calls: with `appendfsync always` each call's
-        answer waits for an fsync, and calls sent one after another left the server idle
-        meanwhile. An error answer raises after every answer is read (the connection stays in
-        step); a script cache emptied meanwhile loads the script and runs the rest again."""
+    async def send(self, calls: list[tuple[list[Any], list[Any]]]) -> Sent:
+        """Write `calls` (keys, arguments) in one write: no round trip between them.
+
+        EVAL with the source, not EVALSHA: a Redis that lost its script cache (restarted,
+        SCRIPT FLUSH) runs it all the same, so a later call can never overtake an earlier one
+        that answered NOSCRIPT; hashing the source costs Redis ~2 µs a call of 500 messages."""
         conn = self.conn
         if conn is None:
             conn = self.conn = await self.client.connection_pool.get_connection()
-        packed = [hiredis.pack_command((b"EVALSHA", self.sha, len(k), *k, *a)) for k, a in calls]
-        await conn.send_packed_command(b"".join(packed), check_health=False)
+        packed = [hiredis.pack_command((b"EVAL", self.source, len(k), *k, *a)) for k, a in calls]
+        try:
+            await conn.send_packed_command(b"".join(packed), check_health=False)
+        except BaseException:
+            await self._drop(conn)
+            raise
+        return Sent(conn, len(packed))
+
+    async def receive(self, sent: Sent) -> list[Any]:
+        """The answers of `sent`'s calls, in order. An error answer raises after every answer
+        is read (the connection stays in step); a lost connection raises for every send made
+        on it (their calls may or may not have run)."""
+        if sent.conn is not self.conn:
+            raise ConnectionError("the connection to Redis was lost with an earlier call")
         answers: list[Any] = []
-        for _ in packed:
-            try:
-                answers.append(await conn.read_response())
-            except ResponseError as exc:
-                answers.append(exc)
-        missing = [i for i, a in enumerate(answers) if isinstance(a, NoScriptError)]
-        if missing:
-            await self._ask(conn, hiredis.pack_command((b"SCRIPT", b"LOAD", self.source)))
-            for i in missing:  # a suffix of the calls, in order
-                answers[i] = await self._ask(conn, packed[i])
+        try:
+            for _ in range(sent.calls):
+                try:
+                    answers.append(await sent.conn.read_response())
+                except ResponseError as exc:
+                    answers.append(exc)
+        except BaseException:
+            await self._drop(sent.conn)
+            raise
         for a in answers:
             if isinstance(a, ResponseError):
                 raise a
         return answers
 
-    @staticmethod
-    async def _ask(conn: Connection, packed: bytes) -> Any:
-        await conn.send_packed_command(packed, check_health=False)
-        return await conn.read_response()
+    async def _drop(self, conn: Connection) -> None:
+        """Forget a connection whose answers are out of step (it was disconnected)."""
+        if self.conn is conn:
+            self.conn = None
+            await self.client.connection_pool.release(conn)
 
     async def aclose(self) -> None:
         """Give the connection back to the pool (it is closed with the pool)."""

@@ -8,15 +8,15 @@ messages, entry id `<seq>-1`, trimmed to the retention), `sent:<len>:<user key>:
 
 `Append` runs one Lua step per message, atomically: check the client_msg_id (a repeat gets the
 stored copy's id, seq and epoch, `Message.duplicate`), take the next seq (a lost room, meta and
-stream gone while the process knew seqs, gets a new epoch), XADD, remember the id. One writer
-task sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages to a script call
-(`wschat.redisscript`: one INCRBY for the ids, each room's keys once, one PUBLISH per room
-headed by this process's name). The id, seq and epoch are written into each `Message` before
-`done(None)`; this process delivers its own from there (its broker skips their published
-copy). `done(exc)` if Redis failed (the senders get `store_failed` and resend: a script that
-did run is then a repeat, and the failed call's rooms are read again, `resync`, once a call
-succeeds). What crosses Redis is text made here and by `orjson`, never pickle: `m <id> <seq>
-<epoch> <json>`.
+stream gone while the process knew seqs, gets a new epoch), XADD, remember the id. The writer
+(`wschat.rediswriter`) sends what queued up meanwhile, in order, up to `SCRIPT_BATCH` messages
+to a script call (`wschat.redisscript`: one INCRBY for the ids, each room's keys once, one
+PUBLISH per room headed by this process's name). The id, seq and epoch are written into each
+`Message` before `done(None)`; this process delivers its own from there (its broker skips their
+published copy). `done(exc)` if Redis failed (the senders get `store_failed` and resend: a
+script that did run is then a repeat, and the failed call's rooms are read again, `resync`,
+once a call succeeds). What crosses Redis is text made here and by `orjson`, never pickle:
+`m <id> <seq> <epoch> <json>`.
 
 The other commands go to their own modules: accounts, private messages and moderation
 (`wschat.redisaccounts`), names (`wschat.redisnames`), read positions (`wschat.redisreads`),
@@ -32,7 +32,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
@@ -67,14 +67,14 @@ from wschat.redisnames import NAME_TTL, RedisNames
 from wschat.redisprofiles import live_profiles
 from wschat.redisreads import RedisReads
 from wschat.redisrelay import Relay
-from wschat.redisscript import APPEND_LUA, ScriptCall, answer, answered, script_args
+from wschat.redisscript import APPEND_LUA, ScriptCall, script_args
 from wschat.redissearch import RedisSearch
+from wschat.rediswriter import Writer
 from wschat.store import Done, Notify, Store, StoreError
 
 log = logging.getLogger("wschat.redisstore")
 
 PREFIX = "wschat:"
-SCRIPT_BATCH = 500  # messages per script call: Redis runs nothing else meanwhile
 ROOM_KEYS_KEPT = 10_000  # rooms whose key names the writer keeps made
 EVENTS_SEEN = 500  # entries after a message read alone whose events are folded into it
 SENT_TTL = 86_400  # how long a client_msg_id is recognised (a client resends within minutes)
@@ -171,17 +171,13 @@ class RedisStore(Relay, Store):
         self.cap = history_cap
         self.window = window
         self.client = connect(url)
-        self.script = ScriptCall(self.client, APPEND_LUA)
         self.ttl = ttl  # seconds a dead process's names and presence outlive it (--redis-ttl)
         self.names = RedisNames(self.client, self.process, ttl)
         self.reads = RedisReads(self.client, self.process)
         self.searcher = RedisSearch(self._after, self._epoch, history_cap)
         self.accounts = RedisAccounts(self.client, notify, self.process)
         self.tasks: set[asyncio.Task] = set()
-        self.appends: asyncio.Queue[tuple[list[Message], Done]] = asyncio.Queue()
-        self.writer: asyncio.Task | None = None
-        self.unsure: set[str] = set()  # rooms of a batch whose script call failed
-        self.resync: Callable[[set[str]], None] = lambda rooms: None  # the broker's, to read them again
+        self.writer = Writer(ScriptCall(self.client, APPEND_LUA), notify, self._call, self._health)
         self.closed = False
         self.failing = False  # the last command failed: Redis is unreachable (for /healthz)
 
@@ -228,46 +224,18 @@ class RedisStore(Relay, Store):
         task.add_done_callback(self.tasks.discard)
 
     def append(self, command: Append, done: Done) -> None:
-        """Queued for the one writer task, so messages are stored in the order they were sent."""
+        """Queued for the one writer, so messages are stored in the order they were sent."""
         if self.closed:
             self.notify(done, StoreError("the server is shutting down"))
             return
-        self.appends.put_nowait((command.messages, done))
-        if self.writer is None:
-            self.writer = asyncio.ensure_future(self._write_loop())
+        self.writer.append(command.messages, done)
 
-    async def _write_loop(self) -> None:
-        """Everything queued since the last round trip goes in one pipeline (like group commit)."""
-        while True:
-            batch = [await self.appends.get()]
-            while not self.appends.empty():
-                batch.append(self.appends.get_nowait())
-            messages = [m for msgs, _ in batch for m in msgs]
-            result: BaseException | None = None
-            try:
-                await self._append(messages)
-                self.failing = False
-            except (RedisError, OSError) as exc:
-                log.error("Redis failed (storing %d messages): %s", len(messages), exc)
-                result = exc
-                self.failing = True
-                # The script may have run (or may still run) without this process hearing the
-                # answer, and it skips its own published copies: read these rooms again later.
-                self.unsure.update(m.room for m in messages)
-            if result is None and self.unsure:
-                rooms, self.unsure = self.unsure, set()
-                self.notify(self.resync, rooms)
-            await answer(self.notify, batch, result)
+    def _call(self, chunk: list[Message]) -> tuple[list[Any], list[Any]]:
+        head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
+        return script_args(chunk, room_keys, _sent, body, [*head, self.process])
 
-    async def _append(self, messages: list[Message]) -> None:
-        """Store `messages` in order, `SCRIPT_BATCH` to a script call; fill in id, seq, epoch."""
-        chunks = [messages[start : start + SCRIPT_BATCH] for start in range(0, len(messages), SCRIPT_BATCH)]
-        calls = []
-        for chunk in chunks:
-            head = [PREFIX + "next_id", PREFIX + "rooms", self.cap, SENT_TTL, secrets.token_urlsafe(9)]
-            calls.append(script_args(chunk, room_keys, _sent, body, [*head, self.process]))
-        for chunk, results in zip(chunks, await self.script.many(calls), strict=True):
-            answered(chunk, results)
+    def _health(self, ok: bool) -> None:
+        self.failing = not ok
 
     def account(self, command: Command, done: Done) -> None:
         """An accounts, private-message or moderation command, run against Redis."""
@@ -350,17 +318,9 @@ class RedisStore(Relay, Store):
         """Let what is being stored finish, then close the connections."""
         self.closed = True
         await self.names.aclose()
-        if self.writer is not None:
-            for _ in range(int(COMMAND_TIMEOUT * 100)):  # what is queued is stored (or refused)
-                if self.appends.empty():
-                    break
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0)
+        await self.writer.aclose(COMMAND_TIMEOUT)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=COMMAND_TIMEOUT + 1)
-        if self.writer is not None:
-            self.writer.cancel()
-        await self.script.aclose()
         await self.searcher.aclose()
         await self.client.aclose(close_connection_pool=True)
         await asyncio.to_thread(self.accounts.close)  # its hashing thread
