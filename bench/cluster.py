@@ -3,9 +3,11 @@
 Each scenario starts a fresh `redis-server` (appendonly, `appendfsync always`: the promise of
 SQLite's `--synchronous full`) on a free loopback port in the bench's temporary folder, one or
 two `chat-server.py --redis` processes, and the load generator (`--port2` and `--split` put
-clients on the second process). Redis and the servers are pinned to the server CPU, the
-generator to the other; the CPU each of them used during the generator's measured window is
-reported (`--watch-pid`), as a share of a core and per message.
+clients on the second process). The servers are pinned to the server CPU; the generator and
+Redis to the other (the generator leaves most of it idle in the durable run, 3 %; in the
+fan-outs it takes 70 %, Redis 5 %): a deployment gives Redis a core of its own, not the
+server's. The CPU each of them used during the generator's measured window is reported
+(`--watch-pid`), as a share of a core and per message.
 
 - `fanout`: 1,000 clients, 40 messages in flight, on one process with Redis (compare with the
   `fanout-40` run without Redis in the same report; target: at least 70 % of it), and split
@@ -18,6 +20,7 @@ reported (`--watch-pid`), as a share of a core and per message.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import socket
 import subprocess
@@ -49,6 +52,9 @@ class Redis:
             "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
         ]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> str:
+        return shlex.join(self.argv)
 
     @property
     def url(self) -> str:
@@ -84,9 +90,10 @@ class Redis:
 
 def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: list[str]) -> tuple[Any, ...]:
     """Redis, `processes` servers, one generator run; (result, server, CPU seconds by process in
-    the measured window, messages stored, load, busy)."""
+    the measured window, messages stored, load, busy, the commands of Redis and the second
+    server for the report)."""
     folder = bench.tmp / f"{name}-{len(bench.runs)}"
-    with Redis(folder / "redis", bench.server_cpu) as rds:
+    with Redis(folder / "redis", bench.gen_cpu) as rds:
         srv, load, busy = bench._start("wschat", ["--redis", rds.url, "--db", ":memory:", *RAISED_LIMITS])
         second = Server(
             "wschat", ["--redis", rds.url, "--db", ":memory:", *RAISED_LIMITS], bench.server_cpu, folder
@@ -106,7 +113,18 @@ def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: 
                 second.__exit__()
         stored = rds.stored()
     cpu = {"server 1": res["server_cpu_s"], **dict(zip(pids, res["watched_cpu_s"], strict=True))}
-    return res, srv, cpu, stored, load, busy
+    shown = [rds.command(), *([second.command()] if processes == 2 else [])]
+    return res, srv, cpu, stored, load, busy, shown
+
+
+def _record(
+    bench: Bench, name: str, run: tuple[Any, ...], figures: dict[str, Any], ok: bool | None = None
+) -> Run:
+    """`Bench._record` with Redis's and the second server's command lines shown before the first's."""
+    res, srv, _, _, load, busy, shown = run
+    out = bench._record(name, srv, res, figures, load, busy, ok)
+    out.server_cmd = "\n".join([*shown, out.server_cmd])
+    return out
 
 
 def _figures_cpu(figures: dict[str, Any], cpu: dict[str, float], window: float, messages: int = 0) -> None:
@@ -126,7 +144,8 @@ def fanout(bench: Bench, processes: int) -> Run:
     senders, window = p.fanout_in_flight[0]
     gen = ["--senders", str(senders), "--window", str(window)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.fanout_secs), "--split", "alternate"]
-    res, srv, cpu, _, load, busy = _run(bench, "cluster-fanout", processes, "fanout", p.fanout_clients, gen)
+    run = _run(bench, "cluster-fanout", processes, "fanout", p.fanout_clients, gen)
+    res, cpu = run[0], run[2]
     w = res["window_s"] or 1
     figures: dict[str, Any] = {
         "processes": processes,
@@ -137,14 +156,15 @@ def fanout(bench: Bench, processes: int) -> Run:
         "gen_cpu": res["gen_cpu_s"] / w,
     }
     _figures_cpu(figures, cpu, w, res["window_sent"])
-    return bench._record(f"cluster-fanout-{processes}p", srv, res, figures, load, busy)
+    return _record(bench, f"cluster-fanout-{processes}p", run, figures)
 
 
 def latency(bench: Bench) -> Run:
     p = bench.plan
     gen = ["--senders", "10", "--rate", str(p.latency_rate)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.latency_secs), "--split", "senders"]
-    res, srv, cpu, _, load, busy = _run(bench, "cluster-latency", 2, "latency", p.latency_clients, gen)
+    run = _run(bench, "cluster-latency", 2, "latency", p.latency_clients, gen)
+    res, cpu = run[0], run[2]
     w = res["window_s"] or 1
     lat = res.data.get("lat_ms", {})
     figures: dict[str, Any] = {
@@ -155,14 +175,15 @@ def latency(bench: Bench) -> Run:
         "gen_cpu": res["gen_cpu_s"] / w,
     }
     _figures_cpu(figures, cpu, w)
-    return bench._record("cluster-latency", srv, res, figures, load, busy)
+    return _record(bench, "cluster-latency", run, figures)
 
 
 def durable(bench: Bench) -> Run:
     p = bench.plan
     gen = ["--senders", str(p.durable_senders), "--window", str(p.durable_window)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.durable_secs)]
-    res, srv, cpu, stored, load, busy = _run(bench, "cluster-durable", 1, "durable", p.durable_senders, gen)
+    run = _run(bench, "cluster-durable", 1, "durable", p.durable_senders, gen)
+    res, cpu, stored = run[0], run[2], run[3]
     w = res["window_s"] or 1
     figures: dict[str, Any] = {
         "acks_per_s": res["window_acks"] / w,
@@ -173,7 +194,7 @@ def durable(bench: Bench) -> Run:
     }
     _figures_cpu(figures, cpu, w, res["window_acks"])
     ok = bool(res["ok"]) and stored >= res["acks"]
-    return bench._record("cluster-durable", srv, res, figures, load, busy, ok)
+    return _record(bench, "cluster-durable", run, figures, ok)
 
 
 Row = tuple[str, str, str, str, str, str]

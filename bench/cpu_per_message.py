@@ -12,9 +12,9 @@ it are no part of it), the rate, and with `--syscalls` the servers' system calls
 over the whole run (`perf stat`: sends, receives, event-loop waits). Checkouts are
 interleaved `--runs` times; the medians come last.
 
-`--pin` pins Redis and the servers to one CPU and the generator to another, as `python -m
-bench` does: then the rate is what the bench would see (Redis takes its CPU from the server's
-core), while unpinned runs measure the CPU cost alone.
+`--pin` pins the servers to one CPU and the generator and Redis to the other, as `python -m
+bench` does: then the rate is what the bench would see, while unpinned runs measure the CPU
+cost alone.
 
     python -m bench.cpu_per_message --mode durable --runs 5 /tmp/old . local:.
     python -m bench.cpu_per_message --mode fanout --pin --runs 5 . sqlite:.
@@ -92,7 +92,7 @@ def one_run(
     tree: str, mode: str, processes: int, folder: Path, pinned: bool = False, syscalls: bool = False
 ) -> dict:
     server_cpu, gen_cpu = cpus() if pinned else (None, None)
-    with Redis(folder, server_cpu) as rds:
+    with Redis(folder, gen_cpu) as rds:
         servers = []
         for _ in range(processes):
             port = _port()
