@@ -92,7 +92,8 @@ def test_deep_nesting_is_bad_json_not_a_crash() -> None:
 
 def test_huge_numbers_are_refused_cleanly() -> None:
     assert err('{"type":"fetch_history","room":"g","before_seq":' + "9" * 5000 + "}").code == "bad_json"
-    assert err('{"type":"fetch_history","room":"g","before_seq":1e999}').code == "bad_field"
+    assert err('{"type":"fetch_history","room":"g","before_seq":1e999}').code == "bad_json"  # no double
+    assert err('{"type":"fetch_history","room":"g","before_seq":1e300}').code == "bad_field"  # not an int
 
 
 def test_too_long_message_names_the_limit_and_keeps_the_client_msg_id() -> None:

