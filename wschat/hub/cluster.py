@@ -61,15 +61,18 @@ def resync(hub: Hub, room_name: str, now: float) -> list[Effect]:
 
 
 def _deliver(hub: Hub, room: Room, m: Message, out: list[Effect]) -> None:
-    # imported here: wschat.features.events imports this module (a cycle at import time)
-    from wschat.features import events
-
     m.payload = m.payload or history.chat_payload(m)
     room.last_seq = m.seq
-    if m.kind != "chat":  # a reaction, an edit, a delete: its target's state here changes
-        events.fold_into_window(hub, room, m, m.text)
     send = Send(tuple(room.members), m.payload)
-    out.extend(events.mentioned(hub, room, m, send) if m.kind == "chat" else [send])
+    if m.meta is None and m.kind == "chat":  # cheap test first: this runs for every message
+        out.append(send)
+    else:
+        # imported here: wschat.features.events imports this module (a cycle at import time)
+        from wschat.features import events
+
+        if m.kind != "chat":  # a reaction, an edit, a delete: its target's state here changes
+            events.fold_into_window(hub, room, m, m.text)
+        out.extend(events.mentioned(hub, room, m, send) if m.kind == "chat" else [send])
     history.add(hub, room, m)
     room.first_seq = max(room.first_seq, m.seq - hub.config.max_messages_per_room + 1)
 
@@ -136,9 +139,12 @@ def committed(hub: Hub, m: Message, repeats: int, holder: int | None, now: float
         if holder is not None:
             first = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=m.duplicate)
             out.append(Send((holder,), first))
-            again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
-            out.extend(Send((holder,), again) for _ in range(repeats))
-    history.evict(hub)
+            if repeats:
+                again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
+                out.extend(Send((holder,), again) for _ in range(repeats))
+    cfg = hub.config
+    if hub.window_bytes > cfg.window_budget or len(hub.rooms) > cfg.loaded_rooms:
+        history.evict(hub)  # tested here first: for almost every message it has nothing to do
     return out
 
 
