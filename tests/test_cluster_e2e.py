@@ -198,10 +198,10 @@ async def test_two_clients_racing_for_one_name_on_two_processes_one_wins_each_ti
 async def test_a_process_that_cannot_reach_redis_exits_2_with_one_sentence() -> None:
     from redisserver import free_port
 
-    proc = ServerProcess("--redis", f"redis://127.0.0.1:{free_port()}/0")
+    proc = ServerProcess("--redis", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     assert proc.proc.wait(30) == 2
     err = proc.stderr_text().strip().splitlines()
-    assert len(err) == 1 and "Redis" in err[0]
+    assert len(err) == 1 and "Redis at redis://:***@127.0.0.1:" in err[0]  # never its password
 
 
 async def test_healthz_reports_redis_and_the_first_start_imports_the_sqlite_history(
@@ -233,6 +233,7 @@ async def test_healthz_reports_redis_and_the_first_start_imports_the_sqlite_hist
         await c.close()
     finally:
         await grown.astop()
+    assert f"history in Redis at {redis_server.url};" in grown.stderr_text()  # not the SQLite file
     again = ServerProcess("--redis", redis_server.url, db=db).wait_ready()
     try:
         assert "Importing" not in again.stderr_text()

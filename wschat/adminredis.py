@@ -18,6 +18,7 @@ import time
 from redis.exceptions import RedisError
 
 from wschat.admin import ACTOR, _new_password, print_accounts, print_audit, print_restrictions
+from wschat.cli import redis_shown
 from wschat.features.mod_records import Moderate, Restriction
 from wschat.names import name_key
 from wschat.redisaccounts import RedisAccounts, acct_key
@@ -28,7 +29,7 @@ def main(opts: argparse.Namespace) -> int:
     try:
         return asyncio.run(_main(opts))
     except (RedisError, OSError) as exc:
-        raise SystemExit(f"Cannot reach Redis at {opts.redis}: {exc}") from None
+        raise SystemExit(f"Cannot reach Redis at {redis_shown(opts.redis)}: {exc}") from None
 
 
 async def _account(acc: RedisAccounts, name: str) -> tuple[str, str]:

@@ -38,6 +38,16 @@ def _from_env(ap: argparse.ArgumentParser, name: str, parse: Callable[[str], T],
         ap.error(f"{name}={exc}")
 
 
+def redis_shown(url: str) -> str:
+    """A Redis URL as logs and errors show it: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@" + parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=netloc).geturl()
+
+
 def _origin_arg(value: str) -> str:
     origin = value.strip().rstrip("/").lower()
     parts = urlsplit(origin)

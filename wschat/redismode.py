@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wschat.cli import DEFAULT_DB
+from wschat.cli import DEFAULT_DB, redis_shown
 from wschat.hub import Hub
 from wschat.records import Snapshot
 from wschat.store import Notify, Store, StoreError, open_store
@@ -88,15 +88,16 @@ async def open_cluster(
     try:
         store = RedisStore(url, notify, history_cap=history_cap, window=window, ttl=ttl)
     except ValueError as exc:  # redis-py's word for a malformed URL
-        raise StoreError(f"--redis {url} is not a Redis URL ({exc}); use redis://HOST:6379/0.") from None
+        why = f"--redis {redis_shown(url)} is not a Redis URL ({exc}); use redis://HOST:6379/0."
+        raise StoreError(why) from None
     try:
         if not await store.ping():
-            raise StoreError(f"Cannot reach Redis at {url}: is redis-server running there?")
+            raise StoreError(f"Cannot reach Redis at {redis_shown(url)}: is redis-server running there?")
         try:
             copied = await asyncio.to_thread(import_sqlite, db, url, history_cap, _progress)
             await asyncio.to_thread(import_accounts, db, url, _progress)
         except Exception as exc:  # redis or sqlite, a full disk...: say which and stop
-            raise StoreError(f"Cannot import {db} into Redis at {url}: {exc}") from None
+            raise StoreError(f"Cannot import {db} into Redis at {redis_shown(url)}: {exc}") from None
         if copied:
             log.info("imported %d messages from %s into Redis", copied, db)
         snapshot = await store.aload()

@@ -39,6 +39,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from wschat.accountstore import COMMANDS as ACCOUNT_COMMANDS
+from wschat.cli import redis_shown
 from wschat.features.call_relay import RelayCall
 from wschat.features.mod_records import RemoteKick
 from wschat.features.private_records import DeliverStored
@@ -199,7 +200,7 @@ class RedisStore(Relay, Store):
             # moderation too: each process re-reads it every 2 s (wschat.features.mod_hooks)
             snap.moderation = await self.accounts.moderation(time.time())
         except (RedisError, OSError) as exc:
-            raise StoreError(f"Cannot reach Redis at {self.url}: {exc}") from None
+            raise StoreError(f"Cannot reach Redis at {redis_shown(self.url)}: {exc}") from None
         return snap
 
     # -- commands

@@ -42,7 +42,7 @@ from websockets.http11 import Request, Response
 from wschat import mdns, protocol
 from wschat.admission import Admission
 from wschat.banner import banner, qr_notes, web_urls
-from wschat.cli import StartupError, parse_args
+from wschat.cli import StartupError, parse_args, redis_shown
 from wschat.hub import Close, Execute, Hub, Send
 from wschat.lifecycle import Lifecycle
 from wschat.mediaserve import MediaResponse
@@ -344,7 +344,9 @@ async def _serve(opts: argparse.Namespace) -> None:
         )
         log.info(
             "history in %s; limits: %d chars, %g msg/s (burst %g), %d KiB frames",
-            "memory only" if opts.db == ":memory:" else opts.db,
+            f"Redis at {redis_shown(opts.redis)}"
+            if opts.redis
+            else ("memory only" if opts.db == ":memory:" else opts.db),
             opts.max_message_chars,
             opts.rate,
             opts.burst,
