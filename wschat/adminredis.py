@@ -3,9 +3,10 @@
 `python chat-server.py admin --redis URL ...` (or `CHAT_REDIS`) lists accounts, resets a
 password, grants or removes operator, bans and unbans, lists bans and the audit, on the keys
 every process shares (`wschat.redisaccounts`, `wschat.redismod`). Every process re-reads
-moderation every two seconds, so a ban closes the banned user's connection within about two
-seconds wherever it is; a reset password closes the account's connections at once (the
-processes are told on `wschat:news`).
+moderation every --admin-poll seconds, and a ban, an unban, a grant or a revoke also says on
+`wschat:news` that moderation changed (`m <admin> moderation`): every process reads it at
+once, so a ban closes the banned user's connections wherever they are. A reset password
+closes the account's connections at once too (`x`, `wschat.redisaccounts`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from wschat.admin import ACTOR, _new_password, print_accounts, print_audit, prin
 from wschat.cli import redis_shown
 from wschat.features.mod_records import Moderate, Restriction
 from wschat.names import name_key
-from wschat.redisaccounts import RedisAccounts, acct_key
+from wschat.redisaccounts import NEWS, RedisAccounts, acct_key
 from wschat.redisstore import connect
 
 
@@ -101,3 +102,5 @@ async def _command(acc: RedisAccounts, opts: argparse.Namespace, now: float) -> 
         print_restrictions(await acc.mod.read(now))
     else:
         print_audit(await acc.mod.audit(opts.limit))
+    if opts.command in ("grant", "revoke", "ban", "unban"):  # every process reads it now
+        await acc.client.publish(NEWS, f"m {acc.process} moderation")

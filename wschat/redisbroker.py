@@ -34,9 +34,10 @@ Names are claimed through the store (`names_by_store`, `wschat.redisnames`); `re
 `wschat:news` brings what another process did to accounts (`wschat.redisaccounts`): a name
 registered (a guest can no longer take it here) and sessions ended by a log-out, a revoke or a
 password change (their connections here close, `wschat.features.accounts.sessions_ended`); and
-`k <process> <json>` (a ban lifted, for every process: `RemoteKick`) and `P <process> <json>` (a
-user's profile changed: `wschat.features.profile_cluster.arrived`).
-Every process also re-reads moderation from Redis every two seconds (the admin command line's bans).
+`k <process> <json>` (a ban lifted, for every process: `RemoteKick`), `P <process> <json>` (a
+user's profile changed: `wschat.features.profile_cluster.arrived`) and `m <process> moderation`
+(the admin command line banned, unbanned, granted or revoked: moderation is read again now).
+Every process also re-reads moderation from Redis every --admin-poll seconds (2 by default).
 `wschat:reads` brings every read position saved by another process (`wschat.redisreads`):
 `live.remote_read` keeps it, tells the user's connections here and a small room's members.
 After a reconnect, registered names and read positions are read from Redis again, for what was
@@ -56,7 +57,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from wschat.effects import Effect, Send
-from wschat.features import accounts, live, mod_cluster, offline, profile_cluster
+from wschat.features import accounts, live, mod_cluster, mod_hooks, offline, profile_cluster
 from wschat.hub import Hub
 from wschat.redisaccounts import NEWS
 from wschat.redisentry import parse_entry
@@ -268,6 +269,8 @@ class RedisBroker(ClusterPresence):
             self.run(mod_cluster.arrived(hub, rest.encode(), now))
         elif kind == "P":  # a user's profile changed on another process
             self.run(profile_cluster.arrived(hub, rest.encode(), now))
+        elif kind == "m":  # the admin command line changed moderation: read it now
+            self.run(mod_hooks.reread(hub, now))
 
     def _stored(self, hub: Hub, chan: bytes, data: bytes, now: float) -> None:
         """Entries of one room, `m ...` lines in seq order: those not delivered yet to `arrived`."""

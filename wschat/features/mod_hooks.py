@@ -10,7 +10,8 @@
 - `tick`: mutes and bans that run out end (a room event "unmute" by the Server), and every
   `Config.admin_poll` seconds (--admin-poll) the hub re-reads moderation from the store, where
   the admin command line writes, then applies what changed (a new server ban closes the
-  connections it covers).
+  connections it covers); `reread` does it at once (under `--redis` the admin command line
+  says on `wschat:news` that it changed moderation).
 """
 
 from __future__ import annotations
@@ -175,11 +176,21 @@ def tick(hub: Hub, now: float) -> list[Effect]:
                 if o.name and subject_of(o) == r.subject:
                     frame = moderation.notice(undo, moderation.SERVER, now, username=o.name)
                     out.append(Send((o.cid,), frame))
-    if now >= book.next_reread and not book.rereading and not book.pending:
-        book.next_reread = now + hub.config.admin_poll
-        book.rereading = True
-        out.append(hub.ask(ReadModeration(now), _reread, book.generation))
+    if now >= book.next_reread:
+        out += reread(hub, now)
     return out
+
+
+def reread(hub: Hub, now: float) -> list[Effect]:
+    """Read moderation from the store now; if a read or a change is under way (it may have read
+    before what the admin command line wrote), at the next tick."""
+    book = hub.moderation
+    if book.rereading or book.pending:
+        book.next_reread = now
+        return []
+    book.next_reread = now + hub.config.admin_poll
+    book.rereading = True
+    return [hub.ask(ReadModeration(now), _reread, book.generation)]
 
 
 def _reread(hub: Hub, generation: int, result: Any, now: float) -> list[Effect]:
