@@ -200,6 +200,12 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            tail = "\n".join(self.stderr_text().splitlines()[-15:])
+            why = f"the server did not stop within {timeout} s of SIGTERM; its log ends:\n{tail}"
+            raise AssertionError(why) from None
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
