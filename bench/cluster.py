@@ -14,8 +14,9 @@ server's. The CPU each of them used during the generator's measured window is re
   over two processes;
 - `latency`: 20 msg/s from senders on one process to readers on the other (target: p99 within
   2x the single-process p99 of the same report);
-- `durable`: acknowledged messages/s through Redis with 5,000 in flight (target: 30,000/s);
-  afterwards every acknowledged message must be in Redis.
+- `durable`: acknowledged messages/s through Redis with 5,000 in flight (target: 30,000/s),
+  repeated as the durable runs on SQLite are (the report shows the median); afterwards every
+  acknowledged message must be in Redis.
 """
 
 from __future__ import annotations
@@ -246,11 +247,13 @@ def rows(runs: list[Run], quick: bool) -> list[Row]:
         what = "Latency across processes (sender on one, readers on the other), 20 msg/s: p99 ms"
         target = "≤ 2× single-process p99 " + (f"({2 * alone:.1f})" if alone else "(not run)")
         out.append((what, target, f"{p99:.1f}", "–", "–", met(p99 <= 2 * alone and lat.ok) if alone else "–"))
-    dur = _find(runs, "cluster-durable")
-    if dur:
+    durs = sorted((r for r in runs if r.scenario == "cluster-durable"), key=lambda r: r.figures["acks_per_s"])
+    if durs:
+        dur = durs[(len(durs) - 1) // 2]  # the median run, as for durable on SQLite
         acks = dur.figures["acks_per_s"]
         what = "Durable through Redis (`appendfsync always`): acknowledged messages/s, "
-        what += f"{dur.figures['in_flight']:,} in flight" + _cpu(dur)
+        what += f"{dur.figures['in_flight']:,} in flight"
+        what += (f" (median of {len(durs)} runs)" if len(durs) > 1 else "") + _cpu(dur)
         out.append((what, "≥ 30,000", f"{acks:,.0f}", "–", "–", met(acks >= 30_000 and dur.ok)))
     return out
 
@@ -265,4 +268,5 @@ def run_all(bench: Bench) -> list[Run]:
     if why:
         bench.log(f"  cluster scenarios skipped: {why}")
         return []
-    return [fanout(bench, 1), fanout(bench, 2), latency(bench), durable(bench)]
+    runs = [fanout(bench, 1), fanout(bench, 2), latency(bench)]
+    return runs + [durable(bench) for _ in range(bench.plan.durable_repeats)]
