@@ -79,6 +79,8 @@ def _deliver(hub: Hub, room: Room, m: Message, out: list[Effect]) -> None:
 
 def _drain(hub: Hub, room: Room, out: list[Effect]) -> None:
     early = room.early
+    if not early:  # almost always: messages come in seq order
+        return
     while early:
         m = early.pop(room.last_seq + 1, None)
         if m is None:
