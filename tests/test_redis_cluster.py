@@ -483,3 +483,65 @@ async def test_the_writer_keeps_a_few_batches_in_redis_under_a_flood_and_one_und
         assert sends == [(1, 0), (1, 0)]
     finally:
         await store.aclose()
+
+
+async def test_a_connection_lost_with_batches_in_redis_fails_them_all_and_their_resends_store_each_once(
+    redis_server: RedisServer,
+) -> None:
+    """The writer's connection is killed while batches are in Redis: each of them is refused
+    (its calls may or may not have run), later ones go on a new connection, and resending the
+    refused messages with their client_msg_id stores each message exactly once."""
+    loop = asyncio.get_running_loop()
+    store = RedisStore(redis_server.url, loop.call_soon)
+    await store.aload()
+    writer, killer = store.writer, aioredis.Redis.from_url(redis_server.url)
+    send, sends = writer.script.send, [0]
+
+    async def kill_after_the_second(calls: list) -> object:
+        sent = await send(calls)
+        sends[0] += 1
+        if sends[0] == 2:  # two batches in Redis: drop the writer's connection under them
+            await killer.client_kill_filter(_type="normal", skipme=True)
+        return sent
+
+    writer.script.send = kill_after_the_second  # type: ignore[method-assign]
+    results: dict[int, object] = {}
+    progress = asyncio.Event()
+
+    def append(n: int) -> None:
+        def done(result: object) -> None:
+            results[n] = result
+            progress.set()
+
+        msgs = [
+            Message(0, f"r{n % 4}", 0, "u", "u", "c", f"{t}", 1.0, f"m{t}")
+            for t in range(n * 100, n * 100 + 100)
+        ]
+        store.append(Append(msgs), done)
+
+    async def answered(count: int) -> None:
+        while len(results) < count:
+            progress.clear()
+            await asyncio.wait_for(progress.wait(), 10)
+
+    try:
+        for n in range(40):
+            append(n)
+        await answered(40)
+        refused = sorted(n for n, r in results.items() if r is not None)
+        assert refused and all(isinstance(results[n], redis.RedisError) for n in refused)
+        assert len(refused) < 40  # the batches sent after the loss were stored
+        for n in refused:  # what a client's outbox does: send again with the same ids
+            del results[n]
+            append(n)
+        await answered(40)
+        assert all(r is None for r in results.values())
+        for r in range(4):
+            rows = await store.client.xrange(f"wschat:room:r{r}:stream")
+            entries = [parse_entry(f[b"m"]) for _, f in rows]
+            assert [m.seq for m in entries] == list(range(1, 1001))  # no gap
+            texts = sorted(int(m.text) for m in entries)
+            assert texts == [t for n in range(r, 40, 4) for t in range(n * 100, n * 100 + 100)]  # each once
+    finally:
+        await killer.aclose()
+        await store.aclose()

@@ -29,7 +29,7 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from wschat.records import Message
 from wschat.store_base import Done, Notify
@@ -144,6 +144,15 @@ def answered(chunk: list[Message], results: list[Any]) -> None:
         m.epoch = epochs.get(epoch) or epochs.setdefault(epoch, epoch.decode())
 
 
+def _lost(exc: BaseException) -> BaseException:
+    """What a failed send or read raises: redis-py's own error, or a `ConnectionError` for the
+    others (a connection closed by a failed read while the other task writes on it makes
+    redis-py raise AttributeError), so the writer treats it as Redis lost, never as a crash."""
+    if isinstance(exc, RedisError | OSError) or not isinstance(exc, Exception):
+        return exc
+    return ConnectionError(f"the connection to Redis was closed under this call ({exc!r})")
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     """Calls written on `conn` whose answers are still to be read."""
@@ -213,9 +222,9 @@ class ScriptCall:
         packed = [hiredis.pack_command((b"EVAL", self.source, len(k), *k, *a)) for k, a in calls]
         try:
             await conn.send_packed_command(b"".join(packed), check_health=False)
-        except BaseException:
+        except BaseException as exc:
             await self._drop(conn)
-            raise
+            raise _lost(exc) from exc
         return Sent(conn, len(packed))
 
     async def receive(self, sent: Sent) -> list[Any]:
@@ -231,16 +240,18 @@ class ScriptCall:
                     answers.append(await sent.conn.read_response())
                 except ResponseError as exc:
                     answers.append(exc)
-        except BaseException:
+        except BaseException as exc:
             await self._drop(sent.conn)
-            raise
+            raise _lost(exc) from exc
         for a in answers:
             if isinstance(a, ResponseError):
                 raise a
         return answers
 
     async def _drop(self, conn: Connection) -> None:
-        """Forget a connection whose answers are out of step (it was disconnected)."""
+        """Forget a connection whose answers are out of step: closed, so a read still waiting
+        on it fails instead of taking another caller's answer once the pool reuses it."""
+        await conn.disconnect(nowait=True)
         if self.conn is conn:
             self.conn = None
             await self.client.connection_pool.release(conn)

@@ -103,6 +103,9 @@ class Writer:
                 sent = await self.script.send([self.call(chunk) for chunk in chunks])
             except (RedisError, OSError) as exc:
                 sent = exc
+            except Exception as exc:  # a bug: this batch fails, the writer goes on
+                log.exception("internal error sending %d messages to Redis", len(messages))
+                sent = exc
             self.in_flight.append((batch, chunks, sent))
             if len(self.in_flight) == 1:
                 self.reader = asyncio.ensure_future(self._read_loop())
@@ -129,8 +132,11 @@ class Writer:
                 for chunk, results in zip(chunks, await self.script.receive(sent), strict=True):
                     answered(chunk, results)
                 self.health(True)
-            except (RedisError, OSError) as exc:
-                log.error("Redis failed (storing %d messages): %s", sum(map(len, chunks)), exc)
+            except Exception as exc:  # Redis failed (or a bug: logged): this batch fails, the writer goes on
+                if isinstance(exc, RedisError | OSError):
+                    log.error("Redis failed (storing %d messages): %s", sum(map(len, chunks)), exc)
+                else:
+                    log.error("internal error storing %d messages", sum(map(len, chunks)), exc_info=exc)
                 result = exc
                 self.health(False)
                 # The script may have run (or may still run) without this process hearing the
