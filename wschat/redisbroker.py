@@ -108,6 +108,10 @@ class RedisBroker(ClusterPresence):
         self.hdel_if = self.client.register_script(HDEL_IF_LUA)
         self.pubsub: PubSub | None = None
         self.connected = False
+        # Set by aclose before it cancels the tasks: every loop also ends on it, because a
+        # cancellation that meets a redis-py read timeout as it expires can be lost (Python
+        # 3.11), and a loop that went on reconnecting kept the process from ever exiting.
+        self.closed = False
         self.tasks: set[asyncio.Task] = set()
         self.run: Run = lambda effects: None
         self.hub: Hub | None = None
@@ -190,7 +194,7 @@ class RedisBroker(ClusterPresence):
 
     async def _read_loop(self) -> None:
         backoff = 0.1
-        while True:
+        while not self.closed:
             try:
                 if self.pubsub is None:
                     self.pubsub = await self._subscribe_all()
@@ -296,7 +300,7 @@ class RedisBroker(ClusterPresence):
 
     async def _publish_loop(self) -> None:
         """Write and publish in order, everything queued at once in one pipeline."""
-        while True:
+        while not self.closed:
             batch = [await self.outbox.get()]
             while not self.outbox.empty() and len(batch) < 1000:
                 batch.append(self.outbox.get_nowait())
@@ -342,8 +346,12 @@ class RedisBroker(ClusterPresence):
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(self._drain_outbox(), 3)
             await self.client.delete(alive_key(self.process))
-        for task in list(self.tasks):
+        self.closed = True
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=3)
         if self.pubsub is not None:
             with contextlib.suppress(Exception):
                 await self.pubsub.aclose()

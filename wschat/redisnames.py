@@ -209,6 +209,7 @@ class RedisNames:
         self.entries: dict[int, dict[str, Any]] = {}  # connection -> its `devs:` entry
         self.tasks: set[asyncio.Task] = set()
         self.beat: asyncio.Task | None = None
+        self.closed = False
 
     def _field(self, cid: int) -> str:
         return f"{self.process}:{cid}"
@@ -296,7 +297,7 @@ class RedisNames:
             log.warning("could not %s the name %s: %s", "refresh" if ttl else "release", key, exc)
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self.closed:  # as well as cancelled: see RedisBroker.closed
             await asyncio.sleep(self.ttl / 3)
             held = list(self.held.items())
             pipe = self.client.pipeline(transaction=False)
@@ -354,6 +355,7 @@ class RedisNames:
 
     async def aclose(self) -> None:
         """Free every name this process holds now, rather than when their TTL runs out."""
+        self.closed = True
         if self.beat is not None:
             self.beat.cancel()
         held, self.held = self.held, {}

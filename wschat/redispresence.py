@@ -60,6 +60,7 @@ class ClusterPresence:
     members: dict[str, Mapping[int, None]]
     hub: Hub | None
     run: Run
+    closed: bool
 
     def presence(self, room: str, name: str, event: str) -> None:
         field = online_field(name, self.process)
@@ -90,7 +91,7 @@ class ClusterPresence:
 
     async def _heartbeat(self) -> None:
         """Keep this process alive in Redis; notice the processes that died."""
-        while True:
+        while not self.closed:
             await asyncio.sleep(self.store.ttl / 3)
             hub = self.hub
             processes = cluster.processes(hub) if hub else []

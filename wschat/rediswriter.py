@@ -70,6 +70,7 @@ class Writer:
         self.reader: asyncio.Task | None = None
         self.unsure: set[str] = set()  # rooms of a batch whose answer was lost
         self.resync: Callable[[set[str]], None] = lambda rooms: None  # the broker's, to read them again
+        self.closed = False
 
     def append(self, messages: list[Message], done: Done) -> None:
         self.queue.append((messages, done))
@@ -91,10 +92,11 @@ class Writer:
         return not self.in_flight or (len(self.in_flight) < IN_FLIGHT and self.queued >= SCRIPT_BATCH)
 
     async def _send_loop(self) -> None:
-        while True:
-            while not self.may_send():
+        while not self.closed:  # as well as cancelled: see RedisBroker.closed
+            if not self.may_send():
                 self.wake.clear()
                 await self.wake.wait()
+                continue
             batch = self._take()
             messages = [m for msgs, _ in batch for m in msgs]
             chunks = [messages[at : at + SCRIPT_BATCH] for at in range(0, len(messages), SCRIPT_BATCH)]
@@ -123,7 +125,7 @@ class Writer:
         return batch
 
     async def _read_loop(self) -> None:
-        while self.in_flight:
+        while self.in_flight and not self.closed:
             batch, chunks, sent = self.in_flight[0]
             result: BaseException | None = None
             try:
@@ -156,7 +158,11 @@ class Writer:
             if self.idle:
                 break
             await asyncio.sleep(0.01)
-        for task in (self.sender, self.reader):
-            if task is not None:
-                task.cancel()
+        self.closed = True
+        self.wake.set()
+        tasks = [t for t in (self.sender, self.reader) if t is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)
         await self.script.aclose()
