@@ -22,6 +22,7 @@ from wschat import outbound
 from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.hub import devices, history, reach, rooms
+from wschat.hub.dedup import room_acks
 from wschat.hub.state import Room
 from wschat.names import name_key
 from wschat.records import Message, ReadRange
@@ -128,22 +129,13 @@ def _read(hub: Hub, room_name: str, result: Any, now: float) -> list[Effect]:
 def committed(hub: Hub, m: Message, repeats: int, holder: int | None, now: float) -> list[Effect]:
     """This process's message was stored (or found stored before): deliver it and acknowledge."""
     room = hub.rooms[m.room]
-    cmid = m.client_msg_id
     out: list[Effect] = [] if m.duplicate else arrived(hub, m, now)
     if m.duplicate and m.epoch == room.epoch and m.seq > room.last_seq:
         # stored by an earlier call whose answer was lost: its copy published to this process
         # is skipped (the broker), so read it from the store
         _catch_up(hub, room, out)
     rooms.touch(hub, room)
-    if cmid is not None:
-        mid = str(m.id)
-        hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
-        if holder is not None:
-            first = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=m.duplicate)
-            out.append(Send((holder,), first))
-            if repeats:
-                again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
-                out.extend(Send((holder,), again) for _ in range(repeats))
+    out += room_acks(hub.ids, m, holder, repeats)
     cfg = hub.config
     if hub.window_bytes > cfg.window_budget or len(hub.rooms) > cfg.loaded_rooms:
         history.evict(hub)  # tested here first: for almost every message it has nothing to do

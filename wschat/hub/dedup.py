@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from wschat import protocol as p
+from wschat.effects import Effect, Send
+from wschat.records import Message
 
 
 class SentIds:
@@ -66,3 +68,23 @@ class SentIds:
     def stored(self, user_key: str, cmid: str) -> int:
         """The store answered for (user, id): how many repeats arrived meanwhile."""
         return self.inflight.pop((user_key, cmid), 0)
+
+
+def room_acks(ids: SentIds, m: Message, holder: int | None, repeats: int) -> list[Effect]:
+    """A stored room message with a client_msg_id: its id remembered; the sender's connection
+    (`holder`, if still here) gets its `ack`, and one more, `duplicate`, per repeat that arrived
+    while it was being stored."""
+    cmid = m.client_msg_id
+    if cmid is None:
+        return []
+    mid = str(m.id)
+    ids.remember(m.user_key, cmid, m.room, mid, m.seq)
+    if holder is None:
+        return []
+    out: list[Effect] = [
+        Send((holder,), p.outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=m.duplicate))
+    ]
+    if repeats:
+        again = p.outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
+        out += [Send((holder,), again)] * repeats
+    return out

@@ -17,6 +17,7 @@ from wschat import protocol as p
 from wschat.effects import Effect, Send
 from wschat.features import accounts, fold, offline, wire
 from wschat.hub import cluster, devices, history, reach, rooms, sessions
+from wschat.hub.dedup import room_acks
 from wschat.hub.state import Loading, Session
 from wschat.names import check_room, name_key
 from wschat.records import Append, Message, ReadMessage, ReadPage
@@ -106,14 +107,7 @@ def _committed(hub: Hub, m: Message, result: Any, now: float) -> list[Effect]:
     rooms.touch(hub, room)
     if holder is not None and room.typing:
         out += live.stop_typing(hub, hub.sessions[holder], room, now)
-    if cmid is not None:
-        mid = str(m.id)
-        hub.ids.remember(m.user_key, cmid, m.room, mid, m.seq)
-        if holder is not None:
-            out.append(Send((holder,), outbound.ack(cmid, mid, m.seq, room=m.room)))
-            if repeats:
-                again = outbound.ack(cmid, mid, m.seq, room=m.room, duplicate=True)
-                out.extend(Send((holder,), again) for _ in range(repeats))
+    out += room_acks(hub.ids, m, holder, repeats)
     cfg = hub.config
     if hub.window_bytes > cfg.window_budget or len(hub.rooms) > cfg.loaded_rooms:
         history.evict(hub)  # tested here first: for almost every message it has nothing to do
