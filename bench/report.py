@@ -43,7 +43,7 @@ def machine(server_cpu: int | None, gen_cpu: int | None) -> dict[str, str]:
     except OSError:
         compiler = "?"
     pinning = (
-        f"server on CPU {server_cpu}, load generator on CPU {gen_cpu} (taskset)"
+        f"server on CPU {server_cpu}, load generator (and Redis in the cluster runs) on CPU {gen_cpu}"
         if server_cpu is not None
         else "none (taskset missing or a single CPU): figures are not comparable"
     )
