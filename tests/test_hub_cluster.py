@@ -312,3 +312,37 @@ def test_a_device_still_given_what_it_missed_keeps_its_cursor_when_one_comes_fro
     # given, but its cursor stays, so the read of what it missed cannot start past those
     assert [f["message"] for f in only(h.take(1), "private")] == ["new"]
     assert not [c for c in h.asked if isinstance(c, MarkDelivered)]
+
+
+def test_a_message_that_arrives_during_a_catch_up_read_is_not_taken_for_the_end_of_a_trimmed_gap() -> None:
+    """4 and 5 are stored after the catch-up read ran and are still on their way on pub/sub
+    when 6 arrives (this process's own, from the store's answer): the read's answer must not
+    skip them as trimmed, or their copies are dropped as already delivered."""
+    h = ClusterHarness()
+    h.login(1, "alice")
+    epoch = h.hub.rooms["general"].epoch
+    h.run(h.hub.arrived(remote(1, epoch), h.now))
+    h.run(h.hub.arrived(remote(3, epoch), h.now))  # a gap: the read covers up to 3
+    h.run(h.hub.arrived(remote(6, epoch), h.now))  # while the read runs
+    [(token, asked)] = h.ranges
+    h.answer(token, [remote(2, epoch), remote(3, epoch)])  # what the stream held when it ran
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [1, 2, 3]
+    [(again, asked)] = h.ranges[1:]  # read again, not skipped
+    assert asked.after_seq == 3
+    h.run(h.hub.arrived(remote(4, epoch), h.now))
+    h.run(h.hub.arrived(remote(5, epoch), h.now))
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [4, 5, 6]
+    h.answer(again, [remote(4, epoch), remote(5, epoch), remote(6, epoch)])
+    assert h.take(1) == []  # each once
+
+
+def test_a_gap_the_store_no_longer_holds_is_skipped_once_the_read_covered_it() -> None:
+    h = ClusterHarness()
+    h.login(1, "alice")
+    epoch = h.hub.rooms["general"].epoch
+    h.run(h.hub.arrived(remote(1, epoch), h.now))
+    h.run(h.hub.arrived(remote(5, epoch), h.now))  # 2-4 were trimmed by the retention meanwhile
+    [(token, _)] = h.ranges
+    h.answer(token, [])  # the read, issued after 5 was stored, found nothing before it
+    assert [f["seq"] for f in only(h.take(1), "chat")] == [1, 5]
+    assert len(h.ranges) == 1

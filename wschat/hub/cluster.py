@@ -6,7 +6,10 @@ once and its order with the store's answers is not fixed, so every committed mes
 process's own (from the store's answer) and the others' (from the broker), comes through
 `arrived`: the room's `last_seq` is then the last seq delivered here, a message after a gap
 waits in `room.early` while the missing range is read from the store (`ReadRange`), and a
-message already delivered is dropped. No local client sees a gap or a duplicate.
+message already delivered is dropped. A gap the read could not fill is skipped (trimmed by the
+retention) only when the message after it was stored before the read ran; one that arrived
+while the read ran (this process's own answer can overtake another's copy) gets another read.
+No local client sees a gap or a duplicate.
 
 `resync` reads whatever came after `last_seq`: the broker asks for it after its pub/sub
 connection was lost (a reconnect, Redis restarted, Redis dropped a slow subscriber) and when
@@ -95,6 +98,7 @@ def _catch_up(hub: Hub, room: Room, out: list[Effect]) -> None:
     if room.catching_up:
         return
     room.catching_up = True
+    room.read_covers = max(room.early, default=room.last_seq)
     out.append(hub.ask(ReadRange(room.name, room.last_seq, CATCH_UP_PAGE), _read, room.name))
 
 
@@ -119,9 +123,14 @@ def _read(hub: Hub, room_name: str, result: Any, now: float) -> list[Effect]:
     _drain(hub, room, out)
     if len(msgs) == CATCH_UP_PAGE:
         _catch_up(hub, room, out)
-    elif room.early:  # the store has nothing before them any more: deliver what there is
+    elif room.early and min(room.early) <= room.read_covers:
+        # stored before the read ran, which found nothing before it: trimmed by the retention
         room.last_seq = min(room.early) - 1
         _drain(hub, room, out)
+    elif room.early:
+        # it arrived while the read ran (this process's own, from the store's answer, can
+        # overtake another's copy on pub/sub): what comes before it may still be on its way
+        _catch_up(hub, room, out)
     history.evict(hub)
     return out
 

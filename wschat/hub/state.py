@@ -102,6 +102,9 @@ class Room:
     remote: dict[str, dict[str, None]] = field(default_factory=dict)
     both: dict[str, None] = field(default_factory=dict)
     catching_up: bool = False
+    # the highest seq known stored when that read was issued: the read saw everything up to it
+    # (wschat.hub.cluster._read tells a trimmed gap from one still on its way by it)
+    read_covers: int = 0
     # typing (wschat.features.live): who types here (cid -> when it expires), when the next
     # `typing` frame may go out, and whether the list changed since the last one
     typing: dict[int, float] = field(default_factory=dict)
