@@ -27,11 +27,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from bench import loadgen
 from bench.machine import pin
 from bench.scenarios import RAISED_LIMITS, Bench, Run, Server
 
@@ -89,10 +91,27 @@ class Redis:
             client.close()
 
 
-def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: list[str]) -> tuple[Any, ...]:
-    """Redis, `processes` servers, one generator run; (result, server, CPU seconds by process in
-    the measured window, messages stored, load, busy, the commands of Redis and the second
-    server for the report)."""
+@dataclass
+class ClusterRun:
+    """One generator run against Redis and one or two servers."""
+
+    res: loadgen.Result
+    srv: Server
+    cpu: dict[str, float]  # CPU seconds in the measured window, by process
+    stored: int  # messages in Redis afterwards
+    load: str
+    busy: float | None
+    shown: list[str]  # the command lines of Redis and the second server, for the report
+
+    def record(self, bench: Bench, name: str, figures: dict[str, Any], ok: bool | None = None) -> Run:
+        """`Bench._record`, with Redis's and the second server's commands before the first's."""
+        out = bench._record(name, self.srv, self.res, figures, self.load, self.busy, ok)
+        out.server_cmd = "\n".join([*self.shown, out.server_cmd])
+        return out
+
+
+def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: list[str]) -> ClusterRun:
+    """Redis, `processes` servers, one generator run."""
     folder = bench.tmp / f"{name}-{len(bench.runs)}"
     with Redis(folder / "redis", bench.gen_cpu) as rds:
         srv, load, busy = bench._start("wschat", ["--redis", rds.url, "--db", ":memory:", *RAISED_LIMITS])
@@ -115,17 +134,7 @@ def _run(bench: Bench, name: str, processes: int, mode: str, clients: int, gen: 
         stored = rds.stored()
     cpu = {"server 1": res["server_cpu_s"], **dict(zip(pids, res["watched_cpu_s"], strict=True))}
     shown = [rds.command(), *([second.command()] if processes == 2 else [])]
-    return res, srv, cpu, stored, load, busy, shown
-
-
-def _record(
-    bench: Bench, name: str, run: tuple[Any, ...], figures: dict[str, Any], ok: bool | None = None
-) -> Run:
-    """`Bench._record` with Redis's and the second server's command lines shown before the first's."""
-    res, srv, _, _, load, busy, shown = run
-    out = bench._record(name, srv, res, figures, load, busy, ok)
-    out.server_cmd = "\n".join([*shown, out.server_cmd])
-    return out
+    return ClusterRun(res, srv, cpu, stored, load, busy, shown)
 
 
 def _figures_cpu(figures: dict[str, Any], cpu: dict[str, float], window: float, messages: int = 0) -> None:
@@ -146,7 +155,7 @@ def fanout(bench: Bench, processes: int) -> Run:
     gen = ["--senders", str(senders), "--window", str(window)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.fanout_secs), "--split", "alternate"]
     run = _run(bench, "cluster-fanout", processes, "fanout", p.fanout_clients, gen)
-    res, cpu = run[0], run[2]
+    res = run.res
     w = res["window_s"] or 1
     figures: dict[str, Any] = {
         "processes": processes,
@@ -156,8 +165,8 @@ def fanout(bench: Bench, processes: int) -> Run:
         "delivered_all": res["deliveries"] == res["expected_deliveries"],
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu, w, res["window_sent"])
-    return _record(bench, f"cluster-fanout-{processes}p", run, figures)
+    _figures_cpu(figures, run.cpu, w, res["window_sent"])
+    return run.record(bench, f"cluster-fanout-{processes}p", figures)
 
 
 def latency(bench: Bench) -> Run:
@@ -165,7 +174,7 @@ def latency(bench: Bench) -> Run:
     gen = ["--senders", "10", "--rate", str(p.latency_rate)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.latency_secs), "--split", "senders"]
     run = _run(bench, "cluster-latency", 2, "latency", p.latency_clients, gen)
-    res, cpu = run[0], run[2]
+    res = run.res
     w = res["window_s"] or 1
     lat = res.data.get("lat_ms", {})
     figures: dict[str, Any] = {
@@ -175,8 +184,8 @@ def latency(bench: Bench) -> Run:
         "samples": res["latency_samples"],
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu, w)
-    return _record(bench, "cluster-latency", run, figures)
+    _figures_cpu(figures, run.cpu, w)
+    return run.record(bench, "cluster-latency", figures)
 
 
 def durable(bench: Bench) -> Run:
@@ -184,18 +193,18 @@ def durable(bench: Bench) -> Run:
     gen = ["--senders", str(p.durable_senders), "--window", str(p.durable_window)]
     gen += ["--warmup", str(p.warmup), "--duration", str(p.durable_secs)]
     run = _run(bench, "cluster-durable", 1, "durable", p.durable_senders, gen)
-    res, cpu, stored = run[0], run[2], run[3]
+    res = run.res
     w = res["window_s"] or 1
     figures: dict[str, Any] = {
         "acks_per_s": res["window_acks"] / w,
         "in_flight": p.durable_senders * p.durable_window,
         "acked": res["acks"],
-        "stored": stored,
+        "stored": run.stored,
         "gen_cpu": res["gen_cpu_s"] / w,
     }
-    _figures_cpu(figures, cpu, w, res["window_acks"])
-    ok = bool(res["ok"]) and stored >= res["acks"]
-    return _record(bench, "cluster-durable", run, figures, ok)
+    _figures_cpu(figures, run.cpu, w, res["window_acks"])
+    ok = bool(res["ok"]) and run.stored >= res["acks"]
+    return run.record(bench, "cluster-durable", figures, ok)
 
 
 Row = tuple[str, str, str, str, str, str]

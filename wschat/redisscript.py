@@ -10,7 +10,7 @@ to 500 messages (3 keys and 5 arguments each) that packing and those layers cost
 the script itself. `ScriptCall` holds one connection of the client's pool for its single
 caller (the writer), packs the whole `EVAL` with `hiredis.pack_command` and reads the reply
 with the connection's hiredis parser. Sending and reading are apart, so the writer can have
-a second batch in Redis while the first one's answer is on its way.
+several batches in Redis while the first one's answer is on its way.
 
 Faults: the connection's socket timeout bounds each write and read (a stopped Redis becomes a
 `TimeoutError`, and the connection is dropped and made again by the next send; every send
@@ -196,19 +196,13 @@ class ScriptCall:
     """Calls of one script on one connection of the client's pool, for one caller (the writer).
 
     `send(calls)` writes several calls in one pipeline and returns at once; `receive(sent)`
-    reads their answers, in order. Two sends may be waiting for their answers at once (Redis
+    reads their answers, in order. Several sends may be waiting for their answers at once (Redis
     runs a connection's commands in order, so the answers come in the order of the sends)."""
 
     def __init__(self, client: aioredis.Redis, source: str) -> None:
         self.client = client
         self.source = source.encode()
         self.conn: Connection | None = None
-
-    async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
-        return (await self.many([(keys, args)]))[0]
-
-    async def many(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
-        return await self.receive(await self.send(calls))
 
     async def send(self, calls: list[tuple[list[Any], list[Any]]]) -> Sent:
         """Write `calls` (keys, arguments) in one write: no round trip between them.

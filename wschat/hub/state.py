@@ -94,17 +94,16 @@ class Room:
     left_count: int = 0
     joins_resumed: bool = True  # every batched join so far is a reconnect (not news)
     leaves_reason: str | None = ""  # of every batched leave so far; None: mixed
-    # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq, and
-    # whether the missing range is being read from the store.
+    # Cluster mode (wschat.hub.cluster): messages that arrived ahead of a gap, by seq; whether
+    # the missing range is being read from the store; the highest seq known stored when that
+    # read was issued (it saw everything up to it: `_read` tells a trimmed gap by it).
     early: dict[int, Message] = field(default_factory=dict)
+    catching_up: bool = False
+    read_covers: int = 0
     # name -> the processes it is in the room on, for those elsewhere; a user may be on several
     # (an account's devices), and here too: those are in `both` (listed and counted once)
     remote: dict[str, dict[str, None]] = field(default_factory=dict)
     both: dict[str, None] = field(default_factory=dict)
-    catching_up: bool = False
-    # the highest seq known stored when that read was issued: the read saw everything up to it
-    # (wschat.hub.cluster._read tells a trimmed gap from one still on its way by it)
-    read_covers: int = 0
     # typing (wschat.features.live): who types here (cid -> when it expires), when the next
     # `typing` frame may go out, and whether the list changed since the last one
     typing: dict[int, float] = field(default_factory=dict)
